@@ -1,0 +1,60 @@
+// The engine: one WebAssembly.Memory (shared, so worker threads can join later), the kernels instantiated on
+// it, and the arena that hands out tensors. Size it once for everything the model will need.
+import { Arena, MAX_BYTES, PAGE, alignUp } from "./arena";
+import { MemoryLimitError } from "./errors";
+import { instantiateKernels, kernelModule, type Kernels } from "./kernels";
+import { DTYPE_BYTES, Tensor, type DType } from "./tensor";
+
+// The kernel module's static data (Mathf's lookup tables) sits below its heap_base; one page covers it.
+const RESERVE = PAGE;
+
+export class Engine {
+  readonly kernels: Kernels;
+  readonly arena: Arena;
+
+  private constructor(readonly memory: WebAssembly.Memory) {
+    this.kernels = instantiateKernels(memory);
+    this.arena = new Arena(memory, RESERVE, memory.buffer.byteLength);
+    if (this.kernels.heap_base() > RESERVE) {
+      throw new MemoryLimitError(`kernel static data (${this.kernels.heap_base()} bytes) exceeds its reserve`);
+    }
+  }
+
+  /** An engine whose arena can hold `capacity` bytes (plus alignment slack the caller includes). */
+  static create(capacity: number): Engine {
+    const total = alignUp(RESERVE + capacity, PAGE);
+    if (total > MAX_BYTES) {
+      throw new MemoryLimitError(
+        `needs ${formatBytes(total)} of wasm memory, more than the wasm32 limit of ${formatBytes(MAX_BYTES)}`,
+      );
+    }
+    const pages = total / PAGE;
+    const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+    return new Engine(memory);
+  }
+
+  tensor(shape: readonly number[], dtype: DType = "f32"): Tensor {
+    for (const d of shape) {
+      if (!Number.isInteger(d) || d < 0) throw new MemoryLimitError(`bad tensor shape [${shape.join(", ")}]`);
+    }
+    const size = shape.reduce((a, b) => a * b, 1);
+    const offset = this.arena.alloc(size * DTYPE_BYTES[dtype]);
+    return new Tensor(this, dtype, shape, offset);
+  }
+
+  /** A tensor initialised from values. */
+  from(values: ArrayLike<number>, shape: readonly number[] = [values.length]): Tensor {
+    const t = this.tensor(shape);
+    t.write(values);
+    return t;
+  }
+}
+
+export function formatBytes(n: number): string {
+  if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(2)} GiB`;
+  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
+  if (n >= 2 ** 10) return `${(n / 2 ** 10).toFixed(1)} KiB`;
+  return `${n} B`;
+}
+
+export { kernelModule };

@@ -1,0 +1,49 @@
+// The wasm kernel module: its typed exports and how to instantiate it. A typed wrapper over
+// WebAssembly.instantiate rather than @assemblyscript/loader (deprecated since AS 0.20): the kernels take and
+// return numbers only, so no marshalling is needed.
+import { readFileSync } from "node:fs";
+
+/** Exports of kernels-as/index.ts. Pointers are byte offsets into the engine's memory. */
+export interface Kernels {
+  heap_base(): number;
+  matvec_f32(out: number, w: number, x: number, n: number, rowStart: number, rowEnd: number): void;
+  rmsnorm_f32(out: number, x: number, w: number, n: number, eps: number): void;
+  rope_f32(x: number, nHeads: number, headSize: number, cos: number, sin: number): void;
+  softmax_f32(x: number, n: number): void;
+  silu_f32(out: number, x: number, n: number): void;
+  relu_f32(out: number, x: number, n: number): void;
+  mul_f32(out: number, a: number, b: number, n: number): void;
+  add_f32(out: number, a: number, b: number, n: number): void;
+  argmax_f32(x: number, n: number): number;
+  attention_f32(
+    out: number, q: number, kCache: number, vCache: number, att: number,
+    nHeads: number, nKvHeads: number, headSize: number, kvStride: number, nPos: number, attStride: number,
+    headStart: number, headEnd: number,
+  ): void;
+}
+
+// The wasm sits next to the bundle (dist/cli.js, dist/index.js) or, when running from source, in dist/.
+const candidates = [new URL("./kernels.wasm", import.meta.url), new URL("../dist/kernels.wasm", import.meta.url)];
+
+let compiled: WebAssembly.Module | undefined;
+
+/** The compiled kernel module, compiled once per process (workers receive it by message). */
+export function kernelModule(): WebAssembly.Module {
+  if (compiled) return compiled;
+  for (const url of candidates) {
+    let bytes: Uint8Array<ArrayBuffer>;
+    try {
+      bytes = new Uint8Array(readFileSync(url));
+    } catch {
+      continue;
+    }
+    compiled = new WebAssembly.Module(bytes);
+    return compiled;
+  }
+  throw new Error("dist/kernels.wasm not found: run `npm run build:wasm` first");
+}
+
+export function instantiateKernels(memory: WebAssembly.Memory, module = kernelModule()): Kernels {
+  const instance = new WebAssembly.Instance(module, { env: { memory } });
+  return instance.exports as unknown as Kernels;
+}

@@ -1,0 +1,31 @@
+import type { Tensor } from "../tensor";
+import { check, checkF32, shapeOf } from "./check";
+
+function same(op: string, ...ts: Tensor[]): void {
+  checkF32(op, ...ts);
+  check(op, ts.every((t) => t.size === ts[0].size), () => ts.map(shapeOf).join(" vs "));
+}
+
+/** out = x · sigmoid(x) */
+export function silu(out: Tensor, x: Tensor): void {
+  same("silu", out, x);
+  x.engine.kernels.silu_f32(out.offset, x.offset, x.size);
+}
+
+/** out = max(x, 0) */
+export function relu(out: Tensor, x: Tensor): void {
+  same("relu", out, x);
+  x.engine.kernels.relu_f32(out.offset, x.offset, x.size);
+}
+
+/** out = a ⊙ b */
+export function mul(out: Tensor, a: Tensor, b: Tensor): void {
+  same("mul", out, a, b);
+  a.engine.kernels.mul_f32(out.offset, a.offset, b.offset, a.size);
+}
+
+/** out = a + b */
+export function add(out: Tensor, a: Tensor, b: Tensor): void {
+  same("add", out, a, b);
+  a.engine.kernels.add_f32(out.offset, a.offset, b.offset, a.size);
+}

@@ -1,0 +1,101 @@
+// Plain-TypeScript reference for every op: the oracle the property tests compare the kernels against.
+// Written for clarity, not speed; accumulates in f64 so that it is the more exact side of a comparison.
+
+export function matvecRef(w: Float32Array, x: Float32Array, d: number, n: number): Float32Array {
+  const out = new Float32Array(d);
+  for (let r = 0; r < d; r++) {
+    let s = 0;
+    for (let k = 0; k < n; k++) s += w[r * n + k] * x[k];
+    out[r] = s;
+  }
+  return out;
+}
+
+export function rmsnormRef(x: Float32Array, w: Float32Array, eps: number): Float32Array {
+  let ss = 0;
+  for (const v of x) ss += v * v;
+  const scale = 1 / Math.sqrt(ss / x.length + eps);
+  return x.map((v, i) => w[i] * v * scale);
+}
+
+/** cos/sin tables of the rotation angles pos·θ^(-2j/headSize), j < headSize/2, as llama2.c computes them in f32. */
+export function ropeAnglesRef(pos: number, headSize: number, theta: number): { cos: Float32Array; sin: Float32Array } {
+  const half = headSize / 2;
+  const cos = new Float32Array(half);
+  const sin = new Float32Array(half);
+  for (let j = 0; j < half; j++) {
+    const freq = Math.fround(1 / Math.fround(Math.pow(theta, Math.fround((2 * j) / headSize))));
+    const angle = Math.fround(pos * freq);
+    cos[j] = Math.cos(angle);
+    sin[j] = Math.sin(angle);
+  }
+  return { cos, sin };
+}
+
+export function ropeRef(x: Float32Array, headSize: number, cos: Float32Array, sin: Float32Array): Float32Array {
+  const out = x.slice();
+  for (let h = 0; h < x.length / headSize; h++) {
+    for (let j = 0; j < headSize / 2; j++) {
+      const i = h * headSize + 2 * j;
+      out[i] = x[i] * cos[j] - x[i + 1] * sin[j];
+      out[i + 1] = x[i] * sin[j] + x[i + 1] * cos[j];
+    }
+  }
+  return out;
+}
+
+export function softmaxRef(x: Float32Array): Float32Array {
+  let max = -Infinity;
+  for (const v of x) max = Math.max(max, v);
+  const e = Array.from(x, (v) => Math.exp(v - max));
+  const sum = e.reduce((a, b) => a + b, 0);
+  return Float32Array.from(e, (v) => v / sum);
+}
+
+export function siluRef(x: Float32Array): Float32Array {
+  return x.map((v) => v / (1 + Math.exp(-v)));
+}
+
+export function reluRef(x: Float32Array): Float32Array {
+  return x.map((v) => (v > 0 ? v : 0));
+}
+
+export function mulRef(a: Float32Array, b: Float32Array): Float32Array {
+  return a.map((v, i) => v * b[i]);
+}
+
+export function addRef(a: Float32Array, b: Float32Array): Float32Array {
+  return a.map((v, i) => v + b[i]);
+}
+
+export function argmaxRef(x: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
+  return best;
+}
+
+/** Single-query GQA attention over positions 0..nPos-1 of caches laid out [pos][nKvHeads*headSize]. */
+export function attentionRef(
+  q: Float32Array, kCache: Float32Array, vCache: Float32Array,
+  nHeads: number, nKvHeads: number, headSize: number, nPos: number,
+): Float32Array {
+  const kvDim = nKvHeads * headSize;
+  const group = nHeads / nKvHeads;
+  const out = new Float32Array(nHeads * headSize);
+  for (let h = 0; h < nHeads; h++) {
+    const g = Math.floor(h / group);
+    const scores = new Float32Array(nPos);
+    for (let t = 0; t < nPos; t++) {
+      let s = 0;
+      for (let i = 0; i < headSize; i++) s += q[h * headSize + i] * kCache[t * kvDim + g * headSize + i];
+      scores[t] = s / Math.sqrt(headSize);
+    }
+    const p = softmaxRef(scores);
+    for (let i = 0; i < headSize; i++) {
+      let s = 0;
+      for (let t = 0; t < nPos; t++) s += p[t] * vCache[t * kvDim + g * headSize + i];
+      out[h * headSize + i] = s;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,60 @@
+// A typed view into engine memory: dtype, shape and byte offset. Tensors own no memory; the arena does.
+import type { Engine } from "./engine";
+import { ShapeError } from "./errors";
+
+export type DType = "f32";
+
+export const DTYPE_BYTES: Record<DType, number> = { f32: 4 };
+
+export class Tensor {
+  readonly size: number;
+
+  constructor(
+    readonly engine: Engine,
+    readonly dtype: DType,
+    readonly shape: readonly number[],
+    readonly offset: number,
+  ) {
+    this.size = shape.reduce((a, b) => a * b, 1);
+  }
+
+  get bytes(): number {
+    return this.size * DTYPE_BYTES[this.dtype];
+  }
+
+  /** A live Float32Array over this tensor's memory (valid as long as the engine lives). */
+  f32(): Float32Array {
+    return new Float32Array(this.engine.memory.buffer, this.offset, this.size);
+  }
+
+  /** A copy of the contents. */
+  read(): Float32Array {
+    return this.f32().slice();
+  }
+
+  write(values: ArrayLike<number>): void {
+    if (values.length !== this.size) {
+      throw new ShapeError(`write of ${values.length} values into a tensor of ${this.size}`);
+    }
+    this.f32().set(values);
+  }
+
+  /** Row i of a 2-D (or higher) tensor, as a tensor of shape[1:]. */
+  row(i: number): Tensor {
+    if (this.shape.length < 2 || i < 0 || i >= this.shape[0]) {
+      throw new ShapeError(`row ${i} of a tensor of shape [${this.shape.join(", ")}]`);
+    }
+    const inner = this.shape.slice(1);
+    const stride = (this.size / this.shape[0]) * DTYPE_BYTES[this.dtype];
+    return new Tensor(this.engine, this.dtype, inner, this.offset + i * stride);
+  }
+
+  /** The same memory seen with another shape of the same size. */
+  reshape(shape: readonly number[]): Tensor {
+    const t = new Tensor(this.engine, this.dtype, shape, this.offset);
+    if (t.size !== this.size) {
+      throw new ShapeError(`reshape of [${this.shape.join(", ")}] to [${shape.join(", ")}]`);
+    }
+    return t;
+  }
+}

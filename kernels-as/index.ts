@@ -1,0 +1,14 @@
+// The one wasm module: every kernel family, re-exported. Kernels take byte offsets into the imported memory
+// and never allocate.
+export { matvec_f32 } from "./matvec";
+export { rmsnorm_f32 } from "./norm";
+export { rope_f32 } from "./rope";
+export { softmax_f32 } from "./softmax";
+export { silu_f32, relu_f32, mul_f32, add_f32 } from "./elementwise";
+export { argmax_f32 } from "./argmax";
+export { attention_f32 } from "./attention";
+
+// First byte past the module's static data (Mathf's lookup tables): the engine's arena starts above it.
+export function heap_base(): usize {
+  return __heap_base;
+}
