@@ -27,9 +27,14 @@ export class Tensor {
     return new Float32Array(this.engine.memory.buffer, this.offset, this.size);
   }
 
+  /** The raw bytes, for loaders that read a file straight into engine memory. */
+  bytesView(): Uint8Array {
+    return new Uint8Array(this.engine.memory.buffer, this.offset, this.bytes);
+  }
+
   /** A copy of the contents. */
-  read(): Float32Array {
-    return this.f32().slice();
+  read(): Float32Array<ArrayBuffer> {
+    return new Float32Array(this.f32());
   }
 
   write(values: ArrayLike<number>): void {
@@ -37,6 +42,13 @@ export class Tensor {
       throw new ShapeError(`write of ${values.length} values into a tensor of ${this.size}`);
     }
     this.f32().set(values);
+  }
+
+  copyFrom(src: Tensor): void {
+    if (src.size !== this.size || src.dtype !== this.dtype) {
+      throw new ShapeError(`copy of [${src.shape.join(", ")}] into [${this.shape.join(", ")}]`);
+    }
+    this.bytesView().set(src.bytesView());
   }
 
   /** Row i of a 2-D (or higher) tensor, as a tensor of shape[1:]. */

@@ -1,0 +1,72 @@
+import { ACTIVATIONS, type ActivationName } from "../../models/config";
+import { generate } from "../../models/generate";
+import { loadModel } from "../../models/load";
+import { Sampler } from "../../models/sampler";
+import { isNonNegInt, isPosInt, MODEL_OPTIONS, number, parse, requireString } from "../args";
+import { UsageError } from "../usage-error";
+
+export const help = `dynact generate -m MODEL [-t TOKENIZER] [-p PROMPT] [-n STEPS] [options]
+
+Generate text from a prompt. Writes only the continuation to stdout; statistics go to stderr.
+
+  -m, --model FILE        llama2.c checkpoint (.bin)
+  -t, --tokenizer FILE    llama2.c tokenizer.bin (default: tokenizer.bin beside the model)
+  -p, --prompt TEXT       prompt (default: empty; BOS is always prepended)
+  -n, --steps N           new tokens to generate (default 256; cut to what the context leaves)
+      --temperature T     0 = greedy argmax, ties to the lowest id (default 1.0)
+      --top-p P           nucleus sampling in (0, 1]; 1 = off (default 0.9)
+      --top-k K           keep the K most likely tokens; 0 = off (default 0)
+      --seed S            RNG seed, a non-negative integer (default: from the clock, printed to stderr)
+      --act silu|relu     replace the model's MLP activation (a zero-shot swap)
+      --ctx N             cap the context length (KV cache positions)
+      --json              print one JSON object instead of text
+Generation stops at EOS, and for llama2.c checkpoints also at BOS (as llama2.c's run.c does).`;
+
+export async function run(argv: string[]): Promise<void> {
+  const { values: v } = parse(argv, {
+    ...MODEL_OPTIONS,
+    prompt: { type: "string", short: "p", default: "" },
+    steps: { type: "string", short: "n" },
+    temperature: { type: "string" },
+    "top-p": { type: "string" },
+    "top-k": { type: "string" },
+    seed: { type: "string" },
+    act: { type: "string" },
+    ctx: { type: "string" },
+  });
+  if (v.help) return void console.log(help);
+  const model = requireString(v.model, "-m/--model");
+  const steps = number(v.steps, "-n/--steps", 256, isNonNegInt, "a non-negative integer");
+  const temperature = number(v.temperature, "--temperature", 1.0, (n) => n >= 0, "a number >= 0");
+  const topP = number(v["top-p"], "--top-p", 0.9, (n) => n > 0 && n <= 1, "in (0, 1]");
+  const topK = number(v["top-k"], "--top-k", 0, isNonNegInt, "a non-negative integer");
+  const seed = number(v.seed, "--seed", Date.now() % 2 ** 31, (n) => isNonNegInt(n) && n <= Number.MAX_SAFE_INTEGER, "a non-negative integer");
+  const ctx = v.ctx === undefined ? undefined : number(v.ctx, "--ctx", 0, isPosInt, "a positive integer");
+  if (v.act !== undefined && !ACTIVATIONS.includes(v.act as ActivationName)) {
+    throw new UsageError(`--act must be one of ${ACTIVATIONS.join(", ")}, got '${v.act}'`);
+  }
+
+  const loaded = loadModel(model, { tokenizer: v.tokenizer, activation: v.act as ActivationName | undefined, contextLength: ctx });
+  const sampler = new Sampler(loaded.model.config.vocabSize, { temperature, topP, topK, seed });
+  const result = generate(loaded, {
+    prompt: v.prompt!, maxNewTokens: steps, sampler,
+    onText: v.json ? undefined : (t) => process.stdout.write(t),
+  });
+  const tokensPerSecond = result.tokens.length / Math.max(result.generateSeconds, 1e-9);
+  if (v.json) {
+    console.log(JSON.stringify({
+      prompt_tokens: result.promptTokens, tokens: result.tokens, text: result.text, stop: result.stop,
+      tokens_per_second: tokensPerSecond,
+      prompt_tokens_per_second: (result.promptTokens.length - 1) / Math.max(result.promptSeconds, 1e-9),
+      seed, temperature, top_p: topP, top_k: topK, activation: loaded.model.modules.activation.name,
+    }));
+  } else {
+    process.stdout.write("\n");
+  }
+  if (result.budget < steps) {
+    process.stderr.write(`note: -n ${steps} cut to ${result.budget}: the context holds ${loaded.model.config.seqLen} positions\n`);
+  }
+  process.stderr.write(
+    `${result.tokens.length} tokens, ${tokensPerSecond.toFixed(1)} tokens/s, stop: ${result.stop}, seed ${seed}\n`,
+  );
+}

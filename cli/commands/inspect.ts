@@ -1,0 +1,35 @@
+import { formatBytes } from "../../engine/engine";
+import { entryBytes } from "../../models/checkpoint";
+import { parameterCount } from "../../models/config";
+import { LlamaModel } from "../../models/llama";
+import { openCheckpoint } from "../../models/load";
+import { weightBytes } from "../../models/weights";
+import { MODEL_OPTIONS, parse, requireString } from "../args";
+
+export const help = `dynact inspect -m MODEL [--json]
+
+Print a checkpoint's format, configuration, tensors and the engine memory it needs. Reads only the header.`;
+
+export async function run(argv: string[]): Promise<void> {
+  const { values: v } = parse(argv, MODEL_OPTIONS);
+  if (v.help) return void console.log(help);
+  const ckpt = openCheckpoint(requireString(v.model, "-m/--model"));
+  const c = ckpt.config;
+  const tied = !ckpt.tensors.has("output");
+  const memory = weightBytes(ckpt) + LlamaModel.stateBytes(c);
+  const tensors = [...ckpt.tensors.values()].map((e) => ({ name: e.name, dtype: e.dtype, shape: e.shape, offset: e.fileOffset, bytes: entryBytes(e) }));
+  if (v.json) {
+    console.log(JSON.stringify({ path: ckpt.path, format: ckpt.format, config: c, tied_output: tied,
+      parameters: parameterCount(c, tied), memory_bytes: memory, tensors }));
+    return;
+  }
+  const lines = [
+    `${ckpt.path}: ${ckpt.format}`,
+    `  dim ${c.dim}, hidden ${c.hiddenDim}, layers ${c.nLayers}, heads ${c.nHeads}, kv heads ${c.nKvHeads}, vocab ${c.vocabSize}, context ${c.seqLen}`,
+    `  activation ${c.activation}, rope theta ${c.ropeTheta}, rms eps ${c.normEps}, output ${tied ? "tied to the embedding" : "separate"}`,
+    `  ${parameterCount(c, tied).toLocaleString("en-US")} parameters; engine memory ${formatBytes(memory)} (weights + KV cache + scratch)`,
+    `  ${tensors.length} tensors:`,
+    ...tensors.map((t) => `    ${t.name.padEnd(22)} ${t.dtype} [${t.shape.join(", ")}]`),
+  ];
+  console.log(lines.join("\n"));
+}

@@ -1,0 +1,50 @@
+// The dynact command: dispatch to a subcommand; map errors to exit codes (2 usage, 1 failure) with one line on
+// stderr — never a stack trace unless DYNACT_DEBUG is set.
+import { DynactError } from "../engine/errors";
+import * as generate from "./commands/generate";
+import * as inspect from "./commands/inspect";
+import * as logits from "./commands/logits";
+import { UsageError } from "./usage-error";
+
+interface Command {
+  help: string;
+  run(argv: string[]): Promise<void>;
+}
+
+const COMMANDS: Record<string, Command> = { generate, inspect, logits };
+
+const HELP = `dynact — LLaMA inference in WebAssembly, built to measure dynamic activation
+
+usage: dynact <command> [options]      (dynact <command> --help for its options)
+
+commands:
+  generate   generate text from a prompt
+  inspect    print a checkpoint's configuration and tensors
+  logits     print the logits at the last position of a prompt
+
+Exit status: 0 success, 1 failure, 2 bad usage.`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    console.log(HELP);
+    return name === undefined ? 2 : 0;
+  }
+  const command = COMMANDS[name];
+  try {
+    if (!command) throw new UsageError(`unknown command '${name}' (commands: ${Object.keys(COMMANDS).join(", ")})`);
+    await command.run(rest);
+    return 0;
+  } catch (e) {
+    if (process.env.DYNACT_DEBUG) console.error(e);
+    if (e instanceof UsageError) {
+      process.stderr.write(`dynact: ${e.message}\n${command ? `see 'dynact ${name} --help'` : "see 'dynact --help'"}\n`);
+      return 2;
+    }
+    const message = e instanceof DynactError ? e.message : `internal error: ${(e as Error)?.message ?? String(e)}`;
+    process.stderr.write(`dynact: ${message.split("\n")[0]}\n`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

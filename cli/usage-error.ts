@@ -1,0 +1,4 @@
+import { DynactError } from "../engine/errors";
+
+/** Bad command-line usage: exit code 2. */
+export class UsageError extends DynactError {}

@@ -1,0 +1,81 @@
+// From a path on disk to a runnable model: detect the format, size the engine for weights + state (refusing
+// what cannot fit before reading a byte), stream the weights in, and find the matching tokenizer.
+import { existsSync, statSync } from "node:fs";
+import path from "node:path";
+import { Engine, formatBytes } from "../engine/engine";
+import { MAX_BYTES } from "../engine/arena";
+import { DynactError, MemoryLimitError } from "../engine/errors";
+import { ACTIVATION_MODULES } from "./activation";
+import type { Checkpoint } from "./checkpoint";
+import type { ActivationName, LlamaConfig } from "./config";
+import { readLlama2cCheckpoint } from "./formats/llama2c";
+import { LlamaModel } from "./llama";
+import { readLlama2cTokenizer } from "./tokenizer/sentencepiece-bpe";
+import type { Tokenizer } from "./tokenizer/tokenizer";
+import { loadWeights, weightBytes } from "./weights";
+
+export interface LoadOptions {
+  /** Tokenizer file; default: tokenizer.bin beside a llama2.c checkpoint. */
+  tokenizer?: string;
+  /** Replace the checkpoint's activation (a zero-shot swap). */
+  activation?: ActivationName;
+  /** Cap the context (KV cache positions) below the checkpoint's. */
+  contextLength?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface LoadedModel {
+  checkpoint: Checkpoint;
+  model: LlamaModel;
+  tokenizer: Tokenizer;
+  /** run.c ends a sample at BOS too: llama2.c checkpoints delimit stories with it. */
+  stopAtBos: boolean;
+}
+
+/** Read a checkpoint's header (no weights). */
+export function openCheckpoint(file: string): Checkpoint {
+  if (!existsSync(file)) throw new DynactError(`${file}: no such file`);
+  if (statSync(file).isDirectory()) throw new DynactError(`${file}: is a directory, expected a checkpoint file`);
+  return readLlama2cCheckpoint(file);
+}
+
+export function loadModel(file: string, opts: LoadOptions = {}): LoadedModel {
+  const checkpoint = openCheckpoint(file);
+  const tokenizer = loadTokenizer(checkpoint, opts.tokenizer);
+  const config = runConfig(checkpoint.config, opts);
+  const need = weightBytes(checkpoint) + LlamaModel.stateBytes(config);
+  if (need > MAX_BYTES - 2 * 65536) {
+    throw new MemoryLimitError(
+      `${file}: needs ${formatBytes(need)} of engine memory (weights + KV cache); wasm32 memory is limited to ` +
+      `${formatBytes(MAX_BYTES)}. Use a shorter context (--ctx) or a smaller model.`,
+    );
+  }
+  const engine = Engine.create(need);
+  const weights = loadWeights(engine, checkpoint, opts.onProgress);
+  const model = new LlamaModel(engine, config, weights, { activation: ACTIVATION_MODULES[config.activation] });
+  return { checkpoint, model, tokenizer, stopAtBos: checkpoint.format === "llama2c" };
+}
+
+function runConfig(c: LlamaConfig, opts: LoadOptions): LlamaConfig {
+  const seqLen = opts.contextLength === undefined ? c.seqLen : opts.contextLength;
+  if (!Number.isInteger(seqLen) || seqLen < 1 || seqLen > c.seqLen) {
+    throw new DynactError(`context length ${seqLen} must be an integer from 1 to the model's ${c.seqLen}`);
+  }
+  return { ...c, seqLen, activation: opts.activation ?? c.activation };
+}
+
+function loadTokenizer(ckpt: Checkpoint, explicit: string | undefined): Tokenizer {
+  const file = explicit ?? path.join(path.dirname(ckpt.path), "tokenizer.bin");
+  if (!existsSync(file)) {
+    throw new DynactError(
+      explicit ? `${file}: no such tokenizer file` : `no tokenizer given and no tokenizer.bin beside ${ckpt.path}: pass -t TOKENIZER`,
+    );
+  }
+  const tok = readLlama2cTokenizer(file);
+  if (tok.vocabSize !== ckpt.config.vocabSize) {
+    throw new DynactError(
+      `${file} has ${tok.vocabSize} pieces but ${ckpt.path} has a vocabulary of ${ckpt.config.vocabSize}: wrong tokenizer for this model`,
+    );
+  }
+  return tok;
+}

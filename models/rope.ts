@@ -1,0 +1,29 @@
+// RoPE angles for every position, computed once per model: cos/sin of pos·θ^(-2j/headSize) for j < headSize/2.
+// Rounded to f32 at each step as llama2.c's run.c computes them, so both engines rotate by the same angles.
+import type { Engine } from "../engine/engine";
+import type { Tensor } from "../engine/tensor";
+
+export class RopeTable {
+  readonly cos: Tensor;
+  readonly sin: Tensor;
+
+  constructor(engine: Engine, seqLen: number, headSize: number, theta: number) {
+    const half = headSize / 2;
+    const cos = new Float32Array(seqLen * half);
+    const sin = new Float32Array(seqLen * half);
+    for (let j = 0; j < half; j++) {
+      const freq = Math.fround(1 / Math.fround(Math.pow(theta, Math.fround((2 * j) / headSize))));
+      for (let pos = 0; pos < seqLen; pos++) {
+        const angle = Math.fround(pos * freq);
+        cos[pos * half + j] = Math.cos(angle);
+        sin[pos * half + j] = Math.sin(angle);
+      }
+    }
+    this.cos = engine.from(cos, [seqLen, half]);
+    this.sin = engine.from(sin, [seqLen, half]);
+  }
+
+  static bytes(seqLen: number, headSize: number): number {
+    return 2 * (seqLen * (headSize / 2) * 4 + 64);
+  }
+}

@@ -1,0 +1,81 @@
+// A model's weights as tensors in engine memory, read from a checkpoint without an intermediate JS copy.
+import { closeSync, openSync, readSync } from "node:fs";
+import type { Engine } from "../engine/engine";
+import { ALIGN } from "../engine/arena";
+import type { Tensor } from "../engine/tensor";
+import { entryBytes, type Checkpoint } from "./checkpoint";
+import { FormatError } from "./formats/format-error";
+
+export interface LayerWeights {
+  attnNorm: Tensor;
+  wq: Tensor;
+  wk: Tensor;
+  wv: Tensor;
+  wo: Tensor;
+  ffnNorm: Tensor;
+  wGate: Tensor;
+  wUp: Tensor;
+  wDown: Tensor;
+}
+
+export interface LlamaWeights {
+  tokenEmbedding: Tensor;
+  layers: LayerWeights[];
+  finalNorm: Tensor;
+  /** The classifier; the same tensor as tokenEmbedding when tied. */
+  output: Tensor;
+}
+
+/** Engine bytes the checkpoint's tensors take, alignment included. */
+export function weightBytes(ckpt: Checkpoint): number {
+  let total = 0;
+  for (const e of ckpt.tensors.values()) total += entryBytes(e) + ALIGN;
+  return total;
+}
+
+const CHUNK = 1 << 26; // readSync takes at most 2 GiB at once; 64 MiB keeps each call short
+
+export function loadWeights(engine: Engine, ckpt: Checkpoint, onProgress?: (done: number, total: number) => void): LlamaWeights {
+  const total = weightBytes(ckpt);
+  let done = 0;
+  const fd = openSync(ckpt.path, "r");
+  const tensors = new Map<string, Tensor>();
+  try {
+    for (const e of ckpt.tensors.values()) {
+      const t = engine.tensor(e.shape);
+      const dest = t.bytesView();
+      for (let at = 0; at < dest.length; ) {
+        const n = readSync(fd, dest, at, Math.min(CHUNK, dest.length - at), e.fileOffset + at);
+        if (n <= 0) throw new FormatError(ckpt.path, e.name, `file ends inside the tensor (offset ${e.fileOffset + at})`);
+        at += n;
+      }
+      tensors.set(e.name, t);
+      done += entryBytes(e) + ALIGN;
+      onProgress?.(done, total);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  const get = (name: string): Tensor => {
+    const t = tensors.get(name);
+    if (!t) throw new FormatError(ckpt.path, name, "tensor missing");
+    return t;
+  };
+  const tokenEmbedding = get("token_embd");
+  return {
+    tokenEmbedding,
+    layers: Array.from({ length: ckpt.config.nLayers }, (_, l) => ({
+      attnNorm: get(`blk.${l}.attn_norm`),
+      wq: get(`blk.${l}.attn_q`),
+      wk: get(`blk.${l}.attn_k`),
+      wv: get(`blk.${l}.attn_v`),
+      wo: get(`blk.${l}.attn_output`),
+      ffnNorm: get(`blk.${l}.ffn_norm`),
+      wGate: get(`blk.${l}.ffn_gate`),
+      wUp: get(`blk.${l}.ffn_up`),
+      wDown: get(`blk.${l}.ffn_down`),
+    })),
+    finalNorm: get("output_norm"),
+    output: tensors.get("output") ?? tokenEmbedding,
+  };
+}
