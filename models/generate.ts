@@ -3,7 +3,7 @@ import { performance } from "node:perf_hooks";
 import { DynactError } from "../engine/errors";
 import type { LoadedModel } from "./load";
 import type { Sampler } from "./sampler";
-import { StreamDecoder } from "./tokenizer/sentencepiece-bpe";
+import { StreamDecoder } from "./tokenizer/stream-decoder";
 
 export interface GenerateOptions {
   prompt: string;

@@ -42,18 +42,22 @@ export function openCheckpoint(file: string): Checkpoint {
 export function loadModel(file: string, opts: LoadOptions = {}): LoadedModel {
   const checkpoint = openCheckpoint(file);
   const tokenizer = loadTokenizer(checkpoint, opts.tokenizer);
+  return { checkpoint, model: buildModel(checkpoint, opts), tokenizer, stopAtBos: checkpoint.format === "llama2c" };
+}
+
+/** Size an engine for the checkpoint, stream its weights in and build the model (no tokenizer). */
+export function buildModel(checkpoint: Checkpoint, opts: Omit<LoadOptions, "tokenizer"> = {}): LlamaModel {
   const config = runConfig(checkpoint.config, opts);
   const need = weightBytes(checkpoint) + LlamaModel.stateBytes(config);
   if (need > MAX_BYTES - 2 * 65536) {
     throw new MemoryLimitError(
-      `${file}: needs ${formatBytes(need)} of engine memory (weights + KV cache); wasm32 memory is limited to ` +
-      `${formatBytes(MAX_BYTES)}. Use a shorter context (--ctx) or a smaller model.`,
+      `${checkpoint.path}: needs ${formatBytes(need)} of engine memory (weights + KV cache); wasm32 memory is ` +
+      `limited to ${formatBytes(MAX_BYTES)}. Use a shorter context (--ctx) or a smaller model.`,
     );
   }
   const engine = Engine.create(need);
   const weights = loadWeights(engine, checkpoint, opts.onProgress);
-  const model = new LlamaModel(engine, config, weights, { activation: ACTIVATION_MODULES[config.activation] });
-  return { checkpoint, model, tokenizer, stopAtBos: checkpoint.format === "llama2c" };
+  return new LlamaModel(engine, config, weights, { activation: ACTIVATION_MODULES[config.activation] });
 }
 
 function runConfig(c: LlamaConfig, opts: LoadOptions): LlamaConfig {

@@ -3,7 +3,7 @@ import { closeSync, openSync, readSync } from "node:fs";
 import type { Engine } from "../engine/engine";
 import { ALIGN } from "../engine/arena";
 import type { Tensor } from "../engine/tensor";
-import { entryBytes, type Checkpoint } from "./checkpoint";
+import { entryBytes, type Checkpoint, type TensorEntry } from "./checkpoint";
 import { FormatError } from "./formats/format-error";
 
 export interface LayerWeights {
@@ -35,6 +35,28 @@ export function weightBytes(ckpt: Checkpoint): number {
 
 const CHUNK = 1 << 26; // readSync takes at most 2 GiB at once; 64 MiB keeps each call short
 
+function readEntry(fd: number, ckpt: Checkpoint, e: TensorEntry, dest: Uint8Array): void {
+  for (let at = 0; at < dest.length; ) {
+    const n = readSync(fd, dest, at, Math.min(CHUNK, dest.length - at), e.fileOffset + at);
+    if (n <= 0) throw new FormatError(ckpt.path, e.name, `file ends inside the tensor (offset ${e.fileOffset + at})`);
+    at += n;
+  }
+}
+
+/** One tensor's values as a JS array (for conversion and tests; models load with loadWeights). */
+export function readTensorData(ckpt: Checkpoint, name: string): Float32Array {
+  const e = ckpt.tensors.get(name);
+  if (!e) throw new FormatError(ckpt.path, name, "tensor missing");
+  const out = new Float32Array(entryBytes(e) / 4);
+  const fd = openSync(ckpt.path, "r");
+  try {
+    readEntry(fd, ckpt, e, new Uint8Array(out.buffer));
+  } finally {
+    closeSync(fd);
+  }
+  return out;
+}
+
 export function loadWeights(engine: Engine, ckpt: Checkpoint, onProgress?: (done: number, total: number) => void): LlamaWeights {
   const total = weightBytes(ckpt);
   let done = 0;
@@ -43,12 +65,7 @@ export function loadWeights(engine: Engine, ckpt: Checkpoint, onProgress?: (done
   try {
     for (const e of ckpt.tensors.values()) {
       const t = engine.tensor(e.shape);
-      const dest = t.bytesView();
-      for (let at = 0; at < dest.length; ) {
-        const n = readSync(fd, dest, at, Math.min(CHUNK, dest.length - at), e.fileOffset + at);
-        if (n <= 0) throw new FormatError(ckpt.path, e.name, `file ends inside the tensor (offset ${e.fileOffset + at})`);
-        at += n;
-      }
+      readEntry(fd, ckpt, e, t.bytesView());
       tensors.set(e.name, t);
       done += entryBytes(e) + ALIGN;
       onProgress?.(done, total);

@@ -49,17 +49,26 @@ export function parseLlama2cHeader(head: Uint8Array, fileBytes: number, path: st
     ropeTheta: 10000, normEps: 1e-5, activation: "silu",
   };
   validateConfig(config, path);
-  const layout = version === 1 ? v1Layout(config, shared) : v0Layout(config, shared);
-  const expected = (version === 1 ? V1_HEADER_BYTES : V0_HEADER_BYTES) + layout.bytes;
+  // Sized in closed form first: a header's counts are untrusted until they agree with the file's length.
+  const expected = (version === 1 ? V1_HEADER_BYTES : V0_HEADER_BYTES) + payloadBytes(config, shared, version);
   if (expected !== fileBytes) {
     throw new FormatError(path, "size",
       `header describes ${expected} bytes (dim ${dim}, hidden ${hiddenDim}, ${nLayers} layers, vocab ${config.vocabSize}, ` +
       `seq_len ${seqLen}) but the file has ${fileBytes}`);
   }
+  const layout = version === 1 ? v1Layout(config, shared) : v0Layout(config, shared);
   const base = version === 1 ? V1_HEADER_BYTES : V0_HEADER_BYTES;
   const tensors = new Map<string, TensorEntry>();
   for (const e of layout.entries) tensors.set(e.name, { ...e, fileOffset: base + e.fileOffset });
   return { path, format: "llama2c", config, tensors };
+}
+
+/** Bytes after the header: the sum of every tensor in the layout (and v0's RoPE tables). */
+export function payloadBytes(c: LlamaConfig, shared: boolean, version: 0 | 1): number {
+  const kv = (c.dim / c.nHeads) * c.nKvHeads;
+  const perLayer = 2 * c.dim + 2 * c.dim * c.dim + 2 * kv * c.dim + 3 * c.dim * c.hiddenDim;
+  const rope = version === 0 ? c.seqLen * (c.dim / c.nHeads) : 0;
+  return 4 * (c.vocabSize * c.dim * (shared ? 1 : 2) + c.nLayers * perLayer + c.dim + rope);
 }
 
 interface Layout {

@@ -1,0 +1,87 @@
+// End-to-end decode speed: tokens/s on deterministic random-weight models, f32, one thread, greedy from BOS.
+// When LLAMA2C_RUN points to a built llama2.c `run`, the same checkpoint runs through it in the same session,
+// interleaved round by round, and the ratio of medians is reported.
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { performance } from "node:perf_hooks";
+import { argmax } from "../engine/ops/argmax";
+import { DynactError } from "../engine/errors";
+import type { LlamaModel } from "../models/llama";
+import { buildModel, openCheckpoint } from "../models/load";
+import { randomLlama2cModel } from "./random-model";
+import { SHAPES, type BenchShape } from "./shapes";
+import { summarize, type Summary } from "./stats";
+
+export interface DecodeBenchOptions {
+  shapes?: BenchShape[];
+  /** Positions to run per measurement (from BOS), as llama2.c's -n. */
+  steps?: number;
+  rounds?: number;
+  /** llama2.c `run` binary; default from LLAMA2C_RUN. */
+  llama2cRun?: string;
+  /** A 32000-piece llama2.c tokenizer.bin, which run.c needs to start. */
+  llama2cTokenizer?: string;
+  log?: (line: string) => void;
+}
+
+export interface DecodeResult {
+  shape: string;
+  dtype: "f32";
+  threads: 1;
+  steps: number;
+  tokens_per_second: Summary;
+  llama2c_tokens_per_second?: Summary;
+  /** median(dynact) / median(llama2.c) */
+  ratio_vs_llama2c?: number;
+}
+
+/** Tokens/s of greedy decoding from BOS, timed after the first token as run.c times itself. */
+export function decodeTokensPerSecond(model: LlamaModel, steps: number): number {
+  let token = 1;
+  let start = 0;
+  for (let pos = 0; pos < steps; pos++) {
+    token = argmax(model.forward(token, pos));
+    if (pos === 0) start = performance.now();
+  }
+  return (steps - 1) / ((performance.now() - start) / 1000);
+}
+
+function llama2cTokensPerSecond(run: string, model: string, tokenizer: string, steps: number): number {
+  const r = spawnSync(run, [model, "-z", tokenizer, "-t", "0", "-n", String(steps), "-i", ""], { encoding: "utf8" });
+  const m = /achieved tok\/s: ([\d.]+)/.exec(r.stderr ?? "");
+  if (r.status !== 0 || !m) throw new DynactError(`llama2.c run failed (${run}): ${(r.stderr || r.error?.message || "").trim()}`);
+  return Number(m[1]);
+}
+
+export function runDecodeBench(opts: DecodeBenchOptions = {}): DecodeResult[] {
+  const shapes = opts.shapes ?? SHAPES;
+  const steps = opts.steps ?? 256;
+  const rounds = opts.rounds ?? 5;
+  const log = opts.log ?? (() => {});
+  const run = opts.llama2cRun ?? process.env.LLAMA2C_RUN;
+  if (run && !existsSync(run)) throw new DynactError(`LLAMA2C_RUN=${run}: no such file`);
+  if (run && !opts.llama2cTokenizer) throw new DynactError("comparing with llama2.c needs a 32000-piece tokenizer.bin");
+  const models = shapes.map((s) => {
+    log(`preparing ${s.name} (random weights)…`);
+    const file = randomLlama2cModel(s.name, { ...s.config, seqLen: Math.max(steps, s.config.seqLen) });
+    return { shape: s, file, model: buildModel(openCheckpoint(file)) };
+  });
+  const ours = models.map(() => [] as number[]);
+  const theirs = models.map(() => [] as number[]);
+  for (let r = 0; r < rounds; r++) {
+    models.forEach((m, i) => {
+      ours[i].push(decodeTokensPerSecond(m.model, steps));
+      if (run) theirs[i].push(llama2cTokensPerSecond(run, m.file, opts.llama2cTokenizer!, steps));
+      log(`round ${r + 1}/${rounds} ${m.shape.name}: dynact ${ours[i].at(-1)!.toFixed(1)} tok/s` +
+        (run ? `, llama2.c ${theirs[i].at(-1)!.toFixed(1)} tok/s` : ""));
+    });
+  }
+  return models.map((m, i) => {
+    const res: DecodeResult = { shape: m.shape.name, dtype: "f32", threads: 1, steps, tokens_per_second: summarize(ours[i]) };
+    if (run) {
+      res.llama2c_tokens_per_second = summarize(theirs[i]);
+      res.ratio_vs_llama2c = res.tokens_per_second.median / res.llama2c_tokens_per_second.median;
+    }
+    return res;
+  });
+}

@@ -1,0 +1,148 @@
+// The dynact command as a user runs it: the built bundle in a child process. Contract: stdout carries only the
+// result, failures are one `dynact: …` line on stderr with exit 1, bad usage exits 2.
+import { spawnSync } from "node:child_process";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, test } from "vitest";
+import { FIXTURES, haveAssets, shared } from "./assets";
+
+const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../dist/cli.js");
+const dir = mkdtempSync(path.join(os.tmpdir(), "dynact-cli-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function dynact(...args: string[]) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8" });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function expectFailure(r: ReturnType<typeof dynact>, code: 1 | 2, pattern: RegExp) {
+  expect(r.code).toBe(code);
+  expect(r.stdout).toBe("");
+  expect(r.stderr.split("\n")[0]).toMatch(/^dynact: /);
+  expect(r.stderr).toMatch(pattern);
+  expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+}
+
+test("no command prints the usage and exits 2; --help exits 0", () => {
+  expect(dynact().code).toBe(2);
+  const h = dynact("--help");
+  expect(h.code).toBe(0);
+  expect(h.stdout).toMatch(/generate/);
+  expect(dynact("generate", "--help").stdout).toMatch(/--temperature/);
+});
+
+test("usage errors exit 2", () => {
+  expectFailure(dynact("frobnicate"), 2, /unknown command/);
+  expectFailure(dynact("generate"), 2, /-m\/--model is required/);
+  expectFailure(dynact("generate", "-m", "x.bin", "--bogus"), 2, /bogus/);
+  expectFailure(dynact("generate", "-m", "x.bin", "-n", "abc"), 2, /-n\/--steps must be/);
+  expectFailure(dynact("generate", "-m", "x.bin", "--temperature", "-1"), 2, /--temperature/);
+  expectFailure(dynact("generate", "-m", "x.bin", "--act", "tanh"), 2, /--act must be one of/);
+  expectFailure(dynact("logits", "-m", "x.bin"), 2, /--prompt is required/);
+});
+
+test("a missing model file exits 1 with one line", () => {
+  expectFailure(dynact("generate", "-m", path.join(dir, "missing.bin")), 1, /no such file/);
+  expectFailure(dynact("inspect", "-m", dir), 1, /is a directory/);
+});
+
+describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "models/llama2-tokenizer.bin"))("on stories260K", () => {
+  const model = shared("models/stories260K.bin");
+  const tok = shared("models/tok512.bin");
+  const golden = JSON.parse(readFileSync(path.join(FIXTURES, "stories260K-greedy.json"), "utf8"));
+
+  test("generate --json at temperature 0 reproduces run.c's tokens", () => {
+    const c = golden.cases[0];
+    const r = dynact("generate", "-m", model, "-t", tok, "-p", c.prompt, "-n", "512", "--temperature", "0", "--json");
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.prompt_tokens).toEqual(c.prompt_ids);
+    expect(out.tokens).toEqual(c.generated);
+    expect(out.text.startsWith(", there was a little girl named Lily.")).toBe(true);
+    expect(out.tokens_per_second).toBeGreaterThan(0);
+  });
+
+  test("generate writes only the continuation to stdout, statistics to stderr", () => {
+    const args = ["generate", "-m", model, "-t", tok, "-p", "Once upon a time", "-n", "20", "--temperature", "0"];
+    const r = dynact(...args);
+    expect(r.code).toBe(0);
+    const { text } = JSON.parse(dynact(...args, "--json").stdout);
+    expect(text.startsWith(", there was a little girl named Lily.")).toBe(true);
+    expect(r.stdout).toBe(`${text}\n`);
+    expect(r.stderr).toMatch(/tokens\/s/);
+  });
+
+  test("sampling is deterministic for a seed", () => {
+    const run = (seed: string) =>
+      JSON.parse(dynact("generate", "-m", model, "-t", tok, "-n", "40", "--seed", seed, "--json").stdout).tokens;
+    expect(run("7")).toEqual(run("7"));
+    expect(run("7")).not.toEqual(run("8"));
+  });
+
+  test("logits --json match run.c within 1e-4", () => {
+    const c = golden.cases[1];
+    const r = dynact("logits", "-m", model, "-t", tok, "-p", c.prompt, "--json");
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.ids).toEqual(c.prompt_ids);
+    const diff = Math.max(...out.logits.map((v: number, i: number) => Math.abs(v - c.last_logits[i])));
+    expect(diff).toBeLessThan(1e-4);
+  });
+
+  test("inspect reports the header", () => {
+    const r = dynact("inspect", "-m", model, "--json");
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.config).toMatchObject({ dim: 64, hiddenDim: 172, nLayers: 5, nHeads: 8, nKvHeads: 4, vocabSize: 512 });
+    expect(out.tied_output).toBe(true);
+  });
+
+  test("tokenizer.bin beside the model is found; none is an error", () => {
+    const m = path.join(dir, "m.bin");
+    copyFileSync(model, m);
+    expectFailure(dynact("generate", "-m", m, "-n", "3"), 1, /pass -t TOKENIZER/);
+    copyFileSync(tok, path.join(dir, "tokenizer.bin"));
+    expect(dynact("generate", "-m", m, "-n", "3", "--temperature", "0").code).toBe(0);
+  });
+
+  test("a mismatched tokenizer is refused", () => {
+    expectFailure(dynact("generate", "-m", model, "-t", shared("models/llama2-tokenizer.bin")), 1, /wrong tokenizer/);
+  });
+
+  test("a truncated or oversized checkpoint is refused", () => {
+    const bytes = readFileSync(model);
+    const t = path.join(dir, "trunc.bin");
+    writeFileSync(t, bytes.subarray(0, bytes.length - 7));
+    expectFailure(dynact("generate", "-m", t, "-t", tok), 1, /size/);
+    writeFileSync(t, Buffer.concat([bytes, Buffer.alloc(16)]));
+    expectFailure(dynact("inspect", "-m", t), 1, /size/);
+  });
+
+  test("impossible headers are refused", () => {
+    const bytes = Buffer.from(readFileSync(model));
+    const bad = path.join(dir, "bad.bin");
+    bytes.writeInt32LE(3, 16); // 3 KV heads do not divide 8 heads
+    writeFileSync(bad, bytes);
+    expectFailure(dynact("generate", "-m", bad, "-t", tok), 1, /KV heads/);
+  });
+
+  test("a broken tokenizer file is refused", () => {
+    const t = path.join(dir, "tok-trunc.bin");
+    writeFileSync(t, readFileSync(tok).subarray(0, 1000));
+    expectFailure(dynact("generate", "-m", model, "-t", t), 1, /tok-trunc\.bin/);
+  });
+
+  test("a prompt longer than the context is refused", () => {
+    expectFailure(dynact("generate", "-m", model, "-t", tok, "-p", "Once upon a time", "--ctx", "3"), 1, /longer than the context/);
+    expectFailure(dynact("logits", "-m", model, "-t", tok, "-p", "word ".repeat(600)), 1, /longer than the context/);
+  });
+
+  test("-n beyond the context is cut, with a note", () => {
+    const r = dynact("generate", "-m", model, "-t", tok, "-p", "Lily and Ben", "-n", "5000", "--temperature", "0", "--ctx", "16", "--json");
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).tokens.length).toBe(16 - 5 + 1);
+    expect(r.stderr).toMatch(/cut to 12/);
+  });
+});
