@@ -8,7 +8,7 @@ import { argmax } from "../engine/ops/argmax";
 import { DynactError } from "../engine/errors";
 import type { LlamaModel } from "../models/llama";
 import { buildModel, openCheckpoint } from "../models/load";
-import { randomLlama2cModel } from "./random-model";
+import { randomLlama2cModel, syntheticLlama2cTokenizer } from "./random-model";
 import { SHAPES, type BenchShape } from "./shapes";
 import { summarize, type Summary } from "./stats";
 
@@ -19,8 +19,6 @@ export interface DecodeBenchOptions {
   rounds?: number;
   /** llama2.c `run` binary; default from LLAMA2C_RUN. */
   llama2cRun?: string;
-  /** A 32000-piece llama2.c tokenizer.bin, which run.c needs to start. */
-  llama2cTokenizer?: string;
   log?: (line: string) => void;
 }
 
@@ -60,18 +58,18 @@ export function runDecodeBench(opts: DecodeBenchOptions = {}): DecodeResult[] {
   const log = opts.log ?? (() => {});
   const run = opts.llama2cRun ?? process.env.LLAMA2C_RUN;
   if (run && !existsSync(run)) throw new DynactError(`LLAMA2C_RUN=${run}: no such file`);
-  if (run && !opts.llama2cTokenizer) throw new DynactError("comparing with llama2.c needs a 32000-piece tokenizer.bin");
   const models = shapes.map((s) => {
     log(`preparing ${s.name} (random weights)…`);
     const file = randomLlama2cModel(s.name, { ...s.config, seqLen: Math.max(steps, s.config.seqLen) });
-    return { shape: s, file, model: buildModel(openCheckpoint(file)) };
+    const tokenizer = syntheticLlama2cTokenizer(s.config.vocabSize);
+    return { shape: s, file, tokenizer, model: buildModel(openCheckpoint(file)) };
   });
   const ours = models.map(() => [] as number[]);
   const theirs = models.map(() => [] as number[]);
   for (let r = 0; r < rounds; r++) {
     models.forEach((m, i) => {
       ours[i].push(decodeTokensPerSecond(m.model, steps));
-      if (run) theirs[i].push(llama2cTokensPerSecond(run, m.file, opts.llama2cTokenizer!, steps));
+      if (run) theirs[i].push(llama2cTokensPerSecond(run, m.file, m.tokenizer, steps));
       log(`round ${r + 1}/${rounds} ${m.shape.name}: dynact ${ours[i].at(-1)!.toFixed(1)} tok/s` +
         (run ? `, llama2.c ${theirs[i].at(-1)!.toFixed(1)} tok/s` : ""));
     });

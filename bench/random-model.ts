@@ -1,6 +1,6 @@
 // Deterministic random-weight checkpoints for benchmarks: same seed, same bytes, so dynact and its native peers
 // read identical weights. Written once into a cache folder and reused.
-import { existsSync, mkdirSync, renameSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { canonicalShapes } from "../models/checkpoint";
@@ -54,5 +54,28 @@ export function randomLlama2cModel(label: string, config: LlamaConfig, seed = 1)
     writeLlama2cCheckpoint(tmp, config, (name) => randomTensor(config, name, seed), { version: 0, tied: false });
     renameSync(tmp, file);
   }
+  return file;
+}
+
+/**
+ * A llama2.c tokenizer.bin with `vocabSize` placeholder pieces: llama2.c's run.c needs one to start, and the
+ * benchmark never decodes text. Pieces 3..258 are the byte tokens run.c expects.
+ */
+export function syntheticLlama2cTokenizer(vocabSize: number): string {
+  const file = path.join(benchCacheDir(), `tokenizer-${vocabSize}.bin`);
+  if (existsSync(file)) return file;
+  const pieces = Array.from({ length: vocabSize }, (_, i) =>
+    i === 0 ? "<unk>" : i === 1 ? "<s>" : i === 2 ? "</s>" : i < 259 ? `<0x${(i - 3).toString(16).toUpperCase().padStart(2, "0")}>` : `t${i}`);
+  const maxLen = Math.max(...pieces.map((p) => p.length));
+  const buf = Buffer.alloc(4 + pieces.reduce((n, p) => n + 8 + p.length, 0));
+  let at = buf.writeInt32LE(maxLen, 0);
+  for (const p of pieces) {
+    at = buf.writeFloatLE(0, at);
+    at = buf.writeInt32LE(p.length, at);
+    at += buf.write(p, at, "latin1");
+  }
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, buf);
+  renameSync(tmp, file);
   return file;
 }

@@ -1,6 +1,7 @@
 // The dynact command: dispatch to a subcommand; map errors to exit codes (2 usage, 1 failure) with one line on
 // stderr — never a stack trace unless DYNACT_DEBUG is set.
 import { DynactError } from "../engine/errors";
+import * as bench from "./commands/bench";
 import * as generate from "./commands/generate";
 import * as inspect from "./commands/inspect";
 import * as logits from "./commands/logits";
@@ -11,7 +12,7 @@ interface Command {
   run(argv: string[]): Promise<void>;
 }
 
-const COMMANDS: Record<string, Command> = { generate, inspect, logits };
+const COMMANDS: Record<string, Command> = { generate, inspect, logits, bench };
 
 const HELP = `dynact — LLaMA inference in WebAssembly, built to measure dynamic activation
 
@@ -21,6 +22,7 @@ commands:
   generate   generate text from a prompt
   inspect    print a checkpoint's configuration and tensors
   logits     print the logits at the last position of a prompt
+  bench      benchmarks (decode speed against llama2.c)
 
 Exit status: 0 success, 1 failure, 2 bad usage.`;
 
