@@ -1,7 +1,7 @@
 // The engine: one WebAssembly.Memory (shared, so worker threads can join later), the kernels instantiated on
 // it, and the arena that hands out tensors. Size it once for everything the model will need.
 import { Arena, MAX_BYTES, PAGE, alignUp } from "./arena";
-import { MemoryLimitError } from "./errors";
+import { MemoryLimitError, ShapeError } from "./errors";
 import { instantiateKernels, kernelModule, type Kernels } from "./kernels";
 import { DTYPE_BYTES, Tensor, type DType } from "./tensor";
 
@@ -35,7 +35,7 @@ export class Engine {
 
   tensor(shape: readonly number[], dtype: DType = "f32"): Tensor {
     for (const d of shape) {
-      if (!Number.isInteger(d) || d < 0) throw new MemoryLimitError(`bad tensor shape [${shape.join(", ")}]`);
+      if (!Number.isInteger(d) || d < 0) throw new ShapeError(`bad tensor shape [${shape.join(", ")}]`);
     }
     const size = shape.reduce((a, b) => a * b, 1);
     const offset = this.arena.alloc(size * DTYPE_BYTES[dtype]);

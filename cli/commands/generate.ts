@@ -16,7 +16,7 @@ Generate text from a prompt. Writes only the continuation to stdout; statistics 
       --temperature T     0 = greedy argmax, ties to the lowest id (default 1.0)
       --top-p P           nucleus sampling in (0, 1]; 1 = off (default 0.9)
       --top-k K           keep the K most likely tokens; 0 = off (default 0)
-      --seed S            RNG seed, a non-negative integer (default: from the clock, printed to stderr)
+      --seed S            RNG seed, a positive integer (default: from the clock, printed to stderr)
       --act silu|relu     replace the model's MLP activation (a zero-shot swap)
       --ctx N             cap the context length (KV cache positions)
       --json              print one JSON object instead of text
@@ -40,7 +40,8 @@ export async function run(argv: string[]): Promise<void> {
   const temperature = number(v.temperature, "--temperature", 1.0, (n) => n >= 0, "a number >= 0");
   const topP = number(v["top-p"], "--top-p", 0.9, (n) => n > 0 && n <= 1, "in (0, 1]");
   const topK = number(v["top-k"], "--top-k", 0, isNonNegInt, "a non-negative integer");
-  const seed = number(v.seed, "--seed", Date.now() % 2 ** 31, (n) => isNonNegInt(n) && n <= Number.MAX_SAFE_INTEGER, "a non-negative integer");
+  // run.c's xorshift* state stays 0 forever from seed 0, so seeds start at 1.
+  const seed = number(v.seed, "--seed", 1 + (Date.now() % 2 ** 31), (n) => isPosInt(n) && n <= Number.MAX_SAFE_INTEGER, "a positive integer");
   const ctx = v.ctx === undefined ? undefined : number(v.ctx, "--ctx", 0, isPosInt, "a positive integer");
   if (v.act !== undefined && !ACTIVATIONS.includes(v.act as ActivationName)) {
     throw new UsageError(`--act must be one of ${ACTIVATIONS.join(", ")}, got '${v.act}'`);
