@@ -3,7 +3,8 @@
 import { Arena, MAX_BYTES, PAGE, alignUp } from "./arena";
 import { MemoryLimitError, ShapeError } from "./errors";
 import { instantiateKernels, kernelModule, type Kernels } from "./kernels";
-import { DTYPE_BYTES, Tensor, type DType } from "./tensor";
+import { tensorBytes, type DType } from "./dtype";
+import { Tensor } from "./tensor";
 
 // The kernel module's static data (Mathf's lookup tables) sits below its heap_base; one page covers it.
 const RESERVE = PAGE;
@@ -37,8 +38,7 @@ export class Engine {
     for (const d of shape) {
       if (!Number.isInteger(d) || d < 0) throw new ShapeError(`bad tensor shape [${shape.join(", ")}]`);
     }
-    const size = shape.reduce((a, b) => a * b, 1);
-    const offset = this.arena.alloc(size * DTYPE_BYTES[dtype]);
+    const offset = this.arena.alloc(tensorBytes(dtype, shape));
     return new Tensor(this, dtype, shape, offset);
   }
 

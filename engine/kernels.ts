@@ -12,9 +12,19 @@ export interface Kernels {
   softmax_f32(x: number, n: number): void;
   silu_f32(out: number, x: number, n: number): void;
   relu_f32(out: number, x: number, n: number): void;
+  relu2_f32(out: number, x: number, n: number): void;
+  gelu_f32(out: number, x: number, n: number): void;
+  abs_mul_f32(out: number, x: number, c: number, n: number): void;
   mul_f32(out: number, a: number, b: number, n: number): void;
   add_f32(out: number, a: number, b: number, n: number): void;
   argmax_f32(x: number, n: number): number;
+  matvec_rows_f32(out: number, w: number, x: number, n: number, idx: number, count: number): void;
+  scatter_axpy_f32(out: number, wt: number, a: number, idx: number, count: number, dim: number): void;
+  gather_f32(out: number, src: number, idx: number, count: number): void;
+  scatter_f32(out: number, src: number, idx: number, count: number): void;
+  select_threshold_f32(idx: number, scores: number, n: number, eps: number): number;
+  kth_largest_f32(scores: number, n: number, k: number, scratch: number): number;
+  select_topk_f32(idx: number, scores: number, n: number, k: number, scratch: number): number;
   attention_f32(
     out: number, q: number, kCache: number, vCache: number, att: number,
     nHeads: number, nKvHeads: number, headSize: number, kvStride: number, nPos: number, attStride: number,

@@ -99,3 +99,39 @@ export function attentionRef(
   }
   return out;
 }
+
+export function relu2Ref(x: Float32Array): Float32Array {
+  return x.map((v) => (v > 0 ? v * v : 0));
+}
+
+export function geluRef(x: Float32Array): Float32Array {
+  return x.map((v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3))));
+}
+
+/** out[k] = W[S[k], :] · x */
+export function matvecRowsRef(w: Float32Array, x: Float32Array, n: number, idx: ArrayLike<number>): Float32Array {
+  return Float32Array.from(idx, (r) => {
+    let s = 0;
+    for (let k = 0; k < n; k++) s += w[r * n + k] * x[k];
+    return s;
+  });
+}
+
+/** out = Σ_k a[k] · Wt[S[k], :] */
+export function scatterAxpyRef(wt: Float32Array, a: ArrayLike<number>, idx: ArrayLike<number>, dim: number): Float32Array {
+  const out = new Float64Array(dim);
+  for (let k = 0; k < idx.length; k++) for (let j = 0; j < dim; j++) out[j] += a[k] * wt[idx[k] * dim + j];
+  return Float32Array.from(out);
+}
+
+export function selectThresholdRef(scores: ArrayLike<number>, eps: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < scores.length; i++) if (scores[i] >= eps) out.push(i);
+  return out;
+}
+
+/** The k largest (ties to the lowest id), ascending. */
+export function selectTopkRef(scores: ArrayLike<number>, k: number): number[] {
+  const order = Array.from({ length: scores.length }, (_, i) => i).sort((a, b) => scores[b] - scores[a] || a - b);
+  return order.slice(0, Math.min(k, scores.length)).sort((a, b) => a - b);
+}

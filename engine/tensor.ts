@@ -1,10 +1,9 @@
 // A typed view into engine memory: dtype, shape and byte offset. Tensors own no memory; the arena does.
+import { tensorBytes, type DType } from "./dtype";
 import type { Engine } from "./engine";
 import { ShapeError } from "./errors";
 
-export type DType = "f32";
-
-export const DTYPE_BYTES: Record<DType, number> = { f32: 4 };
+export type { DType };
 
 export class Tensor {
   readonly size: number;
@@ -19,12 +18,19 @@ export class Tensor {
   }
 
   get bytes(): number {
-    return this.size * DTYPE_BYTES[this.dtype];
+    return tensorBytes(this.dtype, this.shape);
   }
 
-  /** A live Float32Array over this tensor's memory (valid as long as the engine lives). */
+  /** A live Float32Array over this f32 tensor's memory (valid as long as the engine lives). */
   f32(): Float32Array {
+    if (this.dtype !== "f32") throw new ShapeError(`f32 view of a ${this.dtype} tensor`);
     return new Float32Array(this.engine.memory.buffer, this.offset, this.size);
+  }
+
+  /** A live Int32Array over this i32 tensor's memory. */
+  i32(): Int32Array {
+    if (this.dtype !== "i32") throw new ShapeError(`i32 view of a ${this.dtype} tensor`);
+    return new Int32Array(this.engine.memory.buffer, this.offset, this.size);
   }
 
   /** The raw bytes, for loaders that read a file straight into engine memory. */
@@ -57,8 +63,15 @@ export class Tensor {
       throw new ShapeError(`row ${i} of a tensor of shape [${this.shape.join(", ")}]`);
     }
     const inner = this.shape.slice(1);
-    const stride = (this.size / this.shape[0]) * DTYPE_BYTES[this.dtype];
-    return new Tensor(this.engine, this.dtype, inner, this.offset + i * stride);
+    return new Tensor(this.engine, this.dtype, inner, this.offset + i * (this.bytes / this.shape[0]));
+  }
+
+  /** The first `count` elements of a 1-D tensor, as a view. */
+  prefix(count: number): Tensor {
+    if (this.shape.length !== 1 || !Number.isInteger(count) || count < 0 || count > this.size) {
+      throw new ShapeError(`prefix ${count} of a tensor of shape [${this.shape.join(", ")}]`);
+    }
+    return new Tensor(this.engine, this.dtype, [count], this.offset);
   }
 
   /** The same memory seen with another shape of the same size. */

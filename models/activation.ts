@@ -1,5 +1,5 @@
 // The MLP activation as a swappable module: SwiGLU computes act(W_gate x) ⊙ (W_up x).
-import { relu, silu } from "../engine/ops/elementwise";
+import { gelu, relu, relu2, silu } from "../engine/ops/elementwise";
 import type { Tensor } from "../engine/tensor";
 import type { ActivationName } from "./config";
 
@@ -12,4 +12,6 @@ export interface Activation {
 export const ACTIVATION_MODULES: Record<ActivationName, Activation> = {
   silu: { name: "silu", apply: silu },
   relu: { name: "relu", apply: relu },
+  relu2: { name: "relu2", apply: relu2 },
+  gelu: { name: "gelu", apply: gelu },
 };

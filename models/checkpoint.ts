@@ -1,13 +1,12 @@
 // What a format reader produces before anything is loaded: the config and where each weight lives in the file.
 // Nothing here holds weight data, so a model's memory can be sized (and refused) before a byte is read.
+import { tensorBytes, type DType } from "../engine/dtype";
 import type { LlamaConfig } from "./config";
-
-export type TensorDType = "f32";
 
 export interface TensorEntry {
   /** Canonical (GGUF-style) name: token_embd, output_norm, output, blk.N.attn_q, … */
   name: string;
-  dtype: TensorDType;
+  dtype: DType;
   /** Row-major shape, outermost first: a Linear is [out, in]. */
   shape: number[];
   /** Byte offset of the data in the file. */
@@ -27,7 +26,7 @@ export const LAYER_TENSORS = [
 ] as const;
 
 export function entryBytes(e: TensorEntry): number {
-  return e.shape.reduce((a, b) => a * b, 1) * 4;
+  return tensorBytes(e.dtype, e.shape);
 }
 
 /** Canonical shapes of every tensor of a model of this config ([out, in] for linears). */

@@ -1,8 +1,8 @@
 // The shape of a LLaMA model, whatever file it came from.
 import { FormatError } from "./formats/format-error";
 
-export type ActivationName = "silu" | "relu";
-export const ACTIVATIONS: readonly ActivationName[] = ["silu", "relu"];
+export type ActivationName = "silu" | "relu" | "relu2" | "gelu";
+export const ACTIVATIONS: readonly ActivationName[] = ["silu", "relu", "relu2", "gelu"];
 
 export interface LlamaConfig {
   dim: number;

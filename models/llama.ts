@@ -6,13 +6,15 @@
 // Swappable parts (the activation now; neuron gates, head gates and KV policies later) plug in as modules.
 import type { Engine } from "../engine/engine";
 import { DynactError } from "../engine/errors";
-import { add, mul } from "../engine/ops/elementwise";
+import { add } from "../engine/ops/elementwise";
 import { attention } from "../engine/ops/attention";
 import { matvec } from "../engine/ops/matvec";
 import { rmsnorm } from "../engine/ops/rmsnorm";
 import { rope } from "../engine/ops/rope";
 import type { Tensor } from "../engine/tensor";
 import { ACTIVATION_MODULES, type Activation } from "./activation";
+import { FeedForward, type FfnMode } from "./ffn";
+import type { NeuronGate } from "./gates/neuron-gate";
 import { headSize, type LlamaConfig } from "./config";
 import { KVCache } from "./kv-cache";
 import { RopeTable } from "./rope";
@@ -22,14 +24,20 @@ export interface LlamaModules {
   activation: Activation;
 }
 
+export interface FfnOptions {
+  /** null: dense MLP. */
+  gate: NeuronGate | null;
+  mode: FfnMode;
+  /** Measure achieved CETT per layer and token (mask mode). */
+  measureCett?: boolean;
+}
+
 /** Scratch activations for one token. */
 class RunState {
   readonly x: Tensor; // residual stream
   readonly xb: Tensor; // normalised input of a sublayer, then attention output
   readonly xb2: Tensor; // sublayer output before the residual add
   readonly q: Tensor;
-  readonly hb: Tensor; // gate branch of the MLP
-  readonly hb2: Tensor; // up branch of the MLP
   readonly att: Tensor; // attention scores [nHeads, seqLen]
   readonly logits: Tensor;
 
@@ -38,14 +46,12 @@ class RunState {
     this.xb = engine.tensor([c.dim]);
     this.xb2 = engine.tensor([c.dim]);
     this.q = engine.tensor([c.dim]);
-    this.hb = engine.tensor([c.hiddenDim]);
-    this.hb2 = engine.tensor([c.hiddenDim]);
     this.att = engine.tensor([c.nHeads, c.seqLen]);
     this.logits = engine.tensor([c.vocabSize]);
   }
 
   static bytes(c: LlamaConfig): number {
-    return 4 * (4 * c.dim + 2 * c.hiddenDim + c.nHeads * c.seqLen + c.vocabSize) + 8 * 64;
+    return 4 * (4 * c.dim + c.nHeads * c.seqLen + c.vocabSize) + 6 * 64;
   }
 }
 
@@ -53,6 +59,9 @@ export class LlamaModel {
   readonly cache: KVCache;
   private readonly s: RunState;
   private readonly ropeTable: RopeTable;
+  private ffn: FeedForward;
+  private readonly downNormTensors: Tensor[];
+  private downNormsReady = false;
 
   constructor(
     readonly engine: Engine,
@@ -63,11 +72,35 @@ export class LlamaModel {
     this.cache = new KVCache(engine, config);
     this.s = new RunState(engine, config);
     this.ropeTable = new RopeTable(engine, config.seqLen, headSize(config), config.ropeTheta);
+    this.ffn = new FeedForward(engine, config, modules.activation);
+    this.downNormTensors = Array.from({ length: config.nLayers }, () => engine.tensor([config.hiddenDim]));
   }
 
   /** Engine bytes a model of this config needs besides its weights: KV cache, RoPE table, scratch. */
   static stateBytes(c: LlamaConfig): number {
-    return KVCache.bytes(c) + RopeTable.bytes(c.seqLen, headSize(c)) + RunState.bytes(c);
+    return KVCache.bytes(c) + RopeTable.bytes(c.seqLen, headSize(c)) + RunState.bytes(c) + FeedForward.bytes(c) +
+      c.nLayers * (4 * c.hiddenDim + 64);
+  }
+
+  /** Swap the MLP's neuron gate and execution mode (same weights; statistics start afresh). */
+  configureFfn(opts: FfnOptions): void {
+    if (opts.gate && opts.mode === "gather" && !this.weights.layers[0].downTransposed) {
+      throw new DynactError("gather mode needs W_down stored transposed: load the model with transposeDown");
+    }
+    this.ffn.configure(opts.gate, opts.mode, opts.measureCett ?? false);
+  }
+
+  get ffnStats() {
+    return this.ffn.stats;
+  }
+
+  /** ‖W_down[:, i]‖ for every neuron of every layer (computed once, on first use). */
+  downNorms(): Tensor[] {
+    if (!this.downNormsReady) {
+      this.weights.layers.forEach((lw, l) => this.downNormTensors[l].write(columnNorms(lw.wDown, lw.downTransposed)));
+      this.downNormsReady = true;
+    }
+    return this.downNormTensors;
   }
 
   /** Run `token` at position `pos` (0-based; positions < pos must have been run) and return the logits. */
@@ -86,7 +119,7 @@ export class LlamaModel {
       this.attentionBlock(l, lw, pos);
       add(s.x, s.x, s.xb2);
       rmsnorm(s.xb, s.x, lw.ffnNorm, c.normEps);
-      this.feedForward(lw);
+      this.ffn.run(l, lw, s.xb, s.xb2);
       add(s.x, s.x, s.xb2);
     }
     rmsnorm(s.x, s.x, w.finalNorm, c.normEps);
@@ -112,14 +145,17 @@ export class LlamaModel {
     matvec(s.xb2, lw.wo, s.xb);
   }
 
-  /** xb2 = Wdown · (act(Wgate · xb) ⊙ (Wup · xb)). */
-  private feedForward(lw: LayerWeights): void {
-    const s = this.s;
-    matvec(s.hb, lw.wGate, s.xb);
-    matvec(s.hb2, lw.wUp, s.xb);
-    this.modules.activation.apply(s.hb, s.hb);
-    mul(s.hb, s.hb, s.hb2);
-    matvec(s.xb2, lw.wDown, s.hb);
+}
+
+/** L2 norm of each neuron's output weights: columns of W_down [dim, hidden], or rows of its transpose. */
+function columnNorms(wDown: Tensor, transposed: boolean): Float32Array {
+  const w = wDown.f32();
+  const [rows, cols] = wDown.shape;
+  const hidden = transposed ? rows : cols;
+  const out = new Float64Array(hidden);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) out[transposed ? r : c] += w[r * cols + c] ** 2;
   }
+  return Float32Array.from(out, Math.sqrt);
 }
 

@@ -21,6 +21,8 @@ export interface LoadOptions {
   activation?: ActivationName;
   /** Cap the context (KV cache positions) below the checkpoint's. */
   contextLength?: number;
+  /** Store W_down transposed, as the sparse (gather) FFN needs. */
+  transposeDown?: boolean;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -56,7 +58,7 @@ export function buildModel(checkpoint: Checkpoint, opts: Omit<LoadOptions, "toke
     );
   }
   const engine = Engine.create(need);
-  const weights = loadWeights(engine, checkpoint, opts.onProgress);
+  const weights = loadWeights(engine, checkpoint, { onProgress: opts.onProgress, transposeDown: opts.transposeDown });
   return new LlamaModel(engine, config, weights, { activation: ACTIVATION_MODULES[config.activation] });
 }
 

@@ -15,7 +15,9 @@ export interface LayerWeights {
   ffnNorm: Tensor;
   wGate: Tensor;
   wUp: Tensor;
+  /** [dim, hidden], or [hidden, dim] when downTransposed (each neuron's column contiguous, for sparse FFNs). */
   wDown: Tensor;
+  downTransposed: boolean;
 }
 
 export interface LlamaWeights {
@@ -43,10 +45,11 @@ function readEntry(fd: number, ckpt: Checkpoint, e: TensorEntry, dest: Uint8Arra
   }
 }
 
-/** One tensor's values as a JS array (for conversion and tests; models load with loadWeights). */
+/** One f32 tensor's values as a JS array (for conversion and tests; models load with loadWeights). */
 export function readTensorData(ckpt: Checkpoint, name: string): Float32Array {
   const e = ckpt.tensors.get(name);
   if (!e) throw new FormatError(ckpt.path, name, "tensor missing");
+  if (e.dtype !== "f32") throw new FormatError(ckpt.path, name, `is ${e.dtype}, expected f32`);
   const out = new Float32Array(entryBytes(e) / 4);
   const fd = openSync(ckpt.path, "r");
   try {
@@ -57,18 +60,41 @@ export function readTensorData(ckpt: Checkpoint, name: string): Float32Array {
   return out;
 }
 
-export function loadWeights(engine: Engine, ckpt: Checkpoint, onProgress?: (done: number, total: number) => void): LlamaWeights {
+export interface LoadWeightsOptions {
+  /** Store W_down transposed ([hidden, dim]) for the sparse FFN's column scatter. */
+  transposeDown?: boolean;
+  onProgress?: (done: number, total: number) => void;
+}
+
+// One layer's matrix at a time goes through a JS buffer to be transposed: bounded extra memory.
+function readTransposed(fd: number, ckpt: Checkpoint, e: TensorEntry, engine: Engine): Tensor {
+  if (e.dtype !== "f32") throw new FormatError(ckpt.path, e.name, `a transposed ${e.dtype} W_down is not supported yet`);
+  const [rows, cols] = e.shape;
+  const src = new Float32Array(rows * cols);
+  readEntry(fd, ckpt, e, new Uint8Array(src.buffer));
+  const t = engine.tensor([cols, rows]);
+  const dst = t.f32();
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) dst[c * rows + r] = src[r * cols + c];
+  return t;
+}
+
+export function loadWeights(engine: Engine, ckpt: Checkpoint, opts: LoadWeightsOptions = {}): LlamaWeights {
+  const transposeDown = opts.transposeDown ?? false;
   const total = weightBytes(ckpt);
   let done = 0;
   const fd = openSync(ckpt.path, "r");
   const tensors = new Map<string, Tensor>();
   try {
     for (const e of ckpt.tensors.values()) {
-      const t = engine.tensor(e.shape);
-      readEntry(fd, ckpt, e, t.bytesView());
-      tensors.set(e.name, t);
+      if (transposeDown && e.name.endsWith(".ffn_down")) {
+        tensors.set(e.name, readTransposed(fd, ckpt, e, engine));
+      } else {
+        const t = engine.tensor(e.shape, e.dtype);
+        readEntry(fd, ckpt, e, t.bytesView());
+        tensors.set(e.name, t);
+      }
       done += entryBytes(e) + ALIGN;
-      onProgress?.(done, total);
+      opts.onProgress?.(done, total);
     }
   } finally {
     closeSync(fd);
@@ -91,6 +117,7 @@ export function loadWeights(engine: Engine, ckpt: Checkpoint, onProgress?: (done
       wGate: get(`blk.${l}.ffn_gate`),
       wUp: get(`blk.${l}.ffn_up`),
       wDown: get(`blk.${l}.ffn_down`),
+      downTransposed: transposeDown,
     })),
     finalNorm: get("output_norm"),
     output: tensors.get("output") ?? tokenEmbedding,

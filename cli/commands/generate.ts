@@ -17,7 +17,7 @@ Generate text from a prompt. Writes only the continuation to stdout; statistics 
       --top-p P           nucleus sampling in (0, 1]; 1 = off (default 0.9)
       --top-k K           keep the K most likely tokens; 0 = off (default 0)
       --seed S            RNG seed, a positive integer (default: from the clock, printed to stderr)
-      --act silu|relu     replace the model's MLP activation (a zero-shot swap)
+      --act NAME          silu, relu, relu2 or gelu: replace the model's MLP activation (a zero-shot swap)
       --ctx N             cap the context length (KV cache positions)
       --json              print one JSON object instead of text
 Generation stops at EOS, and for llama2.c checkpoints also at BOS (as llama2.c's run.c does).`;

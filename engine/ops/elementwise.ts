@@ -18,6 +18,25 @@ export function relu(out: Tensor, x: Tensor): void {
   x.engine.kernels.relu_f32(out.offset, x.offset, x.size);
 }
 
+/** out = max(x, 0)² */
+export function relu2(out: Tensor, x: Tensor): void {
+  same("relu2", out, x);
+  x.engine.kernels.relu2_f32(out.offset, x.offset, x.size);
+}
+
+/** out = GELU(x), tanh approximation */
+export function gelu(out: Tensor, x: Tensor): void {
+  same("gelu", out, x);
+  x.engine.kernels.gelu_f32(out.offset, x.offset, x.size);
+}
+
+/** out = |x| ⊙ c, or |x| when c is omitted */
+export function absMul(out: Tensor, x: Tensor, c?: Tensor): void {
+  if (c) same("absMul", out, x, c);
+  else same("absMul", out, x);
+  x.engine.kernels.abs_mul_f32(out.offset, x.offset, c ? c.offset : 0, x.size);
+}
+
 /** out = a ⊙ b */
 export function mul(out: Tensor, a: Tensor, b: Tensor): void {
   same("mul", out, a, b);

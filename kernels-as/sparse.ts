@@ -1,0 +1,72 @@
+// Sparse FFN kernels over an index set S (i32 neuron ids, ascending):
+//   matvec_rows_f32    out[k] = W[S[k], :] · x           (row gather: gate/up products of the active neurons)
+//   scatter_axpy_f32   out    = Σ_k a[k] · Wt[S[k], :]   (column scatter: down product, W_down stored transposed)
+//   gather_f32 / scatter_f32  move values between full and compact vectors
+// Rows are reduced in simd.dot's order, so matvec_rows_f32 gives the same bits as matvec_f32 for a row.
+import { dot } from "./simd";
+
+export function matvec_rows_f32(out: usize, w: usize, x: usize, n: i32, idx: usize, count: i32): void {
+  const rowBytes = <usize>n << 2;
+  for (let k = 0; k < count; k++) {
+    const r = <usize>load<i32>(idx + (<usize>k << 2));
+    store<f32>(out + (<usize>k << 2), dot(w + r * rowBytes, x, n));
+  }
+}
+
+export function scatter_axpy_f32(out: usize, wt: usize, a: usize, idx: usize, count: i32, dim: i32): void {
+  const rowBytes = <usize>dim << 2;
+  memory.fill(out, 0, rowBytes);
+  const d4 = dim & ~3;
+  let k = 0;
+  // Four neurons per pass over `out`: a quarter of the loads and stores of out.
+  for (; k + 4 <= count; k += 4) {
+    const ip = idx + (<usize>k << 2);
+    const ap = a + (<usize>k << 2);
+    const r0 = wt + <usize>load<i32>(ip) * rowBytes;
+    const r1 = wt + <usize>load<i32>(ip, 4) * rowBytes;
+    const r2 = wt + <usize>load<i32>(ip, 8) * rowBytes;
+    const r3 = wt + <usize>load<i32>(ip, 12) * rowBytes;
+    const a0 = load<f32>(ap), a1 = load<f32>(ap, 4), a2 = load<f32>(ap, 8), a3 = load<f32>(ap, 12);
+    const v0 = f32x4.splat(a0), v1 = f32x4.splat(a1), v2 = f32x4.splat(a2), v3 = f32x4.splat(a3);
+    let j = 0;
+    for (; j < d4; j += 4) {
+      const off = <usize>j << 2;
+      const s = f32x4.add(
+        f32x4.add(f32x4.mul(v0, v128.load(r0 + off)), f32x4.mul(v1, v128.load(r1 + off))),
+        f32x4.add(f32x4.mul(v2, v128.load(r2 + off)), f32x4.mul(v3, v128.load(r3 + off))),
+      );
+      v128.store(out + off, f32x4.add(v128.load(out + off), s));
+    }
+    for (; j < dim; j++) {
+      const off = <usize>j << 2;
+      const s = (a0 * load<f32>(r0 + off) + a1 * load<f32>(r1 + off)) + (a2 * load<f32>(r2 + off) + a3 * load<f32>(r3 + off));
+      store<f32>(out + off, load<f32>(out + off) + s);
+    }
+  }
+  for (; k < count; k++) {
+    const r = wt + <usize>load<i32>(idx + (<usize>k << 2)) * rowBytes;
+    const av = f32x4.splat(load<f32>(a + (<usize>k << 2)));
+    const as = load<f32>(a + (<usize>k << 2));
+    let j = 0;
+    for (; j < d4; j += 4) {
+      const off = <usize>j << 2;
+      v128.store(out + off, f32x4.add(v128.load(out + off), f32x4.mul(av, v128.load(r + off))));
+    }
+    for (; j < dim; j++) {
+      const off = <usize>j << 2;
+      store<f32>(out + off, load<f32>(out + off) + as * load<f32>(r + off));
+    }
+  }
+}
+
+export function gather_f32(out: usize, src: usize, idx: usize, count: i32): void {
+  for (let k = 0; k < count; k++) {
+    store<f32>(out + (<usize>k << 2), load<f32>(src + (<usize>load<i32>(idx + (<usize>k << 2)) << 2)));
+  }
+}
+
+export function scatter_f32(out: usize, src: usize, idx: usize, count: i32): void {
+  for (let k = 0; k < count; k++) {
+    store<f32>(out + (<usize>load<i32>(idx + (<usize>k << 2)) << 2), load<f32>(src + (<usize>k << 2)));
+  }
+}

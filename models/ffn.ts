@@ -1,0 +1,145 @@
+// The MLP block with dynamic activation: xb2 = W_down · (act(W_gate x) ⊙ (W_up x)), restricted to the neurons a
+// gate keeps. Three ways to run it:
+//   dense   no gate
+//   mask    compute everything, zero the neurons outside S (the accuracy reference; measures achieved CETT)
+//   gather  compute only S: gate/up as row-gather products, down as a column scatter over W_downᵀ
+// A gate that keeps every neuron runs the dense path, so gather and mask equal dense bit for bit there.
+import type { Engine } from "../engine/engine";
+import { mul } from "../engine/ops/elementwise";
+import { matvec } from "../engine/ops/matvec";
+import { gather, matvecRows, scatter, scatterAxpy } from "../engine/ops/sparse";
+import type { Tensor } from "../engine/tensor";
+import type { Activation } from "./activation";
+import type { LlamaConfig } from "./config";
+import { FfnStats } from "./ffn-stats";
+import type { GateScratch, NeuronGate } from "./gates/neuron-gate";
+import type { LayerWeights } from "./weights";
+
+export type FfnMode = "mask" | "gather";
+
+export class FeedForward {
+  stats: FfnStats;
+  private readonly g: Tensor; // act(W_gate x), full
+  private readonly u: Tensor; // W_up x (full or compact)
+  private readonly c: Tensor; // compact scratch
+  private readonly y: Tensor; // dense down product, for CETT
+  private readonly all: Tensor; // 0..hidden-1, for a dense down product over W_downᵀ
+  private readonly scratch: GateScratch;
+
+  private gate: NeuronGate | null = null;
+  private mode: FfnMode = "mask";
+  /** Measure achieved CETT (mask mode): one more down product per layer and token. */
+  private measureCett = false;
+
+  constructor(
+    engine: Engine,
+    private readonly config: LlamaConfig,
+    private readonly activation: Activation,
+  ) {
+    const h = config.hiddenDim;
+    this.g = engine.tensor([h]);
+    this.u = engine.tensor([h]);
+    this.c = engine.tensor([h]);
+    this.y = engine.tensor([config.dim]);
+    this.all = engine.tensor([h], "i32");
+    this.all.i32().forEach((_, i, a) => (a[i] = i));
+    this.scratch = { idx: engine.tensor([h], "i32"), scores: engine.tensor([h]), work: engine.tensor([h]) };
+    this.stats = new FfnStats(config.nLayers);
+  }
+
+  configure(gate: NeuronGate | null, mode: FfnMode, measureCett: boolean): void {
+    this.gate = gate;
+    this.mode = mode;
+    this.measureCett = measureCett;
+    this.stats = new FfnStats(this.config.nLayers);
+  }
+
+  static bytes(c: LlamaConfig): number {
+    return 4 * (7 * c.hiddenDim + c.dim) + 8 * 64;
+  }
+
+  /** out = FFN(x) for layer l. */
+  run(l: number, lw: LayerWeights, x: Tensor, out: Tensor): void {
+    const { g, u, c, config } = this;
+    const h = config.hiddenDim;
+    const denseMacs = 3 * config.dim * h;
+    const gate = this.gate;
+    if (!gate) {
+      this.dense(lw, x, out);
+      this.stats.record(l, 1, denseMacs, denseMacs, null);
+      return;
+    }
+    const needGate = gate.chooses === "gate";
+    if (needGate || this.mode === "mask") {
+      matvec(g, lw.wGate, x);
+      this.activation.apply(g, g);
+    }
+    const count = gate.select(l, x, needGate ? g : null, this.scratch);
+    const idx = this.scratch.idx;
+    if (count === h) {
+      if (needGate || this.mode === "mask") this.denseFromGate(lw, x, out);
+      else this.dense(lw, x, out);
+      this.stats.record(l, 1, denseMacs, denseMacs, this.measureCett && this.mode === "mask" ? 0 : null);
+      return;
+    }
+    if (this.mode === "mask") {
+      matvec(u, lw.wUp, x);
+      mul(g, g, u); // g now holds the full activation a
+      let cett: number | null = null;
+      if (this.measureCett) this.down(lw, g, this.y);
+      gather(c, g, idx, count);
+      g.f32().fill(0);
+      scatter(g, c, idx, count);
+      this.down(lw, g, out);
+      if (this.measureCett) cett = relativeError(this.y, out);
+      this.stats.record(l, count / h, denseMacs, denseMacs, cett);
+      return;
+    }
+    // gather: compact vectors over S
+    const gc = c.prefix(count);
+    const uc = u.prefix(count);
+    if (needGate) {
+      gather(gc, g, idx, count);
+    } else {
+      matvecRows(gc, lw.wGate, x, idx, count);
+      this.activation.apply(gc, gc);
+    }
+    matvecRows(uc, lw.wUp, x, idx, count);
+    mul(gc, gc, uc);
+    scatterAxpy(out, lw.wDown, gc, idx, count);
+    const macs = (needGate ? config.dim * h : config.dim * count) + 2 * config.dim * count;
+    this.stats.record(l, count / h, macs, denseMacs, null);
+  }
+
+  private dense(lw: LayerWeights, x: Tensor, out: Tensor): void {
+    matvec(this.g, lw.wGate, x);
+    this.activation.apply(this.g, this.g);
+    this.denseFromGate(lw, x, out);
+  }
+
+  /** The rest of the dense path once g = act(W_gate x). */
+  private denseFromGate(lw: LayerWeights, x: Tensor, out: Tensor): void {
+    matvec(this.u, lw.wUp, x);
+    mul(this.g, this.g, this.u);
+    this.down(lw, this.g, out);
+  }
+
+  /** out = W_down · a, whichever layout W_down is stored in. */
+  private down(lw: LayerWeights, a: Tensor, out: Tensor): void {
+    if (lw.downTransposed) scatterAxpy(out, lw.wDown, a, this.all, this.config.hiddenDim);
+    else matvec(out, lw.wDown, a);
+  }
+}
+
+/** ‖ref - approx‖ / ‖ref‖: the error of dropping neurons, relative to the full output. */
+function relativeError(ref: Tensor, approx: Tensor): number {
+  const a = ref.f32();
+  const b = approx.f32();
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += a[i] ** 2;
+  }
+  return den > 0 ? Math.sqrt(num / den) : 0;
+}
