@@ -2,9 +2,11 @@
 // stderr — never a stack trace unless DYNACT_DEBUG is set.
 import { DynactError } from "../engine/errors";
 import * as bench from "./commands/bench";
+import * as calibrate from "./commands/calibrate";
 import * as generate from "./commands/generate";
 import * as inspect from "./commands/inspect";
 import * as logits from "./commands/logits";
+import * as perplexity from "./commands/perplexity";
 import { UsageError } from "./usage-error";
 
 interface Command {
@@ -12,7 +14,7 @@ interface Command {
   run(argv: string[]): Promise<void>;
 }
 
-const COMMANDS: Record<string, Command> = { generate, inspect, logits, bench };
+const COMMANDS: Record<string, Command> = { generate, inspect, logits, perplexity, calibrate, bench };
 
 const HELP = `dynact — LLaMA inference in WebAssembly, built to measure dynamic activation
 
@@ -22,6 +24,8 @@ commands:
   generate   generate text from a prompt
   inspect    print a checkpoint's configuration and tensors
   logits     print the logits at the last position of a prompt
+  perplexity perplexity of a text, with per-layer MLP sparsity statistics
+  calibrate  fit per-layer thresholds for cats/cett neuron gates
   bench      benchmarks (decode speed against llama2.c)
 
 Exit status: 0 success, 1 failure, 2 bad usage.`;

@@ -17,6 +17,9 @@ import type { LayerWeights } from "./weights";
 
 export type FfnMode = "mask" | "gather";
 
+/** Sees each layer's act(W_gate x) and W_up x on the dense path (calibration, activation traces). */
+export type FfnTracer = (l: number, actGate: Tensor, up: Tensor) => void;
+
 export class FeedForward {
   stats: FfnStats;
   private readonly g: Tensor; // act(W_gate x), full
@@ -30,6 +33,7 @@ export class FeedForward {
   private mode: FfnMode = "mask";
   /** Measure achieved CETT (mask mode): one more down product per layer and token. */
   private measureCett = false;
+  tracer: FfnTracer | null = null;
 
   constructor(
     engine: Engine,
@@ -65,7 +69,7 @@ export class FeedForward {
     const denseMacs = 3 * config.dim * h;
     const gate = this.gate;
     if (!gate) {
-      this.dense(lw, x, out);
+      this.dense(l, lw, x, out);
       this.stats.record(l, 1, denseMacs, denseMacs, null);
       return;
     }
@@ -77,8 +81,8 @@ export class FeedForward {
     const count = gate.select(l, x, needGate ? g : null, this.scratch);
     const idx = this.scratch.idx;
     if (count === h) {
-      if (needGate || this.mode === "mask") this.denseFromGate(lw, x, out);
-      else this.dense(lw, x, out);
+      if (needGate || this.mode === "mask") this.denseFromGate(l, lw, x, out);
+      else this.dense(l, lw, x, out);
       this.stats.record(l, 1, denseMacs, denseMacs, this.measureCett && this.mode === "mask" ? 0 : null);
       return;
     }
@@ -111,15 +115,16 @@ export class FeedForward {
     this.stats.record(l, count / h, macs, denseMacs, null);
   }
 
-  private dense(lw: LayerWeights, x: Tensor, out: Tensor): void {
+  private dense(l: number, lw: LayerWeights, x: Tensor, out: Tensor): void {
     matvec(this.g, lw.wGate, x);
     this.activation.apply(this.g, this.g);
-    this.denseFromGate(lw, x, out);
+    this.denseFromGate(l, lw, x, out);
   }
 
   /** The rest of the dense path once g = act(W_gate x). */
-  private denseFromGate(lw: LayerWeights, x: Tensor, out: Tensor): void {
+  private denseFromGate(l: number, lw: LayerWeights, x: Tensor, out: Tensor): void {
     matvec(this.u, lw.wUp, x);
+    this.tracer?.(l, this.g, this.u);
     mul(this.g, this.g, this.u);
     this.down(lw, this.g, out);
   }

@@ -13,7 +13,7 @@ import { rmsnorm } from "../engine/ops/rmsnorm";
 import { rope } from "../engine/ops/rope";
 import type { Tensor } from "../engine/tensor";
 import { ACTIVATION_MODULES, type Activation } from "./activation";
-import { FeedForward, type FfnMode } from "./ffn";
+import { FeedForward, type FfnMode, type FfnTracer } from "./ffn";
 import type { NeuronGate } from "./gates/neuron-gate";
 import { headSize, type LlamaConfig } from "./config";
 import { KVCache } from "./kv-cache";
@@ -71,7 +71,7 @@ export class LlamaModel {
   ) {
     this.cache = new KVCache(engine, config);
     this.s = new RunState(engine, config);
-    this.ropeTable = new RopeTable(engine, config.seqLen, headSize(config), config.ropeTheta);
+    this.ropeTable = new RopeTable(engine, config.seqLen, headSize(config), config.ropeTheta, config.ropeScaling);
     this.ffn = new FeedForward(engine, config, modules.activation);
     this.downNormTensors = Array.from({ length: config.nLayers }, () => engine.tensor([config.hiddenDim]));
   }
@@ -92,6 +92,11 @@ export class LlamaModel {
 
   get ffnStats() {
     return this.ffn.stats;
+  }
+
+  /** Observe act(W_gate x) and W_up x of every layer on the dense path; null to stop. */
+  traceFfn(tracer: FfnTracer | null): void {
+    this.ffn.tracer = tracer;
   }
 
   /** ‖W_down[:, i]‖ for every neuron of every layer (computed once, on first use). */

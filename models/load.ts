@@ -8,14 +8,19 @@ import { DynactError, MemoryLimitError } from "../engine/errors";
 import { ACTIVATION_MODULES } from "./activation";
 import type { Checkpoint } from "./checkpoint";
 import type { ActivationName, LlamaConfig } from "./config";
+import { isGguf, readGgufCheckpoint, readGgufTokenizer } from "./formats/gguf";
 import { readLlama2cCheckpoint } from "./formats/llama2c";
+import { readSafetensorsCheckpoint } from "./formats/safetensors";
 import { LlamaModel } from "./llama";
 import { readLlama2cTokenizer } from "./tokenizer/sentencepiece-bpe";
 import type { Tokenizer } from "./tokenizer/tokenizer";
 import { loadWeights, weightBytes } from "./weights";
 
 export interface LoadOptions {
-  /** Tokenizer file; default: tokenizer.bin beside a llama2.c checkpoint. */
+  /**
+   * Tokenizer: a llama2.c tokenizer.bin or a .gguf. Default: the GGUF's own, tokenizer.bin beside a llama2.c
+   * checkpoint or inside a Hugging Face folder.
+   */
   tokenizer?: string;
   /** Replace the checkpoint's activation (a zero-shot swap). */
   activation?: ActivationName;
@@ -34,11 +39,14 @@ export interface LoadedModel {
   stopAtBos: boolean;
 }
 
-/** Read a checkpoint's header (no weights). */
+/** Read a checkpoint's header (no weights): a Hugging Face folder, a GGUF file, else a llama2.c file. */
 export function openCheckpoint(file: string): Checkpoint {
   if (!existsSync(file)) throw new DynactError(`${file}: no such file`);
-  if (statSync(file).isDirectory()) throw new DynactError(`${file}: is a directory, expected a checkpoint file`);
-  return readLlama2cCheckpoint(file);
+  if (statSync(file).isDirectory()) {
+    if (existsSync(path.join(file, "config.json"))) return readSafetensorsCheckpoint(file);
+    throw new DynactError(`${file}: is a directory without config.json, expected a checkpoint file or a Hugging Face model folder`);
+  }
+  return isGguf(file) ? readGgufCheckpoint(file) : readLlama2cCheckpoint(file);
 }
 
 export function loadModel(file: string, opts: LoadOptions = {}): LoadedModel {
@@ -70,14 +78,17 @@ function runConfig(c: LlamaConfig, opts: LoadOptions): LlamaConfig {
   return { ...c, seqLen, activation: opts.activation ?? c.activation };
 }
 
-function loadTokenizer(ckpt: Checkpoint, explicit: string | undefined): Tokenizer {
-  const file = explicit ?? path.join(path.dirname(ckpt.path), "tokenizer.bin");
+/** The tokenizer loadModel would use for this checkpoint (`explicit`: a -t file). */
+export function loadTokenizer(ckpt: Checkpoint, explicit: string | undefined): Tokenizer {
+  const besideOrIn = ckpt.format === "safetensors" ? "in" : "beside";
+  const file = explicit ?? (ckpt.format === "gguf" ? ckpt.path
+    : path.join(ckpt.format === "safetensors" ? ckpt.path : path.dirname(ckpt.path), "tokenizer.bin"));
   if (!existsSync(file)) {
-    throw new DynactError(
-      explicit ? `${file}: no such tokenizer file` : `no tokenizer given and no tokenizer.bin beside ${ckpt.path}: pass -t TOKENIZER`,
-    );
+    throw new DynactError(explicit ? `${file}: no such tokenizer file`
+      : `no tokenizer given and no tokenizer.bin ${besideOrIn} ${ckpt.path}: pass -t TOKENIZER` +
+        (ckpt.format === "safetensors" ? " (tokenizer.json is not supported yet)" : ""));
   }
-  const tok = readLlama2cTokenizer(file);
+  const tok = isGguf(file) ? readGgufTokenizer(file) : readLlama2cTokenizer(file);
   if (tok.vocabSize !== ckpt.config.vocabSize) {
     throw new DynactError(
       `${file} has ${tok.vocabSize} pieces but ${ckpt.path} has a vocabulary of ${ckpt.config.vocabSize}: wrong tokenizer for this model`,

@@ -1,9 +1,8 @@
-import { ACTIVATIONS, type ActivationName } from "../../models/config";
 import { generate } from "../../models/generate";
 import { loadModel } from "../../models/load";
 import { Sampler } from "../../models/sampler";
 import { isNonNegInt, isPosInt, MODEL_OPTIONS, number, parse, requireString } from "../args";
-import { UsageError } from "../usage-error";
+import { applyGate, GATE_HELP, GATE_OPTIONS, parseGateOptions } from "../gate-options";
 
 export const help = `dynact generate -m MODEL [-t TOKENIZER] [-p PROMPT] [-n STEPS] [options]
 
@@ -17,7 +16,7 @@ Generate text from a prompt. Writes only the continuation to stdout; statistics 
       --top-p P           nucleus sampling in (0, 1]; 1 = off (default 0.9)
       --top-k K           keep the K most likely tokens; 0 = off (default 0)
       --seed S            RNG seed, a positive integer (default: from the clock, printed to stderr)
-      --act NAME          silu, relu, relu2 or gelu: replace the model's MLP activation (a zero-shot swap)
+${GATE_HELP}
       --ctx N             cap the context length (KV cache positions)
       --json              print one JSON object instead of text
 Generation stops at EOS, and for llama2.c checkpoints also at BOS (as llama2.c's run.c does).`;
@@ -31,8 +30,8 @@ export async function run(argv: string[]): Promise<void> {
     "top-p": { type: "string" },
     "top-k": { type: "string" },
     seed: { type: "string" },
-    act: { type: "string" },
     ctx: { type: "string" },
+    ...GATE_OPTIONS,
   });
   if (v.help) return void console.log(help);
   const model = requireString(v.model, "-m/--model");
@@ -43,11 +42,13 @@ export async function run(argv: string[]): Promise<void> {
   // run.c's xorshift* state stays 0 forever from seed 0, so seeds start at 1.
   const seed = number(v.seed, "--seed", 1 + (Date.now() % 2 ** 31), (n) => isPosInt(n) && n <= Number.MAX_SAFE_INTEGER, "a positive integer");
   const ctx = v.ctx === undefined ? undefined : number(v.ctx, "--ctx", 0, isPosInt, "a positive integer");
-  if (v.act !== undefined && !ACTIVATIONS.includes(v.act as ActivationName)) {
-    throw new UsageError(`--act must be one of ${ACTIVATIONS.join(", ")}, got '${v.act}'`);
-  }
+  const gates = parseGateOptions(v);
+  const log = (line: string) => process.stderr.write(`${line}\n`);
 
-  const loaded = loadModel(model, { tokenizer: v.tokenizer, activation: v.act as ActivationName | undefined, contextLength: ctx });
+  const loaded = loadModel(model, {
+    tokenizer: v.tokenizer, activation: gates.activation, contextLength: ctx, transposeDown: gates.mode === "gather",
+  });
+  applyGate(loaded, gates, log);
   const sampler = new Sampler(loaded.model.config.vocabSize, { temperature, topP, topK, seed });
   const result = generate(loaded, {
     prompt: v.prompt!, maxNewTokens: steps, sampler,
@@ -60,6 +61,7 @@ export async function run(argv: string[]): Promise<void> {
       tokens_per_second: tokensPerSecond,
       prompt_tokens_per_second: (result.promptTokens.length - 1) / Math.max(result.promptSeconds, 1e-9),
       seed, temperature, top_p: topP, top_k: topK, activation: loaded.model.modules.activation.name,
+      ffn_gate: v["ffn-gate"] ?? "dense", ffn_mode: gates.mode, ffn: loaded.model.ffnStats.summary(),
     }));
   } else {
     process.stdout.write("\n");

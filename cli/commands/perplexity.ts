@@ -1,0 +1,56 @@
+import { perplexity } from "../../eval/perplexity";
+import { readTextTokens } from "../../eval/text";
+import { loadModel } from "../../models/load";
+import { isPosInt, MODEL_OPTIONS, number, parse, requireString } from "../args";
+import { applyGate, GATE_HELP, GATE_OPTIONS, parseGateOptions, progressLine } from "../gate-options";
+import { UsageError } from "../usage-error";
+
+export const help = `dynact perplexity -m MODEL [-t TOKENIZER] -d TEXT [--ctx N] [--max-tokens N] [gate options] [--json]
+
+Perplexity of a text file. The text is encoded without BOS and the first --max-tokens ids are kept, then split into
+consecutive windows of ctx-1 tokens; each window runs from a fresh KV cache as [BOS, t0 … t_{n-2}] and every text
+token is scored. Prints mean NLL (nats), perplexity and per-layer MLP statistics.
+
+  -d, --data FILE         text file
+      --ctx N             positions per window including BOS (default: the model's context)
+      --max-tokens N      score only the first N tokens (default: all)
+${GATE_HELP}
+      --json              {"mean_nll","perplexity","tokens","windows":[…],"ffn":{…}}`;
+
+export async function run(argv: string[]): Promise<void> {
+  const { values: v } = parse(argv, {
+    ...MODEL_OPTIONS,
+    data: { type: "string", short: "d" },
+    ctx: { type: "string" },
+    "max-tokens": { type: "string" },
+    ...GATE_OPTIONS,
+  });
+  if (v.help) return void console.log(help);
+  const file = requireString(v.model, "-m/--model");
+  const data = requireString(v.data, "-d/--data");
+  const ctx = v.ctx === undefined ? undefined : number(v.ctx, "--ctx", 0, (n) => isPosInt(n) && n >= 2, "an integer >= 2");
+  const maxTokens = number(v["max-tokens"], "--max-tokens", Infinity, isPosInt, "a positive integer");
+  const gates = parseGateOptions(v);
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const loaded = loadModel(file, { tokenizer: v.tokenizer, activation: gates.activation, transposeDown: gates.mode === "gather" });
+  if (ctx !== undefined && ctx > loaded.model.config.seqLen) {
+    throw new UsageError(`--ctx ${ctx} is longer than the model's context of ${loaded.model.config.seqLen}`);
+  }
+  const ids = readTextTokens(data, loaded.tokenizer, maxTokens);
+  applyGate(loaded, gates, log);
+  const progress = progressLine(log);
+  const t0 = performance.now();
+  const r = perplexity(loaded.model, ids, { ctx, bos: loaded.tokenizer.bosId, onProgress: (d, t) => progress("scoring", d, t) });
+  const seconds = (performance.now() - t0) / 1000;
+  const ffn = loaded.model.ffnStats.summary();
+  if (v.json) {
+    console.log(JSON.stringify({ ...r, tokens_per_second: r.tokens / seconds, ffn_gate: v["ffn-gate"] ?? "dense", ffn_mode: gates.mode, ffn }));
+    return;
+  }
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  console.log(`perplexity ${r.perplexity.toFixed(4)}  mean NLL ${r.mean_nll.toFixed(6)} nats  over ${r.tokens} tokens (${r.windows.length} windows)`);
+  console.log(`active neurons per layer: ${ffn.active_fraction.map(pct).join(" ")}`);
+  if (ffn.cett.some((c) => c !== null)) console.log(`CETT per layer: ${ffn.cett.map((c) => (c === null ? "-" : c.toFixed(3))).join(" ")}`);
+  console.log(`FFN multiply-adds done: ${ffn.ffn_mac_fraction.map(pct).join(" ")}`);
+  log(`${(r.tokens / seconds).toFixed(1)} tokens/s scored`);
+}

@@ -1,0 +1,88 @@
+// Options that choose the MLP's activation, neuron gate and execution mode; shared by generate, perplexity and
+// calibrate.
+import { ACTIVATIONS, type ActivationName } from "../models/config";
+import type { FfnMode } from "../models/ffn";
+import { parseGateSpec, type GateSpec } from "../models/gates/spec";
+import type { LoadedModel } from "../models/load";
+import { buildNeuronGate } from "../eval/gate-factory";
+import { readTextTokens } from "../eval/text";
+import { isPosInt, number } from "./args";
+import { UsageError } from "./usage-error";
+import { DynactError } from "../engine/errors";
+
+export const GATE_OPTIONS = {
+  act: { type: "string" },
+  "ffn-gate": { type: "string" },
+  "ffn-mode": { type: "string" },
+  "calib-text": { type: "string" },
+  "calib-tokens": { type: "string" },
+} as const;
+
+export const GATE_HELP = `      --act NAME          silu, relu, relu2 or gelu: replace the MLP activation (a zero-shot swap)
+      --ffn-gate SPEC     neuron gate: dense, cats:S, cett:T, cett-global:T, topk:F, threshold:FILE (default dense)
+      --ffn-mode MODE     mask (dense compute, zero outside S; measures CETT) or gather (real sparse kernels)
+                          (default mask)
+      --calib-text FILE   text to calibrate cats/cett gates on (first --calib-tokens tokens, default 4096)`;
+
+export interface GateChoice {
+  activation?: ActivationName;
+  spec: GateSpec;
+  mode: FfnMode;
+  calibText?: string;
+  calibTokens: number;
+}
+
+export function parseGateOptions(v: Record<string, string | boolean | undefined>): GateChoice {
+  const act = v.act as string | undefined;
+  if (act !== undefined && !ACTIVATIONS.includes(act as ActivationName)) {
+    throw new UsageError(`--act must be one of ${ACTIVATIONS.join(", ")}, got '${act}'`);
+  }
+  const mode = (v["ffn-mode"] as string | undefined) ?? "mask";
+  if (mode !== "mask" && mode !== "gather") throw new UsageError(`--ffn-mode must be mask or gather, got '${mode}'`);
+  let spec: GateSpec;
+  try {
+    spec = parseGateSpec((v["ffn-gate"] as string | undefined) ?? "dense");
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const calibTokens = number(v["calib-tokens"] as string | undefined, "--calib-tokens", 4096, isPosInt, "a positive integer");
+  return { activation: act as ActivationName | undefined, spec, mode, calibText: v["calib-text"] as string | undefined, calibTokens };
+}
+
+/** Install the chosen gate on a loaded model (calibrating first when the gate needs it). */
+export function applyGate(loaded: LoadedModel, g: GateChoice, log: (line: string) => void): void {
+  const { model, tokenizer } = loaded;
+  const gate = buildNeuronGate(g.spec, model, {
+    calibrationIds: g.calibText ? () => readTextTokens(g.calibText!, tokenizer, g.calibTokens) : undefined,
+    onProgress: progressLine(log),
+  });
+  if (g.mode === "gather" && !model.weights.layers[0].downTransposed) {
+    throw new DynactError("internal: gather mode needs a model loaded with transposeDown");
+  }
+  model.configureFfn({ gate, mode: g.mode, measureCett: g.mode === "mask" && gate !== null });
+}
+
+/**
+ * Progress of long work on stderr: one line rewritten in place on a terminal (at most 10 times a second),
+ * otherwise a line at every quarter, so logs stay short.
+ */
+export function progressLine(log: (line: string) => void) {
+  const tty = process.stderr.isTTY === true;
+  let lastStage = "";
+  let lastPct = -1;
+  let lastTime = 0;
+  return (stage: string, done: number, total: number) => {
+    const pct = Math.floor((100 * done) / total);
+    const now = performance.now();
+    if (tty) {
+      if (stage === lastStage && done < total && now - lastTime < 100) return;
+      process.stderr.write(`\r${stage}: ${done}/${total} (${pct}%)\x1b[K${done === total ? "\n" : ""}`);
+    } else {
+      if (stage === lastStage && Math.floor(pct / 25) === Math.floor(lastPct / 25) && done < total) return;
+      log(`${stage}: ${done}/${total} (${pct}%)`);
+    }
+    lastStage = stage;
+    lastPct = pct;
+    lastTime = now;
+  };
+}

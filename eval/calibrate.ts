@@ -1,0 +1,206 @@
+// Fitting per-layer thresholds for threshold gates on calibration text (dense forward passes, traced):
+//   cats:S          ε_l = the S-quantile of |act(g)| in layer l (CATS)
+//   cett:T          ε_l such that the mean CETT of layer l is T, score |act(g_i)|·‖W_down[:,i]‖
+//   cett-global:T   one ε for every layer, mean CETT over layers T
+// CETT(ε) of a token = ‖Σ_{i: s_i<ε} a_i·W_down[:,i]‖ / ‖W_down·a‖ with a = act(g) ⊙ u; it is evaluated with the
+// sparse kernels (column scatter over the dropped neurons) on a separate engine holding the traces.
+import { Engine } from "../engine/engine";
+import { DynactError } from "../engine/errors";
+import { gather, scatterAxpy } from "../engine/ops/sparse";
+import { selectThreshold } from "../engine/ops/select";
+import type { Tensor } from "../engine/tensor";
+import { modelFingerprint, textFingerprint, type Calibration } from "../models/gates/calibration";
+import { formatGateSpec, type GateSpec } from "../models/gates/spec";
+import type { ScoreKind } from "../models/gates/threshold-gate";
+import type { LlamaModel } from "../models/llama";
+import { windows } from "./text";
+
+export type CalibratedSpec = Extract<GateSpec, { kind: "cats" | "cett" | "cett-global" }>;
+
+export interface CalibrateOptions {
+  ctx?: number;
+  /** Tokens whose activations are kept for fitting (evenly spaced over the text); default 1024. */
+  maxSamples?: number;
+  onProgress?: (stage: string, done: number, total: number) => void;
+}
+
+const BISECTION_STEPS = 30;
+
+export function calibrate(model: LlamaModel, ids: readonly number[], spec: CalibratedSpec, opts: CalibrateOptions = {}): Calibration {
+  const { nLayers, hiddenDim: h } = model.config;
+  const score: ScoreKind = spec.kind === "cats" ? "act" : "act-downnorm";
+  const traces = collectTraces(model, ids, opts);
+  const norms = score === "act-downnorm" ? model.downNorms().map((t) => t.read()) : null;
+  // scores s and activations a per layer: [samples × hidden]
+  const scores = traces.map((tr, l) => tr.gate.map((g, i) => Math.abs(g) * (norms ? norms[l][i % h] : 1)));
+  const acts = traces.map((tr) => tr.gate.map((g, i) => g * tr.up[i]));
+
+  const cett = new CettEvaluator(model, acts, scores);
+  const layers = Array.from({ length: nLayers }, (_, l) => l);
+  let thresholds: number[];
+  if (spec.kind === "cats") {
+    thresholds = scores.map((s) => quantile(s, spec.sparsity));
+  } else if (spec.kind === "cett") {
+    thresholds = layers.map((l) => {
+      opts.onProgress?.("fitting", l, nLayers);
+      return cett.fit([l], spec.target, scores[l]);
+    });
+  } else {
+    const pooled = new Float32Array(scores.reduce((n, s) => n + s.length, 0));
+    scores.reduce((at, s) => (pooled.set(s, at), at + s.length), 0);
+    thresholds = new Array<number>(nLayers).fill(cett.fit(layers, spec.target, pooled));
+  }
+  const measured = {
+    active_fraction: scores.map((s, l) => s.reduce((n, v) => n + (v >= thresholds[l] ? 1 : 0), 0) / s.length),
+    cett: layers.map((l) => cett.mean(l, thresholds[l])),
+  };
+  return {
+    format: "dynact-calibration", version: 1, gate: formatGateSpec(spec), score, thresholds,
+    model_fingerprint: modelFingerprint(model), text_fingerprint: textFingerprint(ids), tokens: ids.length, measured,
+  };
+}
+
+interface Trace {
+  gate: Float32Array; // act(g) of the sampled tokens, [samples × hidden]
+  up: Float32Array;
+}
+
+/** Dense passes over the text in windows from BOS, keeping every k-th token's act(g) and u per layer. */
+function collectTraces(model: LlamaModel, ids: readonly number[], opts: CalibrateOptions): Trace[] {
+  const { nLayers, hiddenDim: h } = model.config;
+  const ctx = opts.ctx ?? model.config.seqLen;
+  const maxSamples = opts.maxSamples ?? 1024;
+  const every = Math.max(1, Math.ceil(ids.length / maxSamples));
+  const samples = Math.ceil(ids.length / every);
+  const traces = Array.from({ length: nLayers }, () => ({ gate: new Float32Array(samples * h), up: new Float32Array(samples * h) }));
+  let position = 0; // index of the current token in ids
+  let sample = -1;
+  model.traceFfn((l, g, u) => {
+    if (sample < 0) return;
+    traces[l].gate.set(g.f32(), sample * h);
+    traces[l].up.set(u.f32(), sample * h);
+  });
+  model.configureFfn({ gate: null, mode: "mask" });
+  try {
+    for (const w of windows(ids, ctx)) {
+      let token = 1;
+      for (let pos = 0; pos < w.ids.length; pos++, position++) {
+        // The activations of input token `token` at this position; sample the text tokens evenly.
+        sample = position % every === 0 ? position / every : -1;
+        model.forward(token, pos);
+        token = w.ids[pos];
+        opts.onProgress?.("tracing", position + 1, ids.length);
+      }
+    }
+  } finally {
+    model.traceFfn(null);
+  }
+  if (samples === 0) throw new DynactError("no calibration tokens");
+  return traces;
+}
+
+/** The value below which a fraction q of the values lie (q = 0: −∞, keep everything). */
+export function quantile(values: Float32Array, q: number): number {
+  if (q <= 0) return -Infinity;
+  const sorted = Float32Array.from(values).sort();
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+/** Mean CETT of the sampled tokens of each layer for a threshold, computed with the engine's sparse kernels. */
+class CettEvaluator {
+  private readonly engine: Engine;
+  private readonly wdT: Tensor; // W_downᵀ of the layer loaded last
+  private readonly a: Tensor[];
+  private readonly negScores: Tensor[];
+  private readonly full: number[][]; // ‖W_down·a‖ per layer and sample
+  private readonly idx: Tensor;
+  private readonly compact: Tensor;
+  private readonly out: Tensor;
+  private readonly samples: number;
+  private loaded = -1;
+
+  constructor(private readonly model: LlamaModel, acts: Float32Array[], scores: Float32Array[]) {
+    const { dim, hiddenDim: h } = model.config;
+    this.samples = acts[0].length / h;
+    const traceBytes = acts.length * 2 * acts[0].length * 4;
+    this.engine = Engine.create(traceBytes + 4 * (h * dim + 3 * h + dim) + 64 * (2 * acts.length + 8));
+    this.wdT = this.engine.tensor([h, dim]);
+    this.a = acts.map((a) => this.engine.from(a, [this.samples, h]));
+    this.negScores = scores.map((s) => this.engine.from(s.map((v) => -v), [this.samples, h]));
+    this.idx = this.engine.tensor([h], "i32");
+    this.compact = this.engine.tensor([h]);
+    this.out = this.engine.tensor([dim]);
+    const all = this.engine.tensor([h], "i32");
+    all.i32().forEach((_, i, arr) => (arr[i] = i));
+    this.full = acts.map((_, l) => {
+      this.load(l);
+      return Array.from({ length: this.samples }, (_, t) => {
+        scatterAxpy(this.out, this.wdT, this.a[l].row(t), all, h);
+        return norm(this.out.f32());
+      });
+    });
+  }
+
+  private load(l: number): void {
+    if (this.loaded === l) return;
+    const lw = this.model.weights.layers[l];
+    const w = lw.wDown.f32();
+    if (lw.downTransposed) this.wdT.write(w);
+    else {
+      const [dim, h] = lw.wDown.shape;
+      const t = this.wdT.f32();
+      for (let r = 0; r < dim; r++) for (let c = 0; c < h; c++) t[c * dim + r] = w[r * h + c];
+    }
+    this.loaded = l;
+  }
+
+  /** Mean CETT of layer l when neurons with score < eps are dropped. */
+  mean(l: number, eps: number): number {
+    if (eps === -Infinity) return 0;
+    this.load(l);
+    let sum = 0;
+    for (let t = 0; t < this.samples; t++) {
+      // dropped: s < eps  ⇔  -s > -eps  ⇔  -s >= the next f32 above -eps
+      const count = selectThreshold(this.idx, this.negScores[l].row(t), nextF32Above(-eps));
+      if (count === 0 || this.full[l][t] === 0) continue;
+      gather(this.compact, this.a[l].row(t), this.idx, count);
+      scatterAxpy(this.out, this.wdT, this.compact, this.idx, count);
+      sum += norm(this.out.f32()) / this.full[l][t];
+    }
+    return sum / this.samples;
+  }
+
+  /** ε whose mean CETT over `layers` is closest to target: bisection over quantiles of the pooled scores. */
+  fit(layers: number[], target: number, pooled: Float32Array): number {
+    if (target <= 0) return -Infinity;
+    const sorted = Float32Array.from(pooled).sort();
+    const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+    const meanAt = (eps: number) => layers.reduce((s, l) => s + this.mean(l, eps), 0) / layers.length;
+    let lo = 0;
+    let hi = 1;
+    for (let step = 0; step < BISECTION_STEPS; step++) {
+      const mid = (lo + hi) / 2;
+      if (meanAt(at(mid)) < target) lo = mid;
+      else hi = mid;
+    }
+    const a = at(lo);
+    const b = at(hi);
+    return Math.abs(meanAt(a) - target) <= Math.abs(meanAt(b) - target) ? a : b;
+  }
+}
+
+function norm(v: Float32Array): number {
+  let s = 0;
+  for (const x of v) s += x * x;
+  return Math.sqrt(s);
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+/** The smallest f32 greater than x (x finite). */
+function nextF32Above(x: number): number {
+  f32[0] = x;
+  if (f32[0] === 0) return 1.4e-45;
+  u32[0] += f32[0] > 0 ? 1 : -1;
+  return f32[0];
+}

@@ -1,0 +1,24 @@
+// Evaluation and calibration text as token ids: the whole file encoded without BOS, then the first N ids.
+import { readFileSync } from "node:fs";
+import { DynactError } from "../engine/errors";
+import type { Tokenizer } from "../models/tokenizer/tokenizer";
+
+export function readTextTokens(file: string, tokenizer: Tokenizer, maxTokens = Infinity): number[] {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new DynactError(`${file}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}`);
+  }
+  const ids = tokenizer.encode(text, { bos: false });
+  if (ids.length === 0) throw new DynactError(`${file}: no text to evaluate`);
+  return Number.isFinite(maxTokens) ? ids.slice(0, maxTokens) : ids;
+}
+
+/** Consecutive windows of at most `len` tokens covering ids in order. */
+export function windows(ids: readonly number[], len: number): { start: number; ids: number[] }[] {
+  if (!Number.isInteger(len) || len < 1) throw new DynactError(`window length must be a positive integer, got ${len}`);
+  const out: { start: number; ids: number[] }[] = [];
+  for (let start = 0; start < ids.length; start += len) out.push({ start, ids: ids.slice(start, start + len) });
+  return out;
+}

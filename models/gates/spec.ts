@@ -1,0 +1,56 @@
+// Neuron-gate specs as the CLI and the study write them: dense, cats:S, cett:T, cett-global:T, topk:F,
+// threshold:FILE.
+import { DynactError } from "../../engine/errors";
+
+export type GateSpec =
+  | { kind: "dense" }
+  | { kind: "cats"; sparsity: number }
+  | { kind: "cett"; target: number }
+  | { kind: "cett-global"; target: number }
+  | { kind: "topk"; keep: number }
+  | { kind: "threshold"; file: string };
+
+export const GATE_KINDS = "dense, cats:S, cett:T, cett-global:T, topk:F, threshold:FILE";
+
+export function parseGateSpec(spec: string): GateSpec {
+  const colon = spec.indexOf(":");
+  const kind = colon < 0 ? spec : spec.slice(0, colon);
+  const arg = colon < 0 ? undefined : spec.slice(colon + 1);
+  const fraction = (what: string, lo: number, hi: number): number => {
+    const v = arg === undefined || arg.trim() === "" ? NaN : Number(arg);
+    if (!(v >= lo && v <= hi)) throw new DynactError(`--ffn-gate ${spec}: ${what} must be a number in [${lo}, ${hi}]`);
+    return v;
+  };
+  switch (kind) {
+    case "dense":
+      if (arg !== undefined) break;
+      return { kind };
+    case "cats":
+      return { kind, sparsity: fraction("the target sparsity", 0, 1) };
+    case "cett":
+    case "cett-global":
+      return { kind, target: fraction("the CETT target", 0, 1) };
+    case "topk":
+      return { kind, keep: fraction("the kept fraction", 0, 1) };
+    case "threshold":
+      if (!arg) throw new DynactError(`--ffn-gate ${spec}: threshold needs a calibration file: threshold:FILE`);
+      return { kind, file: arg };
+  }
+  throw new DynactError(`--ffn-gate ${spec}: unknown gate (known: ${GATE_KINDS})`);
+}
+
+export function formatGateSpec(s: GateSpec): string {
+  switch (s.kind) {
+    case "dense":
+      return "dense";
+    case "cats":
+      return `cats:${s.sparsity}`;
+    case "cett":
+    case "cett-global":
+      return `${s.kind}:${s.target}`;
+    case "topk":
+      return `topk:${s.keep}`;
+    case "threshold":
+      return `threshold:${s.file}`;
+  }
+}
