@@ -2,6 +2,7 @@
 import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { DynactError } from "../../engine/errors";
+import type { Tensor } from "../../engine/tensor";
 import type { LlamaModel } from "../llama";
 import type { ScoreKind } from "./threshold-gate";
 
@@ -27,12 +28,24 @@ export function modelFingerprint(model: LlamaModel): string {
   const h = createHash("sha256");
   const { config: c, weights: w } = model;
   h.update(JSON.stringify([c.dim, c.hiddenDim, c.nLayers, c.nHeads, c.nKvHeads, c.vocabSize, c.activation]));
-  const part = (t: { bytesView(): Uint8Array }) => h.update(t.bytesView().subarray(0, 4096));
+  const part = (t: Tensor) => h.update(t.bytesView().subarray(0, 4096));
   part(w.tokenEmbedding);
-  for (const l of w.layers) [l.attnNorm, l.wq, l.wk, l.wv, l.wo, l.ffnNorm, l.wGate, l.wUp, l.wDown].forEach(part);
+  for (const l of w.layers) {
+    [l.attnNorm, l.wq, l.wk, l.wv, l.wo, l.ffnNorm, l.wGate, l.wUp].forEach(part);
+    h.update(downRow0(l.wDown, l.downTransposed));
+  }
   part(w.finalNorm);
   part(w.output);
   return h.digest("hex").slice(0, 32);
+}
+
+/** The first 1024 values of W_down's first row in the canonical [dim, hidden] layout, whichever way it is stored. */
+function downRow0(wDown: Tensor, transposed: boolean): Uint8Array {
+  const w = wDown.f32();
+  const hidden = transposed ? wDown.shape[0] : wDown.shape[1];
+  const dim = transposed ? wDown.shape[1] : wDown.shape[0];
+  const row = Float32Array.from({ length: Math.min(1024, hidden) }, (_, c) => (transposed ? w[c * dim] : w[c]));
+  return new Uint8Array(row.buffer);
 }
 
 export function textFingerprint(ids: readonly number[]): string {
