@@ -3,11 +3,19 @@
 //   scatter_axpy_f32   out    = Σ_k a[k] · Wt[S[k], :]   (column scatter: down product, W_down stored transposed)
 //   gather_f32 / scatter_f32  move values between full and compact vectors
 // Rows are reduced in simd.dot's order, so matvec_rows_f32 gives the same bits as matvec_f32 for a row.
+import { dot4 } from "./matvec";
 import { dot } from "./simd";
 
 export function matvec_rows_f32(out: usize, w: usize, x: usize, n: i32, idx: usize, count: i32): void {
   const rowBytes = <usize>n << 2;
-  for (let k = 0; k < count; k++) {
+  let k = 0;
+  // Four gathered rows per pass, as the dense kernel does: x loaded once for four independent streams.
+  for (; k + 4 <= count; k += 4) {
+    const ip = idx + (<usize>k << 2);
+    dot4(out + (<usize>k << 2), w + <usize>load<i32>(ip) * rowBytes, w + <usize>load<i32>(ip, 4) * rowBytes,
+      w + <usize>load<i32>(ip, 8) * rowBytes, w + <usize>load<i32>(ip, 12) * rowBytes, x, n);
+  }
+  for (; k < count; k++) {
     const r = <usize>load<i32>(idx + (<usize>k << 2));
     store<f32>(out + (<usize>k << 2), dot(w + r * rowBytes, x, n));
   }

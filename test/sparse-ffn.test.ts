@@ -13,7 +13,8 @@ import type { Tensor } from "../engine/tensor";
 import { ACTIVATION_MODULES } from "../models/activation";
 import type { ActivationName, LlamaConfig } from "../models/config";
 import { FeedForward } from "../models/ffn";
-import type { GateScratch, NeuronGate } from "../models/gates/neuron-gate";
+import { FixedGate } from "../models/gates/fixed-gate";
+import type { NeuronGate } from "../models/gates/neuron-gate";
 import { ThresholdGate } from "../models/gates/threshold-gate";
 import type { LayerWeights } from "../models/weights";
 
@@ -102,16 +103,6 @@ describe("sparse kernels", () => {
     );
   });
 });
-
-/** A gate that returns a fixed index set. */
-class FixedGate implements NeuronGate {
-  readonly spec = "fixed";
-  constructor(readonly chooses: "gate" | "input", private readonly idx: number[]) {}
-  select(_l: number, _x: Tensor, _g: Tensor | null, s: GateScratch): number {
-    s.idx.i32().set(this.idx);
-    return this.idx.length;
-  }
-}
 
 interface Ffn {
   config: LlamaConfig;
