@@ -19,7 +19,9 @@ export const GATE_OPTIONS = {
 } as const;
 
 export const GATE_HELP = `      --act NAME          silu, relu, relu2 or gelu: replace the MLP activation (a zero-shot swap)
-      --ffn-gate SPEC     neuron gate: dense, cats:S, cett:T, cett-global:T, topk:F, threshold:FILE (default dense)
+      --ffn-gate SPEC     neuron gate (default dense): cats:S (target sparsity S), cett:T / cett-global:T (target
+                          CETT), topk:F (keep fraction F per token), threshold:FILE (from dynact calibrate),
+                          griffin:F / tda:T (neurons chosen from the prompt: top fraction F, or score >= T × top)
       --ffn-mode MODE     mask (dense compute, zero outside S; measures CETT) or gather (real sparse kernels)
                           (default mask)
       --calib-text FILE   text to calibrate cats/cett gates on (first --calib-tokens tokens, default 4096)`;

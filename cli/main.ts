@@ -3,6 +3,7 @@
 import { DynactError } from "../engine/errors";
 import * as bench from "./commands/bench";
 import * as calibrate from "./commands/calibrate";
+import * as convert from "./commands/convert";
 import * as generate from "./commands/generate";
 import * as inspect from "./commands/inspect";
 import * as logits from "./commands/logits";
@@ -14,7 +15,7 @@ interface Command {
   run(argv: string[]): Promise<void>;
 }
 
-const COMMANDS: Record<string, Command> = { generate, inspect, logits, perplexity, calibrate, bench };
+const COMMANDS: Record<string, Command> = { generate, inspect, logits, perplexity, calibrate, convert, bench };
 
 const HELP = `dynact — LLaMA inference in WebAssembly, built to measure dynamic activation
 
@@ -26,6 +27,7 @@ commands:
   logits     print the logits at the last position of a prompt
   perplexity perplexity of a text, with per-layer MLP sparsity statistics
   calibrate  fit per-layer thresholds for cats/cett neuron gates
+  convert    convert a checkpoint to gguf, safetensors or llama2c (f32, f16, bf16, q8_0, q4_0)
   bench      benchmarks (decode speed against llama2.c)
 
 Exit status: 0 success, 1 failure, 2 bad usage.`;

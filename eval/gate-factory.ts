@@ -3,6 +3,7 @@
 import { DynactError } from "../engine/errors";
 import { readCalibration } from "../models/gates/calibration";
 import type { NeuronGate } from "../models/gates/neuron-gate";
+import { PromptGate } from "../models/gates/prompt-gate";
 import { formatGateSpec, type GateSpec } from "../models/gates/spec";
 import { ThresholdGate } from "../models/gates/threshold-gate";
 import { TopkGate } from "../models/gates/topk-gate";
@@ -20,6 +21,10 @@ export function buildNeuronGate(spec: GateSpec, model: LlamaModel, opts: GateFac
       return null;
     case "topk":
       return new TopkGate(`topk:${spec.keep}`, spec.keep, model.config.hiddenDim);
+    case "griffin":
+      return new PromptGate(formatGateSpec(spec), { kind: "griffin", keep: spec.keep }, model.config.nLayers, model.config.hiddenDim);
+    case "tda":
+      return new PromptGate(formatGateSpec(spec), { kind: "tda", relative: spec.relative }, model.config.nLayers, model.config.hiddenDim);
     case "threshold": {
       const c = readCalibration(spec.file, model);
       return new ThresholdGate(c.gate, c.score, c.thresholds, c.score === "act-downnorm" ? model.downNorms() : null);

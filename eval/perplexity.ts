@@ -1,5 +1,6 @@
 // Perplexity of a token sequence: consecutive windows of ctx-1 text tokens, each run from a fresh KV cache as
 // [BOS, t0 … t_{n-2}], every text token scored (t0 from BOS alone). NLL in nats, summed in f64.
+import { DynactError } from "../engine/errors";
 import type { LlamaModel } from "../models/llama";
 import { windows } from "./text";
 
@@ -7,6 +8,8 @@ export interface PerplexityOptions {
   /** Positions per window including BOS (default: the model's context). */
   ctx?: number;
   bos?: number;
+  /** For prompt-based gates (griffin, tda): the first N positions of each window are its prompt. */
+  promptLength?: number;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -20,13 +23,19 @@ export interface PerplexityResult {
 export function perplexity(model: LlamaModel, ids: readonly number[], opts: PerplexityOptions = {}): PerplexityResult {
   const ctx = opts.ctx ?? model.config.seqLen;
   const bos = opts.bos ?? 1;
+  const promptLength = opts.promptLength ?? 0;
+  if (model.usesPromptGate && promptLength < 1) {
+    throw new DynactError(`${model.ffnGateSpec} chooses neurons from a prompt: give the prompt length per window (--prompt-tokens N)`);
+  }
   const result: PerplexityResult["windows"] = [];
   let total = 0;
   let done = 0;
   for (const w of windows(ids, ctx - 1)) {
     let sum = 0;
     let token = bos;
+    model.beginSequence();
     for (let pos = 0; pos < w.ids.length; pos++) {
+      if (pos === promptLength) model.beginGeneration();
       sum += nll(model.forward(token, pos).f32(), w.ids[pos]);
       token = w.ids[pos];
     }

@@ -29,7 +29,7 @@ export class FeedForward {
   private readonly all: Tensor; // 0..hidden-1, for a dense down product over W_downᵀ
   private readonly scratch: GateScratch;
 
-  private gate: NeuronGate | null = null;
+  gate: NeuronGate | null = null;
   private mode: FfnMode = "mask";
   /** Measure achieved CETT (mask mode): one more down product per layer and token. */
   private measureCett = false;
@@ -126,6 +126,7 @@ export class FeedForward {
     matvec(this.u, lw.wUp, x);
     this.tracer?.(l, this.g, this.u);
     mul(this.g, this.g, this.u);
+    this.gate?.observe?.(l, this.g);
     this.down(lw, this.g, out);
   }
 

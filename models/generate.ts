@@ -41,7 +41,10 @@ export function generate(loaded: LoadedModel, opts: GenerateOptions): GenerateRe
   const budget = Math.min(opts.maxNewTokens, seqLen - promptTokens.length + 1);
 
   const t0 = performance.now();
-  for (let pos = 0; pos < promptTokens.length - 1; pos++) model.forward(promptTokens[pos], pos);
+  model.beginSequence();
+  let logits = model.forward(promptTokens[0], 0);
+  for (let pos = 1; pos < promptTokens.length; pos++) logits = model.forward(promptTokens[pos], pos);
+  model.beginGeneration();
   const t1 = performance.now();
 
   const decoder = new StreamDecoder(tokenizer);
@@ -49,8 +52,8 @@ export function generate(loaded: LoadedModel, opts: GenerateOptions): GenerateRe
   let text = "";
   let stop: StopReason = "length";
   let token = promptTokens[promptTokens.length - 1];
-  for (let pos = promptTokens.length - 1; tokens.length < budget; pos++) {
-    const next = opts.sampler.sample(model.forward(token, pos).f32());
+  for (let pos = promptTokens.length; tokens.length < budget; pos++) {
+    const next = opts.sampler.sample(logits.f32());
     if (next === tokenizer.eosId) {
       stop = "eos";
       break;
@@ -64,6 +67,7 @@ export function generate(loaded: LoadedModel, opts: GenerateOptions): GenerateRe
     text += piece;
     if (piece) opts.onText?.(piece);
     token = next;
+    if (tokens.length < budget) logits = model.forward(next, pos);
   }
   const tail = decoder.flush();
   text += tail;

@@ -90,6 +90,25 @@ export class LlamaModel {
     this.ffn.configure(opts.gate, opts.mode, opts.measureCett ?? false);
   }
 
+  /** A new sequence starts at position 0 (prompt-based gates forget the last prompt). */
+  beginSequence(): void {
+    this.ffn.gate?.beginSequence?.();
+  }
+
+  /** The prompt has been run; what follows is generated. */
+  beginGeneration(): void {
+    this.ffn.gate?.beginGeneration?.();
+  }
+
+  /** True when the neuron gate chooses its neurons from a prompt (it needs beginGeneration). */
+  get usesPromptGate(): boolean {
+    return this.ffn.gate?.beginGeneration !== undefined;
+  }
+
+  get ffnGateSpec(): string {
+    return this.ffn.gate?.spec ?? "dense";
+  }
+
   get ffnStats() {
     return this.ffn.stats;
   }

@@ -79,6 +79,29 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "data/t
     stats.ffn_mac_fraction.forEach((m, l) => expect(m).toBeCloseTo((1 + 2 * stats.active_fraction[l]) / 3, 6));
   });
 
+  test("griffin/tda: dense over the prompt, a fixed set per layer afterwards; griffin:1 reproduces dense", () => {
+    const ids = evalIds.slice(0, 300);
+    rows.model.configureFfn({ gate: null, mode: "mask" });
+    const dense = perplexity(rows.model, ids, { ctx: 128 }).mean_nll;
+    rows.model.configureFfn({ gate: buildNeuronGate(parseGateSpec("griffin:1"), rows.model), mode: "mask" });
+    expect(perplexity(rows.model, ids, { ctx: 128, promptLength: 64 }).mean_nll).toBe(dense);
+    for (const [spec, loaded, mode] of [["griffin:0.5", rows, "mask"], ["griffin:0.5", transposed, "gather"], ["tda:0.3", rows, "mask"]] as const) {
+      loaded.model.configureFfn({ gate: buildNeuronGate(parseGateSpec(spec), loaded.model), mode });
+      perplexity(loaded.model, ids, { ctx: 128, promptLength: 64 });
+      const active = loaded.model.ffnStats.summary().active_fraction;
+      // 300 tokens in windows of 127, 127, 46: 64 + 64 + 46 prompt positions run dense, the other 126 keep
+      // round(0.5 · 172) = 86 of 172 neurons.
+      if (spec.startsWith("griffin")) for (const a of active) expect(a).toBeCloseTo((174 + 126 * (86 / 172)) / 300, 10);
+      for (const a of active) expect(a).toBeLessThan(1);
+    }
+  });
+
+  test("prompt gates in perplexity need a prompt length", () => {
+    rows.model.configureFfn({ gate: buildNeuronGate(parseGateSpec("griffin:0.5"), rows.model), mode: "mask" });
+    expect(() => perplexity(rows.model, evalIds.slice(0, 50), { ctx: 64 })).toThrow(/--prompt-tokens/);
+    rows.model.configureFfn({ gate: null, mode: "mask" });
+  });
+
   test("a calibration file for another model is refused", () => {
     const c = calibrate(rows.model, calibIds.slice(0, 256), { kind: "cats", sparsity: 0.3 });
     const file = save({ ...c, model_fingerprint: "0".repeat(32) }, "other");

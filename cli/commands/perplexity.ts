@@ -14,6 +14,7 @@ token is scored. Prints mean NLL (nats), perplexity and per-layer MLP statistics
   -d, --data FILE         text file
       --ctx N             positions per window including BOS (default: the model's context)
       --max-tokens N      score only the first N tokens (default: all)
+      --prompt-tokens N   for griffin/tda gates: the first N positions of each window are its prompt
 ${GATE_HELP}
       --json              {"mean_nll","perplexity","tokens","windows":[…],"ffn":{…}}`;
 
@@ -23,6 +24,7 @@ export async function run(argv: string[]): Promise<void> {
     data: { type: "string", short: "d" },
     ctx: { type: "string" },
     "max-tokens": { type: "string" },
+    "prompt-tokens": { type: "string" },
     ...GATE_OPTIONS,
   });
   if (v.help) return void console.log(help);
@@ -30,6 +32,7 @@ export async function run(argv: string[]): Promise<void> {
   const data = requireString(v.data, "-d/--data");
   const ctx = v.ctx === undefined ? undefined : number(v.ctx, "--ctx", 0, (n) => isPosInt(n) && n >= 2, "an integer >= 2");
   const maxTokens = number(v["max-tokens"], "--max-tokens", Infinity, isPosInt, "a positive integer");
+  const promptLength = number(v["prompt-tokens"], "--prompt-tokens", 0, isPosInt, "a positive integer");
   const gates = parseGateOptions(v);
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const loaded = loadModel(file, { tokenizer: v.tokenizer, activation: gates.activation, transposeDown: gates.mode === "gather" });
@@ -40,7 +43,7 @@ export async function run(argv: string[]): Promise<void> {
   applyGate(loaded, gates, log);
   const progress = progressLine(log);
   const t0 = performance.now();
-  const r = perplexity(loaded.model, ids, { ctx, bos: loaded.tokenizer.bosId, onProgress: (d, t) => progress("scoring", d, t) });
+  const r = perplexity(loaded.model, ids, { ctx, bos: loaded.tokenizer.bosId, promptLength, onProgress: (d, t) => progress("scoring", d, t) });
   const seconds = (performance.now() - t0) / 1000;
   const ffn = loaded.model.ffnStats.summary();
   if (v.json) {

@@ -21,4 +21,10 @@ export interface NeuronGate {
    * `actGate` is act(W_gate x) over all neurons for "gate" gates; `x` is the normalised block input.
    */
   select(l: number, x: Tensor, actGate: Tensor | null, scratch: GateScratch): number;
+  /** Sees layer l's full activation a = act(g) ⊙ u whenever the MLP ran dense (prompt-based gates). */
+  observe?(l: number, a: Tensor): void;
+  /** A new sequence starts (its prompt follows). */
+  beginSequence?(): void;
+  /** The prompt is done; generated tokens follow. */
+  beginGeneration?(): void;
 }

@@ -8,9 +8,11 @@ export type GateSpec =
   | { kind: "cett"; target: number }
   | { kind: "cett-global"; target: number }
   | { kind: "topk"; keep: number }
-  | { kind: "threshold"; file: string };
+  | { kind: "threshold"; file: string }
+  | { kind: "griffin"; keep: number }
+  | { kind: "tda"; relative: number };
 
-export const GATE_KINDS = "dense, cats:S, cett:T, cett-global:T, topk:F, threshold:FILE";
+export const GATE_KINDS = "dense, cats:S, cett:T, cett-global:T, topk:F, threshold:FILE, griffin:F, tda:T";
 
 export function parseGateSpec(spec: string): GateSpec {
   const colon = spec.indexOf(":");
@@ -32,6 +34,10 @@ export function parseGateSpec(spec: string): GateSpec {
       return { kind, target: fraction("the CETT target", 0, 1) };
     case "topk":
       return { kind, keep: fraction("the kept fraction", 0, 1) };
+    case "griffin":
+      return { kind, keep: fraction("the kept fraction", 0, 1) };
+    case "tda":
+      return { kind, relative: fraction("the threshold relative to the top score", 0, 1) };
     case "threshold":
       if (!arg) throw new DynactError(`--ffn-gate ${spec}: threshold needs a calibration file: threshold:FILE`);
       return { kind, file: arg };
@@ -52,5 +58,9 @@ export function formatGateSpec(s: GateSpec): string {
       return `topk:${s.keep}`;
     case "threshold":
       return `threshold:${s.file}`;
+    case "griffin":
+      return `griffin:${s.keep}`;
+    case "tda":
+      return `tda:${s.relative}`;
   }
 }

@@ -1,0 +1,88 @@
+import { DynactError } from "../../engine/errors";
+import type { Checkpoint } from "../../models/checkpoint";
+import { writeGguf, type GgufDType } from "../../models/formats/gguf";
+import type { HfDType } from "../../models/formats/hf-config";
+import { writeLlama2cCheckpoint } from "../../models/formats/llama2c";
+import { writeSafetensors } from "../../models/formats/safetensors";
+import { loadTokenizer, openCheckpoint } from "../../models/load";
+import { SentencePieceBpeTokenizer } from "../../models/tokenizer/sentencepiece-bpe";
+import type { Tokenizer } from "../../models/tokenizer/tokenizer";
+import { readTensorData } from "../../models/weights";
+import { MODEL_OPTIONS, parse, requireString } from "../args";
+import { UsageError } from "../usage-error";
+
+export const help = `dynact convert -m MODEL -o OUT --to gguf|safetensors|llama2c [--dtype DTYPE] [-t TOKENIZER] [--json]
+
+Convert a checkpoint (llama2.c .bin, .gguf or Hugging Face folder) to another format, one tensor at a time.
+
+  -m, --model PATH        the checkpoint to read
+  -o, --output PATH       the file to write (for safetensors: a folder, created if needed)
+      --to FORMAT         gguf (v3), safetensors (config.json + model.safetensors) or llama2c (legacy v0, as run.c reads)
+      --dtype DTYPE       type of the weight matrices (default f32):
+                            gguf: f32, f16, bf16, q8_0, q4_0 (norms stay f32; quantized rows that are not a
+                                  multiple of 32 values are written as f16, with a note)
+                            safetensors: f32, f16, bf16; llama2c: f32
+  -t, --tokenizer FILE    tokenizer to embed in a GGUF (default: the one the model loads with; none: a note)
+      --json              {"output","format","dtype","tensors","fallbacks","tokenizer"} on stdout`;
+
+const TARGETS: Record<string, readonly string[]> = {
+  gguf: ["f32", "f16", "bf16", "q8_0", "q4_0"],
+  safetensors: ["f32", "f16", "bf16"],
+  llama2c: ["f32"],
+};
+
+export async function run(argv: string[]): Promise<void> {
+  const { values: v } = parse(argv, {
+    ...MODEL_OPTIONS,
+    output: { type: "string", short: "o" },
+    to: { type: "string" },
+    dtype: { type: "string" },
+  });
+  if (v.help) return void console.log(help);
+  const file = requireString(v.model, "-m/--model");
+  const out = requireString(v.output, "-o/--output");
+  const to = requireString(v.to, "--to");
+  const dtypes = Object.hasOwn(TARGETS, to) ? TARGETS[to]! : undefined;
+  if (!dtypes) throw new UsageError(`--to must be one of ${Object.keys(TARGETS).join(", ")}, got '${to}'`);
+  const dtype = v.dtype ?? "f32";
+  if (!dtypes.includes(dtype)) throw new UsageError(`--to ${to} writes --dtype ${dtypes.join(", ")}; got '${dtype}'`);
+
+  const ckpt = openCheckpoint(file);
+  const tied = !ckpt.tensors.has("output");
+  // Non-f32 sources are dequantized: every writer takes f32 values and encodes them itself.
+  const tensor = (name: string): Float32Array => readTensorData(ckpt, name === "output" && tied ? "token_embd" : name);
+  const note = (line: string) => process.stderr.write(`${line}\n`);
+  let fallbacks: { name: string; dtype: string; reason: string }[] = [];
+  let withTokenizer = false;
+  if (to === "gguf") {
+    const tokenizer = tokenizerFor(ckpt, v.tokenizer, note);
+    withTokenizer = tokenizer !== undefined;
+    fallbacks = writeGguf(out, ckpt.config, tensor, { dtype: dtype as GgufDType, tied, tokenizer }).fallbacks;
+    for (const f of fallbacks) note(`note: ${f.name} written as ${f.dtype}: ${f.reason}`);
+  } else if (to === "safetensors") {
+    writeSafetensors(out, ckpt.config, tensor, { dtype: dtype as HfDType, tied });
+  } else {
+    writeLlama2cCheckpoint(out, ckpt.config, tensor, { version: 0, tied });
+  }
+  const tensors = ckpt.tensors.size;
+  if (v.json) {
+    console.log(JSON.stringify({ output: out, format: to, dtype, tensors, fallbacks, tokenizer: withTokenizer }));
+  } else {
+    note(`wrote ${out}: ${to}, ${dtype}, ${tensors} tensors${to === "gguf" ? withTokenizer ? ", with tokenizer" : ", no tokenizer" : ""}`);
+  }
+}
+
+// The tokenizer the model loads with, for a GGUF's metadata. Without -t its absence is only a note: the file is
+// still a complete model, and -t can supply a tokenizer when it runs.
+function tokenizerFor(ckpt: Checkpoint, explicit: string | undefined, note: (line: string) => void): SentencePieceBpeTokenizer | undefined {
+  let tok: Tokenizer;
+  try {
+    tok = loadTokenizer(ckpt, explicit);
+  } catch (e) {
+    if (explicit !== undefined || !(e instanceof DynactError)) throw e;
+    note(`note: no tokenizer written (${e.message})`);
+    return undefined;
+  }
+  if (!(tok instanceof SentencePieceBpeTokenizer)) throw new DynactError("only SentencePiece (llama2.c-style) tokenizers can be stored in a GGUF");
+  return tok;
+}
