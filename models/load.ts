@@ -28,6 +28,8 @@ export interface LoadOptions {
   contextLength?: number;
   /** Store W_down transposed, as the sparse (gather) FFN needs. */
   transposeDown?: boolean;
+  /** Extra engine bytes for modules that keep tensors of their own (predictors). */
+  reserveBytes?: number;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -58,7 +60,7 @@ export function loadModel(file: string, opts: LoadOptions = {}): LoadedModel {
 /** Size an engine for the checkpoint, stream its weights in and build the model (no tokenizer). */
 export function buildModel(checkpoint: Checkpoint, opts: Omit<LoadOptions, "tokenizer"> = {}): LlamaModel {
   const config = runConfig(checkpoint.config, opts);
-  const need = weightBytes(checkpoint) + LlamaModel.stateBytes(config);
+  const need = weightBytes(checkpoint) + LlamaModel.stateBytes(config) + (opts.reserveBytes ?? 0);
   if (need > MAX_BYTES - 2 * 65536) {
     throw new MemoryLimitError(
       `${checkpoint.path}: needs ${formatBytes(need)} of engine memory (weights + KV cache); wasm32 memory is ` +
