@@ -63,8 +63,8 @@ export async function runSparseFfnBench(opts: FfnBenchOptions = {}): Promise<Ffn
       const wGate = t([h, dim]);
       const wUp = t([h, dim]);
       const base = { attnNorm: wGate, wq: wGate, wk: wGate, wv: wGate, wo: wGate, ffnNorm: wGate, wGate, wUp };
-      rowLayers.push({ ...base, wDown: t([dim, h]), downTransposed: false });
-      tLayers.push({ ...base, wDown: t([h, dim]), downTransposed: true });
+      rowLayers.push({ ...base, wDown: t([dim, h]), downTransposed: false, woTransposed: false });
+      tLayers.push({ ...base, wDown: t([h, dim]), downTransposed: true, woTransposed: false });
     }
     const x = fill(engine.tensor([dim]), 99);
     const out = engine.tensor([dim]);

@@ -2,9 +2,11 @@
 // calibrate.
 import { ACTIVATIONS, type ActivationName } from "../models/config";
 import type { FfnMode } from "../models/ffn";
+import type { FfnStatsSummary } from "../models/ffn-stats";
+import { KV_POLICIES, parseHeadGateSpec, type KvPolicy } from "../models/gates/head-gate";
 import { parseGateSpec, type GateSpec } from "../models/gates/spec";
 import type { LoadedModel } from "../models/load";
-import { buildNeuronGate } from "../eval/gate-factory";
+import { buildNeuronGate, gateBytes } from "../eval/gate-factory";
 import { readTextTokens } from "../eval/text";
 import { isPosInt, number } from "./args";
 import { UsageError } from "./usage-error";
@@ -16,25 +18,34 @@ export const GATE_OPTIONS = {
   "ffn-mode": { type: "string" },
   "calib-text": { type: "string" },
   "calib-tokens": { type: "string" },
+  "head-gate": { type: "string" },
+  "kv-policy": { type: "string" },
 } as const;
 
 export const GATE_HELP = `      --act NAME          silu, relu, relu2 or gelu: replace the MLP activation (a zero-shot swap)
       --ffn-gate SPEC     neuron gate (default dense): cats:S (target sparsity S), cett:T / cett-global:T (target
                           CETT), topk:F (keep fraction F per token), threshold:FILE (from dynact calibrate),
-                          griffin:F / tda:T (neurons chosen from the prompt: top fraction F, or score >= T × top)
+                          griffin:F / tda:T (neurons chosen from the prompt: top fraction F, or score >= T × top),
+                          predictor:FILE[:topk:F] (from dynact fit-predictors: logit > 0, or the top F logits)
       --ffn-mode MODE     mask (dense compute, zero outside S; measures CETT) or gather (real sparse kernels)
                           (default mask)
-      --calib-text FILE   text to calibrate cats/cett gates on (first --calib-tokens tokens, default 4096)`;
+      --calib-text FILE   text to calibrate cats/cett gates on (first --calib-tokens tokens, default 4096)
+      --head-gate SPEC    attention head gate (default dense): topk:F (keep fraction F of heads by query norm),
+                          norm:F (oracle: by each head's output norm; accuracy simulation)
+      --kv-policy P       for skipped heads: keep (K/V still written), skip (no K/V: the cache keeps a hole),
+                          mask (full compute, output masked) (default keep)`;
 
 export interface GateChoice {
   activation?: ActivationName;
+  headGate: string;
+  kvPolicy: KvPolicy;
   spec: GateSpec;
   mode: FfnMode;
   calibText?: string;
   calibTokens: number;
 }
 
-export function parseGateOptions(v: Record<string, string | boolean | undefined>): GateChoice {
+export function parseGateOptions(v: Record<string, unknown>): GateChoice {
   const act = v.act as string | undefined;
   if (act !== undefined && !ACTIVATIONS.includes(act as ActivationName)) {
     throw new UsageError(`--act must be one of ${ACTIVATIONS.join(", ")}, got '${act}'`);
@@ -48,7 +59,24 @@ export function parseGateOptions(v: Record<string, string | boolean | undefined>
     throw new UsageError((e as Error).message);
   }
   const calibTokens = number(v["calib-tokens"] as string | undefined, "--calib-tokens", 4096, isPosInt, "a positive integer");
-  return { activation: act as ActivationName | undefined, spec, mode, calibText: v["calib-text"] as string | undefined, calibTokens };
+  const headGate = (v["head-gate"] as string | undefined) ?? "dense";
+  try {
+    parseHeadGateSpec(headGate, 1);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const kvPolicy = ((v["kv-policy"] as string | undefined) ?? "keep") as KvPolicy;
+  if (!KV_POLICIES.includes(kvPolicy)) throw new UsageError(`--kv-policy must be one of ${KV_POLICIES.join(", ")}, got '${kvPolicy}'`);
+  return {
+    activation: act as ActivationName | undefined, headGate, kvPolicy, spec, mode,
+    calibText: v["calib-text"] as string | undefined, calibTokens,
+  };
+}
+
+/** Load options the gate choice needs: transposed W_down for gather mode, transposed W_o for head gates. */
+export function layoutFor(g: GateChoice): { transposeDown: boolean; transposeWo: boolean; reserveBytes: number } {
+  // reserveBytes: engine room for the gate's own tensors (a predictor's weights).
+  return { transposeDown: g.mode === "gather", transposeWo: g.headGate !== "dense", reserveBytes: gateBytes(g.spec) };
 }
 
 /** Install the chosen gate on a loaded model (calibrating first when the gate needs it). */
@@ -62,6 +90,7 @@ export function applyGate(loaded: LoadedModel, g: GateChoice, log: (line: string
     throw new DynactError("internal: gather mode needs a model loaded with transposeDown");
   }
   model.configureFfn({ gate, mode: g.mode, measureCett: g.mode === "mask" && gate !== null });
+  model.configureHeads(parseHeadGateSpec(g.headGate, model.config.nHeads), g.kvPolicy);
 }
 
 /**
@@ -87,4 +116,16 @@ export function progressLine(log: (line: string) => void) {
     lastPct = pct;
     lastTime = now;
   };
+}
+
+/** The per-layer MLP statistics as printed by perplexity and eval. */
+export function ffnStatLines(ffn: FfnStatsSummary): string[] {
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  return [
+    `active neurons per layer: ${ffn.active_fraction.map(pct).join(" ")}`,
+    ...(ffn.cett.some((c) => c !== null) ? [`CETT per layer: ${ffn.cett.map((c) => (c === null ? "-" : c.toFixed(3))).join(" ")}`] : []),
+    `FFN multiply-adds done: ${ffn.ffn_mac_fraction.map(pct).join(" ")}`,
+    ...(ffn.oracle ? [`predictor recall per layer: ${ffn.oracle.recall.map(pct).join(" ")}; precision: ` +
+      `${ffn.oracle.precision.map(pct).join(" ")}; oracle active: ${ffn.oracle.active_fraction.map(pct).join(" ")}`] : []),
+  ];
 }

@@ -4,6 +4,8 @@ import { DynactError } from "../engine/errors";
 import * as bench from "./commands/bench";
 import * as calibrate from "./commands/calibrate";
 import * as convert from "./commands/convert";
+import * as evalCommand from "./commands/eval"; // `eval` cannot name a binding in a module
+import * as fitPredictors from "./commands/fit-predictors";
 import * as generate from "./commands/generate";
 import * as inspect from "./commands/inspect";
 import * as logits from "./commands/logits";
@@ -15,7 +17,8 @@ interface Command {
   run(argv: string[]): Promise<void>;
 }
 
-const COMMANDS: Record<string, Command> = { generate, inspect, logits, perplexity, calibrate, convert, bench };
+const COMMANDS: Record<string, Command> = { generate, inspect, logits, perplexity, eval: evalCommand, calibrate,
+  "fit-predictors": fitPredictors, convert, bench };
 
 const HELP = `dynact — LLaMA inference in WebAssembly, built to measure dynamic activation
 
@@ -26,7 +29,9 @@ commands:
   inspect    print a checkpoint's configuration and tensors
   logits     print the logits at the last position of a prompt
   perplexity perplexity of a text, with per-layer MLP sparsity statistics
+  eval       zero-shot multiple-choice accuracy (HellaSwag, OpenBookQA, generic JSONL)
   calibrate  fit per-layer thresholds for cats/cett neuron gates
+  fit-predictors  train low-rank activation predictors (--ffn-gate predictor:FILE)
   convert    convert a checkpoint to gguf, safetensors or llama2c (f32, f16, bf16, q8_0, q4_0)
   bench      benchmarks (decode speed against llama2.c)
 

@@ -3,8 +3,8 @@
 // nibbles (18 bytes). The kernels' block structs mirror these numbers in kernels-as/blocks.ts.
 import { ShapeError } from "./errors";
 
-export type DType = "f32" | "f16" | "bf16" | "q8_0" | "q4_0" | "i32";
-export const DTYPES: readonly DType[] = ["f32", "f16", "bf16", "q8_0", "q4_0", "i32"];
+export type DType = "f32" | "f16" | "bf16" | "q8_0" | "q4_0" | "i32" | "u8";
+export const DTYPES: readonly DType[] = ["f32", "f16", "bf16", "q8_0", "q4_0", "i32", "u8"];
 
 export const QK = 32;
 export const Q8_0_BLOCK_BYTES = 34;
@@ -20,6 +20,8 @@ export function rowBytes(dtype: DType, n: number): number {
     case "f32":
     case "i32": // index lists
       return 4 * n;
+    case "u8": // byte maps (KV-cache validity)
+      return n;
     case "f16":
     case "bf16":
       return 2 * n;

@@ -12,6 +12,8 @@ const RESERVE = PAGE;
 export class Engine {
   readonly kernels: Kernels;
   readonly arena: Arena;
+  private scratchOffset = 0;
+  private scratchBytes = 0;
 
   private constructor(readonly memory: WebAssembly.Memory) {
     this.kernels = instantiateKernels(memory);
@@ -40,6 +42,28 @@ export class Engine {
     }
     const offset = this.arena.alloc(tensorBytes(dtype, shape));
     return new Tensor(this, dtype, shape, offset);
+  }
+
+  /**
+   * Reserve `bytes` of op scratch (a no-op when at least that much is reserved). Ops that need transient
+   * workspace use this one region (a matvec with q8_0/q4_0 weights quantizes x into it), so they allocate
+   * nothing per call. Reserve the largest need once at model build and count it in the engine's capacity: the
+   * arena never frees, so growing it later leaves the old region unused. Ops run one at a time (threads split
+   * the rows of one op), so one region serves them all.
+   */
+  reserveScratch(bytes: number): void {
+    if (bytes <= this.scratchBytes) return;
+    this.scratchOffset = this.arena.alloc(bytes);
+    this.scratchBytes = bytes;
+  }
+
+  /** Offset of the scratch region, for an op that needs `bytes` of it. */
+  scratch(op: string, bytes: number): number {
+    if (bytes > this.scratchBytes) {
+      throw new MemoryLimitError(`${op}: needs ${bytes} bytes of engine scratch, ${this.scratchBytes} reserved ` +
+        "(Engine.reserveScratch at model build)");
+    }
+    return this.scratchOffset;
   }
 
   /** A tensor initialised from values. */

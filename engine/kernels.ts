@@ -7,6 +7,14 @@ import { readFileSync } from "node:fs";
 export interface Kernels {
   heap_base(): number;
   matvec_f32(out: number, w: number, x: number, n: number, rowStart: number, rowEnd: number): void;
+  matvec_f16(out: number, w: number, x: number, n: number, rowStart: number, rowEnd: number): void;
+  matvec_bf16(out: number, w: number, x: number, n: number, rowStart: number, rowEnd: number): void;
+  /** x: n f32 (n a multiple of 32) -> n/32 Q8_0 blocks at dst. */
+  quantize_q8_0(dst: number, x: number, n: number): void;
+  /** xq: x quantized by quantize_q8_0. */
+  matvec_q8_0(out: number, w: number, xq: number, n: number, rowStart: number, rowEnd: number): void;
+  matvec_q4_0(out: number, w: number, xq: number, n: number, rowStart: number, rowEnd: number): void;
+  sum_f32(x: number, n: number): number;
   rmsnorm_f32(out: number, x: number, w: number, n: number, eps: number): void;
   rope_f32(x: number, nHeads: number, headSize: number, cos: number, sin: number): void;
   softmax_f32(x: number, n: number): void;
@@ -22,13 +30,14 @@ export interface Kernels {
   scatter_axpy_f32(out: number, wt: number, a: number, idx: number, count: number, dim: number): void;
   gather_f32(out: number, src: number, idx: number, count: number): void;
   scatter_f32(out: number, src: number, idx: number, count: number): void;
+  scatter_heads_f32(out: number, wt: number, o: number, heads: number, count: number, headSize: number, dim: number): void;
   select_threshold_f32(idx: number, scores: number, n: number, eps: number): number;
   kth_largest_f32(scores: number, n: number, k: number, scratch: number): number;
   select_topk_f32(idx: number, scores: number, n: number, k: number, scratch: number): number;
   attention_f32(
     out: number, q: number, kCache: number, vCache: number, att: number,
     nHeads: number, nKvHeads: number, headSize: number, kvStride: number, nPos: number, attStride: number,
-    headStart: number, headEnd: number,
+    headStart: number, headEnd: number, valid: number, validStride: number,
   ): void;
 }
 

@@ -1,5 +1,7 @@
 // Plain-TypeScript reference for every op: the oracle the property tests compare the kernels against.
 // Written for clarity, not speed; accumulates in f64 so that it is the more exact side of a comparison.
+import { isQuantized, type DType } from "./dtype";
+import { dequantize, quantizeQ8_0 } from "./quant";
 
 export function matvecRef(w: Float32Array, x: Float32Array, d: number, n: number): Float32Array {
   const out = new Float32Array(d);
@@ -9,6 +11,12 @@ export function matvecRef(w: Float32Array, x: Float32Array, d: number, n: number
     out[r] = s;
   }
   return out;
+}
+
+/** matvec with w stored as `dtype`: dequantize w, and for q8_0/q4_0 round x through Q8_0 as the op does. */
+export function matvecDTypeRef(dtype: DType, w: Uint8Array, x: Float32Array, d: number, n: number): Float32Array {
+  const xs = isQuantized(dtype) ? dequantize("q8_0", quantizeQ8_0(x), n) : x;
+  return matvecRef(dequantize(dtype, w, d * n), xs, d, n);
 }
 
 export function rmsnormRef(x: Float32Array, w: Float32Array, eps: number): Float32Array {

@@ -33,6 +33,21 @@ export class Tensor {
     return new Int32Array(this.engine.memory.buffer, this.offset, this.size);
   }
 
+  /** A live Uint8Array over this u8 tensor's memory. */
+  u8(): Uint8Array {
+    if (this.dtype !== "u8") throw new ShapeError(`u8 view of a ${this.dtype} tensor`);
+    return new Uint8Array(this.engine.memory.buffer, this.offset, this.size);
+  }
+
+  /** Elements [start, start + count) of a 1-D tensor, as a view. */
+  slice(start: number, count: number): Tensor {
+    if (this.shape.length !== 1 || !Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 0 ||
+      start + count > this.size || this.dtype !== "f32") {
+      throw new ShapeError(`slice [${start}, ${start + count}) of a ${this.dtype} tensor of shape [${this.shape.join(", ")}]`);
+    }
+    return new Tensor(this.engine, this.dtype, [count], this.offset + 4 * start);
+  }
+
   /** The raw bytes, for loaders that read a file straight into engine memory. */
   bytesView(): Uint8Array {
     return new Uint8Array(this.engine.memory.buffer, this.offset, this.bytes);

@@ -65,20 +65,37 @@ interface Trace {
   up: Float32Array;
 }
 
-/** Dense passes over the text in windows from BOS, keeping every k-th token's act(g) and u per layer. */
+/** Keeps every k-th token's act(g) and u per layer. */
 function collectTraces(model: LlamaModel, ids: readonly number[], opts: CalibrateOptions): Trace[] {
   const { nLayers, hiddenDim: h } = model.config;
-  const ctx = opts.ctx ?? model.config.seqLen;
-  const maxSamples = opts.maxSamples ?? 1024;
-  const every = Math.max(1, Math.ceil(ids.length / maxSamples));
-  const samples = Math.ceil(ids.length / every);
+  const samples = sampleCount(ids.length, opts.maxSamples);
+  if (samples === 0) throw new DynactError("no calibration tokens");
   const traces = Array.from({ length: nLayers }, () => ({ gate: new Float32Array(samples * h), up: new Float32Array(samples * h) }));
+  traceSamples(model, ids, opts, (l, t, g, u) => {
+    traces[l].gate.set(g, t * h);
+    traces[l].up.set(u, t * h);
+  });
+  return traces;
+}
+
+/** Sees layer l of sample t: act(g), u and the block input x (live views of engine memory: copy what you keep). */
+export type SampleVisitor = (l: number, t: number, actGate: Float32Array, up: Float32Array, x: Float32Array) => void;
+
+const sampleStride = (tokens: number, maxSamples = 1024) => Math.max(1, Math.ceil(tokens / maxSamples));
+
+/** How many of `tokens` tokens traceSamples visits: every k-th, at most maxSamples (default 1024). */
+export function sampleCount(tokens: number, maxSamples?: number): number {
+  return Math.ceil(tokens / sampleStride(tokens, maxSamples));
+}
+
+/** Dense passes over the text in windows from BOS (no gate); `visit` sees every k-th token's layers. */
+export function traceSamples(model: LlamaModel, ids: readonly number[], opts: CalibrateOptions, visit: SampleVisitor): void {
+  const ctx = opts.ctx ?? model.config.seqLen;
+  const every = sampleStride(ids.length, opts.maxSamples);
   let position = 0; // index of the current token in ids
   let sample = -1;
-  model.traceFfn((l, g, u) => {
-    if (sample < 0) return;
-    traces[l].gate.set(g.f32(), sample * h);
-    traces[l].up.set(u.f32(), sample * h);
+  model.traceFfn((l, g, u, x) => {
+    if (sample >= 0) visit(l, sample, g.f32(), u.f32(), x.f32());
   });
   model.configureFfn({ gate: null, mode: "mask" });
   try {
@@ -95,8 +112,6 @@ function collectTraces(model: LlamaModel, ids: readonly number[], opts: Calibrat
   } finally {
     model.traceFfn(null);
   }
-  if (samples === 0) throw new DynactError("no calibration tokens");
-  return traces;
 }
 
 /** The value below which a fraction q of the values lie (q = 0: −∞, keep everything). */

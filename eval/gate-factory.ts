@@ -1,8 +1,11 @@
 // From a gate spec to a NeuronGate for a loaded model. Gates that need thresholds either read a calibration file
-// (threshold:FILE) or are calibrated here on the given calibration tokens (cats, cett, cett-global).
-import { DynactError } from "../engine/errors";
+// (threshold:FILE) or are calibrated here on the given calibration tokens (cats, cett, cett-global); predictor
+// gates read a file from dynact fit-predictors and keep its weights in the model's engine (see gateBytes).
+import { DynactError, MemoryLimitError } from "../engine/errors";
 import { readCalibration } from "../models/gates/calibration";
 import type { NeuronGate } from "../models/gates/neuron-gate";
+import { readPredictor, readPredictorHeader } from "../models/gates/predictor-file";
+import { PredictorGate, predictorBytes } from "../models/gates/predictor-gate";
 import { PromptGate } from "../models/gates/prompt-gate";
 import { formatGateSpec, type GateSpec } from "../models/gates/spec";
 import { ThresholdGate } from "../models/gates/threshold-gate";
@@ -40,5 +43,20 @@ export function buildNeuronGate(spec: GateSpec, model: LlamaModel, opts: GateFac
       const c = calibrate(model, opts.calibrationIds(), spec, opts);
       return new ThresholdGate(c.gate, c.score, c.thresholds, c.score === "act-downnorm" ? model.downNorms() : null);
     }
+    case "predictor": {
+      const p = readPredictor(spec.file, model);
+      try {
+        return new PredictorGate(formatGateSpec(spec), p, model, spec.keep);
+      } catch (e) {
+        if (!(e instanceof MemoryLimitError)) throw e;
+        throw new DynactError(`${spec.file}: the predictor needs ${predictorBytes(p.header)} bytes of engine memory; ` +
+          "load the model with reserveBytes: gateBytes(spec)");
+      }
+    }
   }
+}
+
+/** Engine bytes a gate keeps in the model's engine (a predictor's weights): pass as loadModel's reserveBytes. */
+export function gateBytes(spec: GateSpec): number {
+  return spec.kind === "predictor" ? predictorBytes(readPredictorHeader(spec.file)) : 0;
 }

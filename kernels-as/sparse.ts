@@ -78,3 +78,50 @@ export function scatter_f32(out: usize, src: usize, idx: usize, count: i32): voi
     store<f32>(out + (<usize>load<i32>(idx + (<usize>k << 2)) << 2), load<f32>(src + (<usize>k << 2)));
   }
 }
+
+// out = Σ over active heads h of Σ_{r < hs} o[h·hs + r] · Wt[h·hs + r, :] — the attention output projection with
+// W_o stored transposed ([dim_in, dim_out]), over the listed heads only. Rows are taken four at a time within a
+// head (never across heads), so a head whose o is zero adds exactly nothing: running all heads with skipped ones
+// zeroed (mask) gives the same bits as running the active heads alone (keep/skip).
+export function scatter_heads_f32(out: usize, wt: usize, o: usize, heads: usize, count: i32, headSize: i32, dim: i32): void {
+  const rowBytes = <usize>dim << 2;
+  memory.fill(out, 0, rowBytes);
+  const d4 = dim & ~3;
+  for (let k = 0; k < count; k++) {
+    const first = load<i32>(heads + (<usize>k << 2)) * headSize;
+    let r = 0;
+    for (; r + 4 <= headSize; r += 4) {
+      const row = first + r;
+      const r0 = wt + <usize>row * rowBytes;
+      const r1 = r0 + rowBytes;
+      const r2 = r1 + rowBytes;
+      const r3 = r2 + rowBytes;
+      const op = o + (<usize>row << 2);
+      const a0 = load<f32>(op), a1 = load<f32>(op, 4), a2 = load<f32>(op, 8), a3 = load<f32>(op, 12);
+      const v0 = f32x4.splat(a0), v1 = f32x4.splat(a1), v2 = f32x4.splat(a2), v3 = f32x4.splat(a3);
+      let j = 0;
+      for (; j < d4; j += 4) {
+        const off = <usize>j << 2;
+        const s = f32x4.add(
+          f32x4.add(f32x4.mul(v0, v128.load(r0 + off)), f32x4.mul(v1, v128.load(r1 + off))),
+          f32x4.add(f32x4.mul(v2, v128.load(r2 + off)), f32x4.mul(v3, v128.load(r3 + off))),
+        );
+        v128.store(out + off, f32x4.add(v128.load(out + off), s));
+      }
+      for (; j < dim; j++) {
+        const off = <usize>j << 2;
+        const s = (a0 * load<f32>(r0 + off) + a1 * load<f32>(r1 + off)) + (a2 * load<f32>(r2 + off) + a3 * load<f32>(r3 + off));
+        store<f32>(out + off, load<f32>(out + off) + s);
+      }
+    }
+    for (; r < headSize; r++) {
+      const row = first + r;
+      const rp = wt + <usize>row * rowBytes;
+      const a = load<f32>(o + (<usize>row << 2));
+      for (let j = 0; j < dim; j++) {
+        const off = <usize>j << 2;
+        store<f32>(out + off, load<f32>(out + off) + a * load<f32>(rp + off));
+      }
+    }
+  }
+}

@@ -11,11 +11,18 @@ export interface TensorEntry {
   shape: number[];
   /** Byte offset of the data in the file. */
   fileOffset: number;
+  /** The file holding the data, when not the checkpoint's path (safetensors: a shard in the model folder). */
+  file?: string;
+  /**
+   * Rows are stored in Hugging Face's half-split RoPE order for this many heads; reading the tensor puts them
+   * back in adjacent pairs (models/formats/hf-permute.ts).
+   */
+  permute?: { heads: number };
 }
 
 export interface Checkpoint {
   path: string;
-  format: "llama2c";
+  format: "llama2c" | "gguf" | "safetensors";
   config: LlamaConfig;
   /** Canonical name → entry. `output` is absent when the classifier is tied to the embedding. */
   tensors: Map<string, TensorEntry>;

@@ -16,6 +16,17 @@ export interface LlamaConfig {
   ropeTheta: number;
   normEps: number;
   activation: ActivationName;
+  /** Llama 3.1's RoPE frequency scaling (Hugging Face rope_scaling of type llama3); absent: plain RoPE. */
+  ropeScaling?: Llama3RopeScaling;
+}
+
+export interface Llama3RopeScaling {
+  type: "llama3";
+  factor: number;
+  lowFreqFactor: number;
+  highFreqFactor: number;
+  /** Context the model was pretrained with (original_max_position_embeddings). */
+  originalContext: number;
 }
 
 export const headSize = (c: LlamaConfig): number => c.dim / c.nHeads;

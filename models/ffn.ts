@@ -17,8 +17,8 @@ import type { LayerWeights } from "./weights";
 
 export type FfnMode = "mask" | "gather";
 
-/** Sees each layer's act(W_gate x) and W_up x on the dense path (calibration, activation traces). */
-export type FfnTracer = (l: number, actGate: Tensor, up: Tensor) => void;
+/** Sees each layer's act(W_gate x), W_up x and the input x on the dense path (calibration, activation traces). */
+export type FfnTracer = (l: number, actGate: Tensor, up: Tensor, x: Tensor) => void;
 
 export class FeedForward {
   stats: FfnStats;
@@ -79,15 +79,17 @@ export class FeedForward {
       this.activation.apply(g, g);
     }
     const count = gate.select(l, x, needGate ? g : null, this.scratch);
+    const gateMacs = gate.selectMacs ?? 0;
     const idx = this.scratch.idx;
     if (count === h) {
       if (needGate || this.mode === "mask") this.denseFromGate(l, lw, x, out);
       else this.dense(l, lw, x, out);
-      this.stats.record(l, 1, denseMacs, denseMacs, this.measureCett && this.mode === "mask" ? 0 : null);
+      this.stats.record(l, 1, denseMacs, denseMacs, this.measureCett && this.mode === "mask" ? 0 : null, gateMacs);
       return;
     }
     if (this.mode === "mask") {
       matvec(u, lw.wUp, x);
+      this.scoreChoice(l, count);
       mul(g, g, u); // g now holds the full activation a
       let cett: number | null = null;
       if (this.measureCett) this.down(lw, g, this.y);
@@ -96,7 +98,7 @@ export class FeedForward {
       scatter(g, c, idx, count);
       this.down(lw, g, out);
       if (this.measureCett) cett = relativeError(this.y, out);
-      this.stats.record(l, count / h, denseMacs, denseMacs, cett);
+      this.stats.record(l, count / h, denseMacs, denseMacs, cett, gateMacs);
       return;
     }
     // gather: compact vectors over S
@@ -112,7 +114,7 @@ export class FeedForward {
     mul(gc, gc, uc);
     scatterAxpy(out, lw.wDown, gc, idx, count);
     const macs = (needGate ? config.dim * h : config.dim * count) + 2 * config.dim * count;
-    this.stats.record(l, count / h, macs, denseMacs, null);
+    this.stats.record(l, count / h, macs, denseMacs, null, gateMacs);
   }
 
   private dense(l: number, lw: LayerWeights, x: Tensor, out: Tensor): void {
@@ -124,10 +126,27 @@ export class FeedForward {
   /** The rest of the dense path once g = act(W_gate x). */
   private denseFromGate(l: number, lw: LayerWeights, x: Tensor, out: Tensor): void {
     matvec(this.u, lw.wUp, x);
-    this.tracer?.(l, this.g, this.u);
+    this.tracer?.(l, this.g, this.u, x);
+    if (this.mode === "mask") this.scoreChoice(l, this.config.hiddenDim);
     mul(this.g, this.g, this.u);
     this.gate?.observe?.(l, this.g);
     this.down(lw, this.g, out);
+  }
+
+  /** Mask mode, g = act(W_gate x), u = W_up x: score the gate's S (idx[0, count), or all) against its oracle. */
+  private scoreChoice(l: number, count: number): void {
+    const oracle = this.gate?.oracle?.(l, this.g, this.u);
+    if (!oracle) return;
+    const h = this.config.hiddenDim;
+    let inOracle = 0;
+    for (let i = 0; i < h; i++) inOracle += oracle[i];
+    let hits = inOracle;
+    if (count < h) {
+      const idx = this.scratch.idx.i32();
+      hits = 0;
+      for (let k = 0; k < count; k++) hits += oracle[idx[k]];
+    }
+    this.stats.recordOracle(l, h, count, inOracle, hits);
   }
 
   /** out = W_down · a, whichever layout W_down is stored in. */

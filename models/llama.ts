@@ -7,18 +7,18 @@
 import type { Engine } from "../engine/engine";
 import { DynactError } from "../engine/errors";
 import { add } from "../engine/ops/elementwise";
-import { attention } from "../engine/ops/attention";
 import { matvec } from "../engine/ops/matvec";
 import { rmsnorm } from "../engine/ops/rmsnorm";
-import { rope } from "../engine/ops/rope";
 import type { Tensor } from "../engine/tensor";
 import { ACTIVATION_MODULES, type Activation } from "./activation";
+import { AttentionBlock, type AttentionStatsSummary } from "./attention";
+import type { HeadGate, KvPolicy } from "./gates/head-gate";
 import { FeedForward, type FfnMode, type FfnTracer } from "./ffn";
 import type { NeuronGate } from "./gates/neuron-gate";
 import { headSize, type LlamaConfig } from "./config";
 import { KVCache } from "./kv-cache";
 import { RopeTable } from "./rope";
-import type { LayerWeights, LlamaWeights } from "./weights";
+import type { LlamaWeights } from "./weights";
 
 export interface LlamaModules {
   activation: Activation;
@@ -35,23 +35,19 @@ export interface FfnOptions {
 /** Scratch activations for one token. */
 class RunState {
   readonly x: Tensor; // residual stream
-  readonly xb: Tensor; // normalised input of a sublayer, then attention output
+  readonly xb: Tensor; // normalised input of a sublayer
   readonly xb2: Tensor; // sublayer output before the residual add
-  readonly q: Tensor;
-  readonly att: Tensor; // attention scores [nHeads, seqLen]
   readonly logits: Tensor;
 
   constructor(engine: Engine, c: LlamaConfig) {
     this.x = engine.tensor([c.dim]);
     this.xb = engine.tensor([c.dim]);
     this.xb2 = engine.tensor([c.dim]);
-    this.q = engine.tensor([c.dim]);
-    this.att = engine.tensor([c.nHeads, c.seqLen]);
     this.logits = engine.tensor([c.vocabSize]);
   }
 
   static bytes(c: LlamaConfig): number {
-    return 4 * (4 * c.dim + c.nHeads * c.seqLen + c.vocabSize) + 6 * 64;
+    return 4 * (3 * c.dim + c.vocabSize) + 4 * 64;
   }
 }
 
@@ -60,6 +56,7 @@ export class LlamaModel {
   private readonly s: RunState;
   private readonly ropeTable: RopeTable;
   private ffn: FeedForward;
+  private readonly attn: AttentionBlock;
   private readonly downNormTensors: Tensor[];
   private downNormsReady = false;
 
@@ -73,12 +70,14 @@ export class LlamaModel {
     this.s = new RunState(engine, config);
     this.ropeTable = new RopeTable(engine, config.seqLen, headSize(config), config.ropeTheta, config.ropeScaling);
     this.ffn = new FeedForward(engine, config, modules.activation);
+    this.attn = new AttentionBlock(engine, config, this.cache, this.ropeTable);
     this.downNormTensors = Array.from({ length: config.nLayers }, () => engine.tensor([config.hiddenDim]));
   }
 
   /** Engine bytes a model of this config needs besides its weights: KV cache, RoPE table, scratch. */
   static stateBytes(c: LlamaConfig): number {
     return KVCache.bytes(c) + RopeTable.bytes(c.seqLen, headSize(c)) + RunState.bytes(c) + FeedForward.bytes(c) +
+      AttentionBlock.bytes(c) +
       c.nLayers * (4 * c.hiddenDim + 64);
   }
 
@@ -107,6 +106,15 @@ export class LlamaModel {
 
   get ffnGateSpec(): string {
     return this.ffn.gate?.spec ?? "dense";
+  }
+
+  /** Swap the head gate and KV policy (same weights; statistics start afresh). */
+  configureHeads(gate: HeadGate | null, policy: KvPolicy): void {
+    this.attn.configure(gate, policy, this.weights.layers[0].woTransposed);
+  }
+
+  get attentionStats(): AttentionStatsSummary {
+    return this.attn.summary();
   }
 
   get ffnStats() {
@@ -140,7 +148,7 @@ export class LlamaModel {
     for (let l = 0; l < c.nLayers; l++) {
       const lw = w.layers[l];
       rmsnorm(s.xb, s.x, lw.attnNorm, c.normEps);
-      this.attentionBlock(l, lw, pos);
+      this.attn.run(l, lw, s.xb, s.xb2, pos);
       add(s.x, s.x, s.xb2);
       rmsnorm(s.xb, s.x, lw.ffnNorm, c.normEps);
       this.ffn.run(l, lw, s.xb, s.xb2);
@@ -150,25 +158,6 @@ export class LlamaModel {
     matvec(s.logits, w.output, s.x);
     return s.logits;
   }
-
-  /** xb2 = Wo · attention over the cache, after writing this position's K and V; reads xb. */
-  private attentionBlock(l: number, lw: LayerWeights, pos: number): void {
-    const { config: c, s } = this;
-    const hs = headSize(c);
-    const k = this.cache.keys[l].row(pos);
-    const v = this.cache.values[l].row(pos);
-    matvec(s.q, lw.wq, s.xb);
-    matvec(k, lw.wk, s.xb);
-    matvec(v, lw.wv, s.xb);
-    const cos = this.ropeTable.cos.row(pos);
-    const sin = this.ropeTable.sin.row(pos);
-    rope(s.q, hs, cos, sin);
-    rope(k, hs, cos, sin);
-    attention(s.xb, s.q, this.cache.keys[l], this.cache.values[l], s.att,
-      { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headSize: hs }, pos + 1);
-    matvec(s.xb2, lw.wo, s.xb);
-  }
-
 }
 
 /** L2 norm of each neuron's output weights: columns of W_down [dim, hidden], or rows of its transpose. */

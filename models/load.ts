@@ -28,6 +28,8 @@ export interface LoadOptions {
   contextLength?: number;
   /** Store W_down transposed, as the sparse (gather) FFN needs. */
   transposeDown?: boolean;
+  /** Store W_o transposed, as head-sparse attention needs. */
+  transposeWo?: boolean;
   /** Extra engine bytes for modules that keep tensors of their own (predictors). */
   reserveBytes?: number;
   onProgress?: (done: number, total: number) => void;
@@ -68,7 +70,9 @@ export function buildModel(checkpoint: Checkpoint, opts: Omit<LoadOptions, "toke
     );
   }
   const engine = Engine.create(need);
-  const weights = loadWeights(engine, checkpoint, { onProgress: opts.onProgress, transposeDown: opts.transposeDown });
+  const weights = loadWeights(engine, checkpoint, {
+    onProgress: opts.onProgress, transposeDown: opts.transposeDown, transposeWo: opts.transposeWo,
+  });
   return new LlamaModel(engine, config, weights, { activation: ACTIVATION_MODULES[config.activation] });
 }
 

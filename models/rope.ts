@@ -2,17 +2,19 @@
 // Rounded to f32 at each step as llama2.c's run.c computes them, so both engines rotate by the same angles.
 import type { Engine } from "../engine/engine";
 import type { Tensor } from "../engine/tensor";
+import type { Llama3RopeScaling } from "./config";
 
 export class RopeTable {
   readonly cos: Tensor;
   readonly sin: Tensor;
 
-  constructor(engine: Engine, seqLen: number, headSize: number, theta: number) {
+  constructor(engine: Engine, seqLen: number, headSize: number, theta: number, scaling?: Llama3RopeScaling) {
     const half = headSize / 2;
     const cos = new Float32Array(seqLen * half);
     const sin = new Float32Array(seqLen * half);
     for (let j = 0; j < half; j++) {
-      const freq = Math.fround(1 / Math.fround(Math.pow(theta, Math.fround((2 * j) / headSize))));
+      const base = Math.fround(1 / Math.fround(Math.pow(theta, Math.fround((2 * j) / headSize))));
+      const freq = scaling ? Math.fround(llama3Frequency(base, scaling)) : base;
       for (let pos = 0; pos < seqLen; pos++) {
         const angle = Math.fround(pos * freq);
         cos[pos * half + j] = Math.cos(angle);
@@ -26,4 +28,17 @@ export class RopeTable {
   static bytes(seqLen: number, headSize: number): number {
     return 2 * (seqLen * (headSize / 2) * 4 + 64);
   }
+}
+
+/**
+ * Llama 3.1's RoPE frequency scaling (transformers' _compute_llama3_parameters): wavelengths longer than the
+ * pretraining context / lowFreqFactor are slowed by `factor`, those shorter than context / highFreqFactor are
+ * kept, and the ones between are blended smoothly.
+ */
+export function llama3Frequency(freq: number, s: Llama3RopeScaling): number {
+  const wavelen = (2 * Math.PI) / freq;
+  if (wavelen < s.originalContext / s.highFreqFactor) return freq;
+  if (wavelen > s.originalContext / s.lowFreqFactor) return freq / s.factor;
+  const smooth = (s.originalContext / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+  return ((1 - smooth) * freq) / s.factor + smooth * freq;
 }

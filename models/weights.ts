@@ -2,9 +2,12 @@
 import { closeSync, openSync, readSync } from "node:fs";
 import type { Engine } from "../engine/engine";
 import { ALIGN } from "../engine/arena";
+import { tensorBytes, type DType } from "../engine/dtype";
+import { dequantize } from "../engine/quant";
 import type { Tensor } from "../engine/tensor";
 import { entryBytes, type Checkpoint, type TensorEntry } from "./checkpoint";
 import { FormatError } from "./formats/format-error";
+import { halfSplitToInterleaved } from "./formats/hf-permute";
 
 export interface LayerWeights {
   attnNorm: Tensor;
@@ -18,6 +21,8 @@ export interface LayerWeights {
   /** [dim, hidden], or [hidden, dim] when downTransposed (each neuron's column contiguous, for sparse FFNs). */
   wDown: Tensor;
   downTransposed: boolean;
+  /** W_o as [dim_out, dim_in], or [dim_in, dim_out] when woTransposed (for head-sparse attention). */
+  woTransposed: boolean;
 }
 
 export interface LlamaWeights {
@@ -28,10 +33,15 @@ export interface LlamaWeights {
   output: Tensor;
 }
 
+// Norm vectors load as f32 whatever the file holds (HF f16/bf16 folders store them in 16 bits): the norm
+// kernels take f32 weights, and the vectors are tiny.
+const loadDType = (e: TensorEntry): DType => (e.shape.length === 1 ? "f32" : e.dtype);
+const engineBytes = (e: TensorEntry): number => tensorBytes(loadDType(e), e.shape) + ALIGN;
+
 /** Engine bytes the checkpoint's tensors take, alignment included. */
 export function weightBytes(ckpt: Checkpoint): number {
   let total = 0;
-  for (const e of ckpt.tensors.values()) total += entryBytes(e) + ALIGN;
+  for (const e of ckpt.tensors.values()) total += engineBytes(e);
   return total;
 }
 
@@ -40,29 +50,32 @@ const CHUNK = 1 << 26; // readSync takes at most 2 GiB at once; 64 MiB keeps eac
 function readEntry(fd: number, ckpt: Checkpoint, e: TensorEntry, dest: Uint8Array): void {
   for (let at = 0; at < dest.length; ) {
     const n = readSync(fd, dest, at, Math.min(CHUNK, dest.length - at), e.fileOffset + at);
-    if (n <= 0) throw new FormatError(ckpt.path, e.name, `file ends inside the tensor (offset ${e.fileOffset + at})`);
+    if (n <= 0) throw new FormatError(e.file ?? ckpt.path, e.name, `file ends inside the tensor (offset ${e.fileOffset + at})`);
     at += n;
   }
+  // HF W_q/W_k rows back to adjacent RoPE pairs: every path from a file to memory passes here.
+  if (e.permute) halfSplitToInterleaved(dest, e.shape[0], e.permute.heads);
 }
 
-/** One f32 tensor's values as a JS array (for conversion and tests; models load with loadWeights). */
+/** One tensor's values as f32, dequantized if stored otherwise (for conversion and tests; models load with loadWeights). */
 export function readTensorData(ckpt: Checkpoint, name: string): Float32Array {
   const e = ckpt.tensors.get(name);
   if (!e) throw new FormatError(ckpt.path, name, "tensor missing");
-  if (e.dtype !== "f32") throw new FormatError(ckpt.path, name, `is ${e.dtype}, expected f32`);
-  const out = new Float32Array(entryBytes(e) / 4);
-  const fd = openSync(ckpt.path, "r");
+  const bytes = new Uint8Array(entryBytes(e));
+  const fd = openSync(e.file ?? ckpt.path, "r");
   try {
-    readEntry(fd, ckpt, e, new Uint8Array(out.buffer));
+    readEntry(fd, ckpt, e, bytes);
   } finally {
     closeSync(fd);
   }
-  return out;
+  return e.dtype === "f32" ? new Float32Array(bytes.buffer) : dequantize(e.dtype, bytes, e.shape.reduce((a, b) => a * b, 1));
 }
 
 export interface LoadWeightsOptions {
   /** Store W_down transposed ([hidden, dim]) for the sparse FFN's column scatter. */
   transposeDown?: boolean;
+  /** Store W_o transposed ([dim_in, dim_out]) for head-sparse attention. */
+  transposeWo?: boolean;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -80,24 +93,37 @@ function readTransposed(fd: number, ckpt: Checkpoint, e: TensorEntry, engine: En
 
 export function loadWeights(engine: Engine, ckpt: Checkpoint, opts: LoadWeightsOptions = {}): LlamaWeights {
   const transposeDown = opts.transposeDown ?? false;
+  const transposeWo = opts.transposeWo ?? false;
   const total = weightBytes(ckpt);
   let done = 0;
-  const fd = openSync(ckpt.path, "r");
+  const fds = new Map<string, number>(); // one per file: sharded safetensors spread tensors over several
+  const fdOf = (e: TensorEntry): number => {
+    const file = e.file ?? ckpt.path;
+    if (!fds.has(file)) fds.set(file, openSync(file, "r"));
+    return fds.get(file)!;
+  };
   const tensors = new Map<string, Tensor>();
   try {
     for (const e of ckpt.tensors.values()) {
-      if (transposeDown && e.name.endsWith(".ffn_down")) {
+      const fd = fdOf(e);
+      if ((transposeDown && e.name.endsWith(".ffn_down")) || (transposeWo && e.name.endsWith(".attn_output"))) {
         tensors.set(e.name, readTransposed(fd, ckpt, e, engine));
+      } else if (loadDType(e) !== e.dtype) {
+        const bytes = new Uint8Array(entryBytes(e));
+        readEntry(fd, ckpt, e, bytes);
+        const t = engine.tensor(e.shape, loadDType(e));
+        t.write(dequantize(e.dtype, bytes, t.size));
+        tensors.set(e.name, t);
       } else {
         const t = engine.tensor(e.shape, e.dtype);
         readEntry(fd, ckpt, e, t.bytesView());
         tensors.set(e.name, t);
       }
-      done += entryBytes(e) + ALIGN;
+      done += engineBytes(e);
       opts.onProgress?.(done, total);
     }
   } finally {
-    closeSync(fd);
+    for (const fd of fds.values()) closeSync(fd);
   }
   const get = (name: string): Tensor => {
     const t = tensors.get(name);
@@ -118,6 +144,7 @@ export function loadWeights(engine: Engine, ckpt: Checkpoint, opts: LoadWeightsO
       wUp: get(`blk.${l}.ffn_up`),
       wDown: get(`blk.${l}.ffn_down`),
       downTransposed: transposeDown,
+      woTransposed: transposeWo,
     })),
     finalNorm: get("output_norm"),
     output: tensors.get("output") ?? tokenEmbedding,

@@ -123,8 +123,8 @@ function randomFfn(dim: number, hidden: number, seed: number): Ffn {
   const base = { attnNorm: unused, wq: unused, wk: unused, wv: unused, wo: unused, ffnNorm: unused, wGate, wUp };
   return {
     config,
-    rows: { ...base, wDown: tensorOf(down, [dim, hidden]), downTransposed: false },
-    transposed: { ...base, wDown: tensorOf(downT, [hidden, dim]), downTransposed: true },
+    rows: { ...base, wDown: tensorOf(down, [dim, hidden]), downTransposed: false, woTransposed: false },
+    transposed: { ...base, wDown: tensorOf(downT, [hidden, dim]), downTransposed: true, woTransposed: false },
   };
 }
 

@@ -2,14 +2,14 @@ import { generate } from "../../models/generate";
 import { loadModel } from "../../models/load";
 import { Sampler } from "../../models/sampler";
 import { isNonNegInt, isPosInt, MODEL_OPTIONS, number, parse, requireString } from "../args";
-import { applyGate, GATE_HELP, GATE_OPTIONS, parseGateOptions } from "../gate-options";
+import { applyGate, GATE_HELP, GATE_OPTIONS, layoutFor, parseGateOptions } from "../gate-options";
 
 export const help = `dynact generate -m MODEL [-t TOKENIZER] [-p PROMPT] [-n STEPS] [options]
 
 Generate text from a prompt. Writes only the continuation to stdout; statistics go to stderr.
 
-  -m, --model FILE        llama2.c checkpoint (.bin)
-  -t, --tokenizer FILE    llama2.c tokenizer.bin (default: tokenizer.bin beside the model)
+  -m, --model PATH        llama2.c checkpoint (.bin), .gguf, or Hugging Face folder (config.json + safetensors)
+  -t, --tokenizer FILE    tokenizer.bin or .gguf (default: the GGUF's own, or tokenizer.bin beside/in the model)
   -p, --prompt TEXT       prompt (default: empty; BOS is always prepended)
   -n, --steps N           new tokens to generate (default 256; cut to what the context leaves)
       --temperature T     0 = greedy argmax, ties to the lowest id (default 1.0)
@@ -46,7 +46,7 @@ export async function run(argv: string[]): Promise<void> {
   const log = (line: string) => process.stderr.write(`${line}\n`);
 
   const loaded = loadModel(model, {
-    tokenizer: v.tokenizer, activation: gates.activation, contextLength: ctx, transposeDown: gates.mode === "gather",
+    tokenizer: v.tokenizer, activation: gates.activation, contextLength: ctx, ...layoutFor(gates),
   });
   applyGate(loaded, gates, log);
   const sampler = new Sampler(loaded.model.config.vocabSize, { temperature, topP, topK, seed });
@@ -62,6 +62,7 @@ export async function run(argv: string[]): Promise<void> {
       prompt_tokens_per_second: (result.promptTokens.length - 1) / Math.max(result.promptSeconds, 1e-9),
       seed, temperature, top_p: topP, top_k: topK, activation: loaded.model.modules.activation.name,
       ffn_gate: v["ffn-gate"] ?? "dense", ffn_mode: gates.mode, ffn: loaded.model.ffnStats.summary(),
+      head_gate: gates.headGate, kv_policy: gates.kvPolicy, attention: loaded.model.attentionStats,
     }));
   } else {
     process.stdout.write("\n");

@@ -2,7 +2,7 @@ import { perplexity } from "../../eval/perplexity";
 import { readTextTokens } from "../../eval/text";
 import { loadModel } from "../../models/load";
 import { isPosInt, MODEL_OPTIONS, number, parse, requireString } from "../args";
-import { applyGate, GATE_HELP, GATE_OPTIONS, parseGateOptions, progressLine } from "../gate-options";
+import { applyGate, ffnStatLines, GATE_HELP, GATE_OPTIONS, layoutFor, parseGateOptions, progressLine } from "../gate-options";
 import { UsageError } from "../usage-error";
 
 export const help = `dynact perplexity -m MODEL [-t TOKENIZER] -d TEXT [--ctx N] [--max-tokens N] [gate options] [--json]
@@ -35,7 +35,7 @@ export async function run(argv: string[]): Promise<void> {
   const promptLength = number(v["prompt-tokens"], "--prompt-tokens", 0, isPosInt, "a positive integer");
   const gates = parseGateOptions(v);
   const log = (line: string) => process.stderr.write(`${line}\n`);
-  const loaded = loadModel(file, { tokenizer: v.tokenizer, activation: gates.activation, transposeDown: gates.mode === "gather" });
+  const loaded = loadModel(file, { tokenizer: v.tokenizer, activation: gates.activation, ...layoutFor(gates) });
   if (ctx !== undefined && ctx > loaded.model.config.seqLen) {
     throw new UsageError(`--ctx ${ctx} is longer than the model's context of ${loaded.model.config.seqLen}`);
   }
@@ -47,13 +47,16 @@ export async function run(argv: string[]): Promise<void> {
   const seconds = (performance.now() - t0) / 1000;
   const ffn = loaded.model.ffnStats.summary();
   if (v.json) {
-    console.log(JSON.stringify({ ...r, tokens_per_second: r.tokens / seconds, ffn_gate: v["ffn-gate"] ?? "dense", ffn_mode: gates.mode, ffn }));
+    console.log(JSON.stringify({ ...r, tokens_per_second: r.tokens / seconds, ffn_gate: v["ffn-gate"] ?? "dense", ffn_mode: gates.mode, ffn,
+      head_gate: gates.headGate, kv_policy: gates.kvPolicy, attention: loaded.model.attentionStats }));
     return;
   }
-  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
   console.log(`perplexity ${r.perplexity.toFixed(4)}  mean NLL ${r.mean_nll.toFixed(6)} nats  over ${r.tokens} tokens (${r.windows.length} windows)`);
-  console.log(`active neurons per layer: ${ffn.active_fraction.map(pct).join(" ")}`);
-  if (ffn.cett.some((c) => c !== null)) console.log(`CETT per layer: ${ffn.cett.map((c) => (c === null ? "-" : c.toFixed(3))).join(" ")}`);
-  console.log(`FFN multiply-adds done: ${ffn.ffn_mac_fraction.map(pct).join(" ")}`);
+  for (const line of ffnStatLines(ffn)) console.log(line);
+  if (gates.headGate !== "dense") {
+    const a = loaded.model.attentionStats;
+    const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+    console.log(`active heads per layer: ${a.head_active_fraction.map(pct).join(" ")}; KV holes: ${a.kv_hole_fraction.map(pct).join(" ")}`);
+  }
   log(`${(r.tokens / seconds).toFixed(1)} tokens/s scored`);
 }

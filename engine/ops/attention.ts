@@ -10,11 +10,12 @@ export interface AttentionShape {
 /**
  * Single-query causal attention with grouped KV heads.
  * q, out: [nHeads * headSize]; kCache, vCache: [positions, nKvHeads * headSize]; att: scratch [nHeads, >= nPos].
- * Attends positions 0..nPos-1.
+ * Attends positions 0..nPos-1; with `valid` (u8 [nKvHeads, positions] as an i32-free byte map, see KVCache) only
+ * the positions marked valid for each KV head.
  */
 export function attention(
   out: Tensor, q: Tensor, kCache: Tensor, vCache: Tensor, att: Tensor, shape: AttentionShape, nPos: number,
-  headStart = 0, headEnd = shape.nHeads,
+  headStart = 0, headEnd = shape.nHeads, valid: Tensor | null = null,
 ): void {
   checkF32("attention", out, q, kCache, vCache, att);
   const { nHeads, nKvHeads, headSize } = shape;
@@ -30,6 +31,11 @@ export function attention(
     `att ${shapeOf(att)} for ${nHeads} heads and ${nPos} positions`);
   check("attention", 0 <= headStart && headStart <= headEnd && headEnd <= nHeads, () =>
     `heads [${headStart}, ${headEnd}) of ${nHeads}`);
+  if (valid) {
+    check("attention", valid.dtype === "u8" && valid.shape.length === 2 && valid.shape[0] === nKvHeads &&
+      valid.shape[1] >= nPos, () => `valid ${shapeOf(valid)} (${valid.dtype}) for ${nKvHeads} KV heads, ${nPos} positions`);
+  }
   q.engine.kernels.attention_f32(out.offset, q.offset, kCache.offset, vCache.offset, att.offset,
-    nHeads, nKvHeads, headSize, kvDim, nPos, att.shape[1], headStart, headEnd);
+    nHeads, nKvHeads, headSize, kvDim, nPos, att.shape[1], headStart, headEnd,
+    valid ? valid.offset : 0, valid ? valid.shape[1] : 0);
 }

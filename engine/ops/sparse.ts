@@ -43,3 +43,13 @@ export function scatter(out: Tensor, src: Tensor, idx: Tensor, count: number): v
   checkIndices("scatter", idx, count, out.size);
   src.engine.kernels.scatter_f32(out.offset, src.offset, idx.offset, count);
 }
+
+/** out = Σ_{h ∈ heads[:count]} W_o[:, head h's columns] · o_h, with W_o stored transposed as wt [dim_in, dim_out]. */
+export function scatterHeads(out: Tensor, wt: Tensor, o: Tensor, heads: Tensor, count: number, headSize: number): void {
+  checkF32("scatterHeads", out, wt, o);
+  const [dIn, dOut] = wt.shape;
+  check("scatterHeads", wt.shape.length === 2 && o.size === dIn && out.size === dOut && headSize > 0 && dIn % headSize === 0,
+    () => `wt ${shapeOf(wt)}, o ${shapeOf(o)}, out ${shapeOf(out)}, head size ${headSize}`);
+  checkIndices("scatterHeads", heads, count, dIn / headSize);
+  wt.engine.kernels.scatter_heads_f32(out.offset, wt.offset, o.offset, heads.offset, count, headSize, dOut);
+}

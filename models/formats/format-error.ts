@@ -10,3 +10,21 @@ export class FormatError extends DynactError {
     super(`${file}: ${field}: ${detail}`);
   }
 }
+
+/** A name from a file (a key, a tensor name) as an error's field: printable and short whatever the file holds. */
+export function fieldName(name: string, fallback: string): string {
+  if (name === "") return fallback;
+  const short = name.length > 100 ? `${name.slice(0, 100)}…` : name;
+  return /[\u0000-\u001f\u007f-\u009f]/.test(short) ? JSON.stringify(short) : short;
+}
+
+/** A value from a file as error messages show it: JSON, cut short. */
+export function brief(value: unknown): string {
+  let s: string;
+  try {
+    s = JSON.stringify(value) ?? String(value);
+  } catch {
+    s = String(value); // a BigInt or a cycle, from a caller's object rather than parsed JSON
+  }
+  return s.length > 60 ? `${s.slice(0, 60)}…` : s;
+}

@@ -4,16 +4,16 @@
 // into engine memory. llama.cpp is the reference for the semantics (gguf.cpp, llama-model.cpp).
 import { closeSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
 import { isQuantized, QK, tensorBytes, type DType } from "../../engine/dtype";
+import { quantize } from "../../engine/quant";
 import type { Checkpoint, TensorEntry } from "../checkpoint";
 import { canonicalShapes } from "../checkpoint";
 import { headSize, validateConfig, type LlamaConfig } from "../config";
 import type { SentencePieceBpeTokenizer } from "../tokenizer/sentencepiece-bpe";
-import { FormatError } from "./format-error";
+import { brief, fieldName, FormatError } from "./format-error";
 import {
   GGUF_TYPES, metaFloat, metaInt, metaString, type GgufArray, type GgufData, type GgufMetadata, type GgufType, type GgufValue,
 } from "./gguf-metadata";
 import { ggufTokenizer, ggufTokenizerMetadata } from "./gguf-tokenizer";
-import { encodeTensor } from "./tensor-codec";
 
 const MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
 export const GGUF_ALIGNMENT = 32; // llama.cpp's default when general.alignment is absent
@@ -27,13 +27,15 @@ const MAX_DIMS = 4;
 const WINDOW = 1 << 20; // header bytes read from the file per read
 
 // Smallest encoding of a value of each type: how many items a count may claim in the bytes that are left.
-const MIN_BYTES: Record<GgufType, number> = {
-  u8: 1, i8: 1, bool: 1, u16: 2, i16: 2, u32: 4, i32: 4, f32: 4, u64: 8, i64: 8, f64: 8, string: 8, array: 12,
-};
+const SCALAR_BYTES = { u8: 1, i8: 1, bool: 1, u16: 2, i16: 2, u32: 4, i32: 4, f32: 4, u64: 8, i64: 8, f64: 8 } as const;
+const MIN_BYTES: Record<GgufType, number> = { ...SCALAR_BYTES, string: 8, array: 12 };
+
+/** The tensor types we read and write. */
+export type GgufDType = Extract<DType, "f32" | "f16" | "bf16" | "q8_0" | "q4_0">;
 
 /** ggml type ids of the tensor types we load. */
-const GGML_DTYPE: Readonly<Record<number, DType>> = { 0: "f32", 1: "f16", 2: "q4_0", 8: "q8_0", 30: "bf16" };
-const GGML_ID: Readonly<Record<DType, number>> = { f32: 0, f16: 1, q4_0: 2, q8_0: 8, bf16: 30 };
+const GGML_DTYPE: Readonly<Record<number, GgufDType>> = { 0: "f32", 1: "f16", 2: "q4_0", 8: "q8_0", 30: "bf16" };
+const GGML_ID: Readonly<Record<GgufDType, number>> = { f32: 0, f16: 1, q4_0: 2, q8_0: 8, bf16: 30 };
 // Names of the ggml types we do not load, for the error message.
 const GGML_OTHER: Readonly<Record<number, string>> = {
   3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 9: "Q8_1", 10: "Q2_K", 11: "Q3_K", 12: "Q4_K", 13: "Q5_K", 14: "Q6_K", 15: "Q8_K",
@@ -43,12 +45,12 @@ const GGML_OTHER: Readonly<Record<number, string>> = {
 const SUPPORTED = "F32, F16, BF16, Q8_0, Q4_0";
 
 // general.file_type (llama_ftype) for a file whose weights are all of one dtype.
-const FILE_TYPE: Readonly<Record<DType, number>> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7, bf16: 32 };
+const FILE_TYPE: Readonly<Record<GgufDType, number>> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7, bf16: 32 };
 
 export interface GgufTensorInfo {
   /** As stored: e.g. "blk.0.attn_q.weight". */
   name: string;
-  dtype: DType;
+  dtype: GgufDType;
   /** Row-major, outermost first: the reverse of ggml's fastest-first dims. */
   shape: number[];
   /** Absolute byte offset in the file. */
@@ -73,8 +75,8 @@ const UTF8_STRICT = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 /** Sequential little-endian reads over a window of the file, refilled as the header is walked. */
 class Cursor {
   pos = 0;
-  private buf = new Uint8Array(0);
-  private view = new DataView(this.buf.buffer);
+  private buf: Uint8Array = new Uint8Array(0);
+  private view = new DataView(this.buf.buffer, 0, 0);
   private start = 0; // file offset of buf[0]
 
   constructor(private readonly readAt: ReadAt, readonly size: number, readonly file: string) {}
@@ -100,11 +102,14 @@ class Cursor {
     return at;
   }
 
+  // Each read takes its bytes before touching `view`: taking may replace the window.
   u8(field: string): number {
-    return this.buf[this.take(1, field)]!;
+    const at = this.take(1, field);
+    return this.buf[at]!;
   }
   u32(field: string): number {
-    return this.view.getUint32(this.take(4, field), true);
+    const at = this.take(4, field);
+    return this.view.getUint32(at, true);
   }
 
   /** A u64 count, length, dim or offset, which must be an exact JS number. */
@@ -117,18 +122,19 @@ class Cursor {
   }
 
   scalar(type: Exclude<GgufType, "string" | "array" | "bool">, field: string): number | bigint {
+    const at = this.take(SCALAR_BYTES[type], field);
     const v = this.view;
     switch (type) {
-      case "u8": return this.buf[this.take(1, field)]!;
-      case "i8": return v.getInt8(this.take(1, field));
-      case "u16": return v.getUint16(this.take(2, field), true);
-      case "i16": return v.getInt16(this.take(2, field), true);
-      case "u32": return v.getUint32(this.take(4, field), true);
-      case "i32": return v.getInt32(this.take(4, field), true);
-      case "f32": return v.getFloat32(this.take(4, field), true);
-      case "u64": return v.getBigUint64(this.take(8, field), true);
-      case "i64": return v.getBigInt64(this.take(8, field), true);
-      case "f64": return v.getFloat64(this.take(8, field), true);
+      case "u8": return v.getUint8(at);
+      case "i8": return v.getInt8(at);
+      case "u16": return v.getUint16(at, true);
+      case "i16": return v.getInt16(at, true);
+      case "u32": return v.getUint32(at, true);
+      case "i32": return v.getInt32(at, true);
+      case "f32": return v.getFloat32(at, true);
+      case "u64": return v.getBigUint64(at, true);
+      case "i64": return v.getBigInt64(at, true);
+      case "f64": return v.getFloat64(at, true);
     }
   }
 
@@ -174,20 +180,24 @@ export function readGgufTokenizer(path: string): SentencePieceBpeTokenizer {
   return ggufTokenizer(readGgufFile(path).metadata, path);
 }
 
-/** True when the file starts with the GGUF magic. */
+/** True when the file starts with the GGUF magic (false when unreadable: the format's reader then says why). */
 export function isGguf(path: string): boolean {
-  const fd = openFile(path);
   try {
-    const head = new Uint8Array(4);
-    return readSync(fd, head, 0, 4, 0) === 4 && new DataView(head.buffer).getUint32(0, true) === MAGIC;
-  } finally {
-    closeSync(fd);
+    const fd = openSync(path, "r");
+    try {
+      const head = new Uint8Array(4);
+      return readSync(fd, head, 0, 4, 0) === 4 && new DataView(head.buffer).getUint32(0, true) === MAGIC;
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return false;
   }
 }
 
 function parseHeader(c: Cursor): GgufFile {
   const file = c.file;
-  if (c.size < 4 || c.u32("magic") !== MAGIC) throw new FormatError(file, "magic", "not a GGUF file");
+  if (c.u32("magic") !== MAGIC) throw new FormatError(file, "magic", "not a GGUF file");
   const version = c.u32("version");
   if (version !== 2 && version !== 3) {
     // A big-endian file's version reads byte-swapped.
@@ -197,36 +207,41 @@ function parseHeader(c: Cursor): GgufFile {
   }
   const nTensors = c.count("n_tensors");
   const nKv = c.count("n_kv");
-  // Each entry takes at least its fixed fields: a key-value pair 8 + 4 + 1 bytes, a tensor info 8 + 4 + 8 + 4 + 8.
+  // Each entry takes at least its fixed fields: a tensor info 8 + 4 + 8 + 4 + 8 bytes, a key-value pair 8 + 4 + 1.
+  if (nTensors * 32 > c.remaining) {
+    throw new FormatError(file, "n_tensors", `${nTensors} tensor infos cannot fit in a ${c.size}-byte file`);
+  }
   if (nKv * 13 + nTensors * 32 > c.remaining) {
-    throw new FormatError(file, "n_kv", `${nKv} key-value pairs and ${nTensors} tensors cannot fit in a ${c.size}-byte file`);
+    throw new FormatError(file, "n_kv", `${nKv} key-value pairs cannot fit in a ${c.size}-byte file`);
   }
 
   const metadata: GgufMetadata = new Map();
   for (let i = 0; i < nKv; i++) {
     const key = c.string(`key ${i}`);
-    if (metadata.has(key)) throw new FormatError(file, key, "duplicated key");
-    const type = readType(c, key);
-    metadata.set(key, { type, value: readValue(c, type, key, 0) });
+    const field = fieldName(key, `key ${i}`);
+    if (metadata.has(key)) throw new FormatError(file, field, "duplicated key");
+    const type = readType(c, field);
+    metadata.set(key, { type, value: readValue(c, type, field, 0) });
   }
 
-  const infos: { name: string; ne: number[]; dtype: DType; offset: number }[] = [];
+  const infos: RawInfo[] = [];
   const names = new Set<string>();
   for (let i = 0; i < nTensors; i++) {
     const name = c.string(`tensor ${i} name`);
-    if (names.has(name)) throw new FormatError(file, name, "duplicated tensor name");
+    const field = fieldName(name, `tensor ${i}`);
+    if (names.has(name)) throw new FormatError(file, field, "duplicated tensor name");
     names.add(name);
-    const nDims = c.u32(`${name} n_dims`);
-    if (nDims < 1 || nDims > MAX_DIMS) throw new FormatError(file, `${name} n_dims`, `${nDims} is not 1..${MAX_DIMS}`);
-    const ne = Array.from({ length: nDims }, () => c.count(`${name} dims`));
-    const typeId = c.u32(`${name} type`);
+    const nDims = c.u32(`${field} n_dims`);
+    if (nDims < 1 || nDims > MAX_DIMS) throw new FormatError(file, `${field} n_dims`, `${nDims} is not 1..${MAX_DIMS}`);
+    const ne = Array.from({ length: nDims }, () => c.count(`${field} dims`));
+    const typeId = c.u32(`${field} type`);
     const dtype = GGML_DTYPE[typeId];
     if (dtype === undefined) {
       const known = GGML_OTHER[typeId];
       const what = known ? `${known} (ggml type ${typeId})` : `unknown ggml type ${typeId}`;
-      throw new FormatError(file, `${name} type`, `${what} is not supported; supported: ${SUPPORTED}`);
+      throw new FormatError(file, `${field} type`, `${what} is not supported; supported: ${SUPPORTED}`);
     }
-    infos.push({ name, ne, dtype, offset: c.count(`${name} offset`) });
+    infos.push({ name, field, ne, dtype, offset: c.count(`${field} offset`) });
   }
 
   const alignment = readAlignment(metadata, file);
@@ -236,7 +251,7 @@ function parseHeader(c: Cursor): GgufFile {
   for (let i = 1; i < tensors.length; i++) {
     const prev = tensors[i - 1]!;
     if (tensors[i]!.offset < prev.offset + prev.bytes) {
-      throw new FormatError(file, tensors[i]!.name, `data overlaps ${prev.name}'s`);
+      throw new FormatError(file, fieldName(tensors[i]!.name, "unnamed tensor"), `data overlaps ${fieldName(prev.name, "an unnamed tensor")}'s`);
     }
   }
   return { version, metadata, tensors, alignment, dataOffset };
@@ -284,27 +299,33 @@ function readAlignment(metadata: GgufMetadata, file: string): number {
   return a;
 }
 
-function tensorInfo(
-  t: { name: string; ne: number[]; dtype: DType; offset: number }, alignment: number, dataOffset: number, fileSize: number,
-  file: string,
-): GgufTensorInfo {
+interface RawInfo {
+  name: string;
+  /** The name as error messages show it. */
+  field: string;
+  ne: number[];
+  dtype: GgufDType;
+  offset: number;
+}
+
+function tensorInfo(t: RawInfo, alignment: number, dataOffset: number, fileSize: number, file: string): GgufTensorInfo {
   // Every type takes at least 18/32 bytes per value, so a tensor of more than 2 values per byte cannot fit.
   let values = 1;
   for (const d of t.ne) {
-    if (d === 0) throw new FormatError(file, `${t.name} dims`, `[${t.ne.join(", ")}] has a zero dimension`);
+    if (d === 0) throw new FormatError(file, `${t.field} dims`, `[${t.ne.join(", ")}] has a zero dimension`);
     values *= d;
-    if (values > 2 * fileSize) throw new FormatError(file, `${t.name} dims`, `[${t.ne.join(", ")}] cannot fit in the file`);
+    if (values > 2 * fileSize) throw new FormatError(file, `${t.field} dims`, `[${t.ne.join(", ")}] cannot fit in the file`);
   }
   if (isQuantized(t.dtype) && t.ne[0]! % QK !== 0) {
-    throw new FormatError(file, `${t.name} dims`, `${t.dtype} rows must be a multiple of ${QK} values, got ${t.ne[0]}`);
+    throw new FormatError(file, `${t.field} dims`, `${t.dtype} rows must be a multiple of ${QK} values, got ${t.ne[0]}`);
   }
   const shape = [...t.ne].reverse();
   const bytes = tensorBytes(t.dtype, shape);
   if (t.offset % alignment !== 0) {
-    throw new FormatError(file, `${t.name} offset`, `${t.offset} is not a multiple of the alignment ${alignment}`);
+    throw new FormatError(file, `${t.field} offset`, `${t.offset} is not a multiple of the alignment ${alignment}`);
   }
   if (dataOffset + t.offset + bytes > fileSize) {
-    throw new FormatError(file, `${t.name} offset`,
+    throw new FormatError(file, `${t.field} offset`,
       `data at ${dataOffset} + ${t.offset} (${bytes} bytes) runs past the end of the ${fileSize}-byte file`);
   }
   return { name: t.name, dtype: t.dtype, shape, offset: dataOffset + t.offset, bytes };
@@ -314,9 +335,9 @@ function tensorInfo(
 export function ggufCheckpoint(g: GgufFile, path: string): Checkpoint {
   const m = g.metadata;
   const arch = metaString(m, "general.architecture", path);
-  if (arch !== "llama") throw new FormatError(path, "general.architecture", `"${arch}" is not supported (only llama)`);
+  if (arch !== "llama") throw new FormatError(path, "general.architecture", `${brief(arch)} is not supported (only llama)`);
   const scaling = metaString(m, "llama.rope.scaling.type", path, "none");
-  if (scaling !== "none") throw new FormatError(path, "llama.rope.scaling.type", `RoPE scaling "${scaling}" is not supported`);
+  if (scaling !== "none") throw new FormatError(path, "llama.rope.scaling.type", `RoPE scaling ${brief(scaling)} is not supported`);
   const embedding = g.tensors.find((t) => t.name === "token_embd.weight");
   if (!embedding) throw new FormatError(path, "token_embd.weight", "tensor missing");
   const nHeads = metaInt(m, "llama.attention.head_count", path);
@@ -348,7 +369,8 @@ export function ggufCheckpoint(g: GgufFile, path: string): Checkpoint {
     const name = t.name.endsWith(".weight") ? t.name.slice(0, -".weight".length) : t.name;
     const want = shapes.get(name);
     if (!want || !t.name.endsWith(".weight")) {
-      throw new FormatError(path, t.name, "unexpected tensor: not part of a llama model (biases, RoPE factors and experts are not supported)");
+      throw new FormatError(path, fieldName(t.name, "unnamed tensor"),
+        "unexpected tensor: not part of a llama model (biases, RoPE factors and experts are not supported)");
     }
     if (want.length !== t.shape.length || want.some((d, i) => d !== t.shape[i])) {
       throw new FormatError(path, t.name, `shape [${t.shape.join(", ")}] but the config needs [${want.join(", ")}]`);
@@ -361,8 +383,6 @@ export function ggufCheckpoint(g: GgufFile, path: string): Checkpoint {
   return { path, format: "gguf", config, tensors };
 }
 
-export type GgufDType = "f32" | "f16" | "bf16" | "q8_0" | "q4_0";
-
 export interface GgufWriteOptions {
   /** Type of the 2-D weights; norm vectors are always F32, as llama.cpp writes them. */
   dtype: GgufDType;
@@ -373,7 +393,7 @@ export interface GgufWriteOptions {
 
 export interface GgufWriteResult {
   /** Tensors written in another type than asked: quantized rows must be a multiple of 32 values (then F16). */
-  fallbacks: { name: string; dtype: DType; reason: string }[];
+  fallbacks: { name: string; dtype: GgufDType; reason: string }[];
 }
 
 /**
@@ -387,12 +407,15 @@ export function writeGguf(
   if (config.activation !== "silu") {
     throw new FormatError(path, "activation", `GGUF's llama architecture has no activation key (llama.cpp runs SiLU), got ${config.activation}`);
   }
+  if (config.ropeScaling) {
+    throw new FormatError(path, "ropeScaling", "llama3 RoPE scaling (llama.cpp's rope_freqs tensor) is not written to GGUF yet");
+  }
   const fallbacks: GgufWriteResult["fallbacks"] = [];
-  const layout: { name: string; shape: number[]; dtype: DType; offset: number; bytes: number }[] = [];
+  const layout: { name: string; shape: number[]; dtype: GgufDType; offset: number; bytes: number }[] = [];
   let offset = 0;
   for (const [name, shape] of canonicalShapes(config)) {
     if (name === "output" && opts.tied) continue;
-    let dtype: DType = shape.length === 1 ? "f32" : opts.dtype;
+    let dtype: GgufDType = shape.length === 1 ? "f32" : opts.dtype;
     if (isQuantized(dtype) && shape[shape.length - 1]! % QK !== 0) {
       fallbacks.push({ name, dtype: "f16", reason: `rows of ${shape[shape.length - 1]} values are not a multiple of ${QK}` });
       dtype = "f16";
@@ -420,24 +443,7 @@ export function writeGguf(
     ...(opts.tokenizer ? ggufTokenizerMetadata(opts.tokenizer) : []),
   ];
 
-  const h = new HeaderWriter();
-  h.u32(MAGIC);
-  h.u32(3);
-  h.u64(layout.length);
-  h.u64(meta.length);
-  for (const [key, v] of meta) {
-    h.string(key);
-    h.u32(GGUF_TYPES.indexOf(v.type));
-    h.value(v.type, v.value);
-  }
-  for (const t of layout) {
-    h.string(`${t.name}.weight`);
-    h.u32(t.shape.length);
-    for (const d of [...t.shape].reverse()) h.u64(d);
-    h.u32(GGML_ID[t.dtype]);
-    h.u64(t.offset);
-  }
-  const header = h.bytes();
+  const header = encodeGgufHeader(meta, layout.map((t) => ({ ...t, name: `${t.name}.weight` })));
   const fd = openSync(path, "w");
   try {
     writeSync(fd, header);
@@ -448,13 +454,40 @@ export function writeGguf(
       const data = tensor(t.name);
       const size = t.shape.reduce((a, b) => a * b, 1);
       if (data.length !== size) throw new FormatError(path, t.name, `expected ${size} values, got ${data.length}`);
-      writeSync(fd, encodeTensor(t.dtype, data, t.shape));
+      writeSync(fd, quantize(t.dtype, data));
       written = t.offset + t.bytes;
     }
   } finally {
     closeSync(fd);
   }
   return { fallbacks };
+}
+
+/**
+ * A GGUF v3 header: metadata, then tensor infos (row-major shapes, stored fastest-first; offsets relative to the
+ * data, which starts at the next multiple of the alignment).
+ */
+export function encodeGgufHeader(
+  metadata: [string, GgufValue][], tensors: { name: string; shape: number[]; dtype: GgufDType; offset: number }[],
+): Uint8Array {
+  const h = new HeaderWriter();
+  h.u32(MAGIC);
+  h.u32(3);
+  h.u64(tensors.length);
+  h.u64(metadata.length);
+  for (const [key, v] of metadata) {
+    h.string(key);
+    h.u32(GGUF_TYPES.indexOf(v.type));
+    h.value(v.type, v.value);
+  }
+  for (const t of tensors) {
+    h.string(t.name);
+    h.u32(t.shape.length);
+    for (const d of [...t.shape].reverse()) h.u64(d);
+    h.u32(GGML_ID[t.dtype]);
+    h.u64(t.offset);
+  }
+  return h.bytes();
 }
 
 const alignUp = (n: number, a: number): number => Math.ceil(n / a) * a;
@@ -467,44 +500,43 @@ class HeaderWriter {
   private view = new DataView(this.buf.buffer);
   private length = 0;
 
-  private room(n: number): number {
+  /** Grow as needed, then let `write` fill `n` bytes through the (possibly new) view. */
+  private put(n: number, write: (view: DataView, at: number) => void): void {
     if (this.length + n > this.buf.length) {
       const grown = new Uint8Array(Math.max(2 * this.buf.length, this.length + n));
       grown.set(this.buf.subarray(0, this.length));
       this.buf = grown;
       this.view = new DataView(grown.buffer);
     }
-    const at = this.length;
+    write(this.view, this.length);
     this.length += n;
-    return at;
   }
 
   u32(v: number): void {
-    this.view.setUint32(this.room(4), v, true);
+    this.put(4, (dv, at) => dv.setUint32(at, v, true));
   }
-  u64(v: number): void {
-    this.view.setBigUint64(this.room(8), BigInt(v), true);
+  u64(v: number | bigint): void {
+    this.put(8, (dv, at) => dv.setBigUint64(at, BigInt(v), true));
   }
   string(s: string): void {
     const b = UTF8.encode(s);
     this.u64(b.length);
-    this.buf.set(b, this.room(b.length));
+    this.put(b.length, (_, at) => this.buf.set(b, at));
   }
 
   value(type: GgufType, v: GgufData): void {
-    const dv = (): DataView => this.view;
     switch (type) {
-      case "u8": return void (this.buf[this.room(1)] = v as number);
-      case "i8": { const at = this.room(1); return dv().setInt8(at, v as number); }
-      case "bool": return void (this.buf[this.room(1)] = v ? 1 : 0);
-      case "u16": { const at = this.room(2); return dv().setUint16(at, v as number, true); }
-      case "i16": { const at = this.room(2); return dv().setInt16(at, v as number, true); }
-      case "u32": { const at = this.room(4); return dv().setUint32(at, v as number, true); }
-      case "i32": { const at = this.room(4); return dv().setInt32(at, v as number, true); }
-      case "f32": { const at = this.room(4); return dv().setFloat32(at, v as number, true); }
-      case "u64": { const at = this.room(8); return dv().setBigUint64(at, BigInt(v as bigint), true); }
-      case "i64": { const at = this.room(8); return dv().setBigInt64(at, BigInt(v as bigint), true); }
-      case "f64": { const at = this.room(8); return dv().setFloat64(at, v as number, true); }
+      case "u8": return this.put(1, (dv, at) => dv.setUint8(at, v as number));
+      case "i8": return this.put(1, (dv, at) => dv.setInt8(at, v as number));
+      case "bool": return this.put(1, (dv, at) => dv.setUint8(at, v ? 1 : 0));
+      case "u16": return this.put(2, (dv, at) => dv.setUint16(at, v as number, true));
+      case "i16": return this.put(2, (dv, at) => dv.setInt16(at, v as number, true));
+      case "u32": return this.u32(v as number);
+      case "i32": return this.put(4, (dv, at) => dv.setInt32(at, v as number, true));
+      case "f32": return this.put(4, (dv, at) => dv.setFloat32(at, v as number, true));
+      case "u64": return this.u64(v as bigint);
+      case "i64": return this.put(8, (dv, at) => dv.setBigInt64(at, BigInt(v as bigint), true));
+      case "f64": return this.put(8, (dv, at) => dv.setFloat64(at, v as number, true));
       case "string": return this.string(v as string);
       case "array": {
         const arr = v as GgufArray;

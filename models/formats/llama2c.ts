@@ -127,6 +127,12 @@ export function writeLlama2cCheckpoint(
   path: string, config: LlamaConfig, tensor: (name: string) => Float32Array, opts: { version: 0 | 1; tied: boolean },
 ): void {
   validateConfig(config, path);
+  // The header has no field for these, so a model with other values would read back as a different model.
+  const fixed = { ropeTheta: 10000, normEps: 1e-5, activation: "silu", ropeScaling: undefined } as const;
+  for (const [field, value] of Object.entries(fixed)) {
+    const got = config[field as keyof typeof fixed];
+    if (got !== value) throw new FormatError(path, field, `llama2.c files can only hold ${value ?? "none"}, got ${JSON.stringify(got)}`);
+  }
   const layout = opts.version === 1 ? v1Layout(config, opts.tied) : v0Layout(config, opts.tied);
   const fd = openSync(path, "w");
   try {

@@ -21,6 +21,13 @@ export interface NeuronGate {
    * `actGate` is act(W_gate x) over all neurons for "gate" gates; `x` is the normalised block input.
    */
   select(l: number, x: Tensor, actGate: Tensor | null, scratch: GateScratch): number;
+  /** Multiply-adds the last select spent on products of its own (a predictor's); counted in the FFN stats. */
+  readonly selectMacs?: number;
+  /**
+   * Mask mode: the set an oracle would choose from layer l's dense act(g) and u (1 = active), to score this
+   * gate's choice against (predictors: recall and precision in the FFN stats).
+   */
+  oracle?(l: number, actGate: Tensor, up: Tensor): Uint8Array;
   /** Sees layer l's full activation a = act(g) ⊙ u whenever the MLP ran dense (prompt-based gates). */
   observe?(l: number, a: Tensor): void;
   /** A new sequence starts (its prompt follows). */

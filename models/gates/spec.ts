@@ -1,5 +1,5 @@
 // Neuron-gate specs as the CLI and the study write them: dense, cats:S, cett:T, cett-global:T, topk:F,
-// threshold:FILE.
+// threshold:FILE, griffin:F, tda:T, predictor:FILE[:topk:F].
 import { DynactError } from "../../engine/errors";
 
 export type GateSpec =
@@ -10,9 +10,12 @@ export type GateSpec =
   | { kind: "topk"; keep: number }
   | { kind: "threshold"; file: string }
   | { kind: "griffin"; keep: number }
-  | { kind: "tda"; relative: number };
+  | { kind: "tda"; relative: number }
+  /** keep null: logit > 0; a fraction F: the top F of the logits. */
+  | { kind: "predictor"; file: string; keep: number | null };
 
-export const GATE_KINDS = "dense, cats:S, cett:T, cett-global:T, topk:F, threshold:FILE, griffin:F, tda:T";
+export const GATE_KINDS =
+  "dense, cats:S, cett:T, cett-global:T, topk:F, threshold:FILE, griffin:F, tda:T, predictor:FILE, predictor:FILE:topk:F";
 
 export function parseGateSpec(spec: string): GateSpec {
   const colon = spec.indexOf(":");
@@ -41,6 +44,15 @@ export function parseGateSpec(spec: string): GateSpec {
     case "threshold":
       if (!arg) throw new DynactError(`--ffn-gate ${spec}: threshold needs a calibration file: threshold:FILE`);
       return { kind, file: arg };
+    case "predictor": {
+      const top = arg ? /^(.+):topk:([^:]*)$/.exec(arg) : null;
+      const file = top ? top[1] : arg;
+      if (!file) throw new DynactError(`--ffn-gate ${spec}: predictor needs a predictor file: predictor:FILE[:topk:F]`);
+      if (!top) return { kind, file, keep: null };
+      const keep = top[2].trim() === "" ? NaN : Number(top[2]);
+      if (!(keep > 0 && keep <= 1)) throw new DynactError(`--ffn-gate ${spec}: the kept fraction must be a number in (0, 1]`);
+      return { kind, file, keep };
+    }
   }
   throw new DynactError(`--ffn-gate ${spec}: unknown gate (known: ${GATE_KINDS})`);
 }
@@ -62,5 +74,7 @@ export function formatGateSpec(s: GateSpec): string {
       return `griffin:${s.keep}`;
     case "tda":
       return `tda:${s.relative}`;
+    case "predictor":
+      return s.keep === null ? `predictor:${s.file}` : `predictor:${s.file}:topk:${s.keep}`;
   }
 }

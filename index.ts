@@ -1,0 +1,26 @@
+// The dynact library: load a checkpoint, generate, score perplexity and multiple-choice tasks, and swap the MLP's
+// neuron gate. The CLI is a thin layer over exactly these functions.
+export { DynactError, MemoryLimitError } from "./engine/errors";
+export { FormatError } from "./models/formats/format-error";
+
+export { loadModel, type LoadedModel, type LoadOptions } from "./models/load";
+export type { LlamaModel, FfnOptions } from "./models/llama";
+export type { ActivationName, LlamaConfig } from "./models/config";
+export type { Tokenizer } from "./models/tokenizer/tokenizer";
+export { readLlama2cTokenizer } from "./models/tokenizer/sentencepiece-bpe";
+
+export { generate, type GenerateOptions, type GenerateResult, type StopReason } from "./models/generate";
+export { Sampler, type SamplerOptions } from "./models/sampler";
+
+export { perplexity, type PerplexityOptions, type PerplexityResult } from "./eval/perplexity";
+export { readTextTokens } from "./eval/text";
+export { readTask, type McItem, type McTask } from "./eval/tasks";
+export { evaluate, type EvaluateOptions, type ItemResult, type TaskResult } from "./eval/multiple-choice";
+
+export { calibrate, type CalibrateOptions, type CalibratedSpec } from "./eval/calibrate";
+export { buildNeuronGate, type GateFactoryOptions } from "./eval/gate-factory";
+export { parseGateSpec, type GateSpec } from "./models/gates/spec";
+export { readCalibration, writeCalibration, type Calibration } from "./models/gates/calibration";
+export type { NeuronGate } from "./models/gates/neuron-gate";
+export type { FfnMode } from "./models/ffn";
+export type { FfnStatsSummary } from "./models/ffn-stats";

@@ -1,0 +1,177 @@
+// The attention block with head sparsity: xb2 = W_o · attention(rope(W_q x), cache(rope(W_k x), W_v x)) over the
+// heads a head gate keeps. KV policies for skipped heads:
+//   keep  K and V are still written for every head; Q, scores and the output rows of skipped heads are skipped
+//   skip  KV heads whose query heads are all skipped write nothing: the cache records a hole there, which later
+//         queries never read
+//   mask  everything is computed and the skipped heads' outputs are zeroed (accuracy simulation)
+// With a head gate, W_o is stored transposed and its product is a per-head column scatter, so mask and keep sum the
+// same terms in the same order: identical outputs.
+import type { Engine } from "../engine/engine";
+import { DynactError } from "../engine/errors";
+import { attention } from "../engine/ops/attention";
+import { matvec } from "../engine/ops/matvec";
+import { rope } from "../engine/ops/rope";
+import { scatterHeads } from "../engine/ops/sparse";
+import type { Tensor } from "../engine/tensor";
+import { headSize, type LlamaConfig } from "./config";
+import type { HeadGate, KvPolicy } from "./gates/head-gate";
+import type { KVCache } from "./kv-cache";
+import type { RopeTable } from "./rope";
+import type { LayerWeights } from "./weights";
+
+export interface AttentionStatsSummary {
+  tokens: number;
+  /** Mean fraction of query heads computed, per layer. */
+  head_active_fraction: number[];
+  /** Mean fraction of KV heads left as holes at each new position, per layer. */
+  kv_hole_fraction: number[];
+}
+
+export class AttentionBlock {
+  private gate: HeadGate | null = null;
+  private policy: KvPolicy = "keep";
+  private readonly q: Tensor;
+  private readonly o: Tensor; // attention output, per head
+  private readonly att: Tensor;
+  private readonly heads: Tensor; // i32 active heads
+  private readonly allHeads: Tensor;
+  private readonly contribution: Tensor;
+  private readonly hs: number;
+  private tokens = 0;
+  private active: number[];
+  private holes: number[];
+
+  constructor(engine: Engine, private readonly c: LlamaConfig, private readonly cache: KVCache, private readonly rope: RopeTable) {
+    this.hs = headSize(c);
+    this.q = engine.tensor([c.dim]);
+    this.o = engine.tensor([c.dim]);
+    this.att = engine.tensor([c.nHeads, c.seqLen]);
+    this.heads = engine.tensor([c.nHeads], "i32");
+    this.allHeads = engine.tensor([c.nHeads], "i32");
+    this.allHeads.i32().forEach((_, i, a) => (a[i] = i));
+    this.contribution = engine.tensor([c.dim]);
+    this.active = new Array<number>(c.nLayers).fill(0);
+    this.holes = new Array<number>(c.nLayers).fill(0);
+  }
+
+  static bytes(c: LlamaConfig): number {
+    return 4 * (3 * c.dim + c.nHeads * c.seqLen + 2 * c.nHeads) + 8 * 64;
+  }
+
+  configure(gate: HeadGate | null, policy: KvPolicy, woTransposed: boolean): void {
+    if (gate && !woTransposed) throw new DynactError("head gates need W_o stored transposed: load the model with transposeWo");
+    this.gate = gate;
+    this.policy = policy;
+    this.tokens = 0;
+    this.active.fill(0);
+    this.holes.fill(0);
+  }
+
+  summary(): AttentionStatsSummary {
+    const n = this.tokens / this.c.nLayers;
+    return {
+      tokens: n,
+      head_active_fraction: this.active.map((a) => (n ? a / n : 0)),
+      kv_hole_fraction: this.holes.map((h) => (n ? h / n : 0)),
+    };
+  }
+
+  /** out = W_o · attention for layer l at position pos; reads x (the normalised block input). */
+  run(l: number, lw: LayerWeights, x: Tensor, out: Tensor, pos: number): void {
+    const { c, hs, q, o } = this;
+    const k = this.cache.keys[l].row(pos);
+    const v = this.cache.values[l].row(pos);
+    const cos = this.rope.cos.row(pos);
+    const sin = this.rope.sin.row(pos);
+    const valid = this.cache.valid[l];
+    const shape = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headSize: hs };
+    const gate = this.gate;
+    this.tokens++;
+    const validMap = valid.u8();
+    const group = c.nHeads / c.nKvHeads;
+
+    // The query of every head: the gates' scores need it (and mask computes everything).
+    matvec(q, lw.wq, x);
+    rope(q, hs, cos, sin);
+    let count = c.nHeads;
+    const idx = this.heads.i32();
+    if (gate?.score === "query-norm") {
+      count = gate.select(l, headNorms(q.f32(), c.nHeads, hs), idx);
+    }
+    // Keys and values: under skip, only KV heads that a kept query head reads (when the heads are known yet).
+    const skipKnown = this.policy === "skip" && gate?.score === "query-norm" && count < c.nHeads;
+    const kvActive = new Uint8Array(c.nKvHeads).fill(skipKnown ? 0 : 1);
+    if (skipKnown) for (let i = 0; i < count; i++) kvActive[Math.floor(idx[i] / group)] = 1;
+    if (!skipKnown) {
+      matvec(k, lw.wk, x);
+      matvec(v, lw.wv, x);
+      rope(k, hs, cos, sin);
+    } else {
+      // Row ranges of the dense kernel: each row's bits are those of the full product.
+      for (let g = 0; g < c.nKvHeads; g++) {
+        if (!kvActive[g]) continue;
+        matvec(k, lw.wk, x, g * hs, (g + 1) * hs);
+        matvec(v, lw.wv, x, g * hs, (g + 1) * hs);
+        rope(k.slice(g * hs, hs), hs, cos, sin);
+      }
+    }
+    for (let g = 0; g < c.nKvHeads; g++) validMap[g * c.seqLen + pos] = kvActive[g];
+    const holesSoFar = this.policy === "skip" ? valid : null;
+
+    // Attention of the heads that need it: all of them when the gate is an oracle or the policy is mask.
+    const computeAll = !gate || gate.score === "output-norm" || this.policy === "mask" || count === c.nHeads;
+    if (computeAll) {
+      attention(o, q, this.cache.keys[l], this.cache.values[l], this.att, shape, pos + 1, 0, c.nHeads, holesSoFar);
+    } else {
+      for (let i = 0; i < count; i++) {
+        attention(o, q, this.cache.keys[l], this.cache.values[l], this.att, shape, pos + 1, idx[i], idx[i] + 1, holesSoFar);
+      }
+    }
+    if (gate?.score === "output-norm") {
+      const scores = new Float32Array(c.nHeads);
+      for (let h = 0; h < c.nHeads; h++) {
+        this.heads.i32()[0] = h;
+        scatterHeads(this.contribution, lw.wo, o, this.heads, 1, hs);
+        scores[h] = Math.hypot(...this.contribution.f32());
+      }
+      count = gate.select(l, scores, idx);
+      if (this.policy === "skip") {
+        // The oracle saw every head; the cache keeps only the KV heads its kept heads read.
+        const used = new Uint8Array(c.nKvHeads);
+        for (let i = 0; i < count; i++) used[Math.floor(idx[i] / group)] = 1;
+        for (let g = 0; g < c.nKvHeads; g++) validMap[g * c.seqLen + pos] = used[g];
+      }
+    }
+
+    this.active[l] += count / c.nHeads;
+    for (let g = 0; g < c.nKvHeads; g++) this.holes[l] += validMap[g * c.seqLen + pos] ? 0 : 1 / c.nKvHeads;
+
+    if (!gate || count === c.nHeads) {
+      if (lw.woTransposed) scatterHeads(out, lw.wo, o, this.allHeads, c.nHeads, hs);
+      else matvec(out, lw.wo, o);
+      return;
+    }
+    if (this.policy === "mask") {
+      // zero the skipped heads, then the same per-head scatter over all heads
+      const oa = o.f32();
+      let next = 0;
+      for (let h = 0; h < c.nHeads; h++) {
+        if (next < count && idx[next] === h) next++;
+        else oa.fill(0, h * hs, (h + 1) * hs);
+      }
+      scatterHeads(out, lw.wo, o, this.allHeads, c.nHeads, hs);
+    } else {
+      scatterHeads(out, lw.wo, o, this.heads, count, hs);
+    }
+  }
+}
+
+function headNorms(q: Float32Array, nHeads: number, hs: number): Float32Array {
+  const out = new Float32Array(nHeads);
+  for (let h = 0; h < nHeads; h++) {
+    let s = 0;
+    for (let i = h * hs; i < (h + 1) * hs; i++) s += q[i] * q[i];
+    out[h] = Math.sqrt(s);
+  }
+  return out;
+}

@@ -1,0 +1,142 @@
+// Hugging Face `config.json` of a LlamaForCausalLM, to and from our LlamaConfig. Anything that would change the
+// math and that we do not implement (biases, partial heads, other RoPE scalings) is refused, never ignored.
+import { readFileSync } from "node:fs";
+import { validateConfig, type ActivationName, type Llama3RopeScaling, type LlamaConfig } from "../config";
+import { brief, FormatError } from "./format-error";
+
+export interface HfLlamaConfig {
+  config: LlamaConfig;
+  /** tie_word_embeddings: lm_head shares the embedding. */
+  tied: boolean;
+}
+
+export type HfDType = "f32" | "f16" | "bf16";
+const TORCH_DTYPE: Record<HfDType, string> = { f32: "float32", f16: "float16", bf16: "bfloat16" };
+
+// hidden_act names (transformers' ACT2FN) we run exactly.
+const HF_ACTIVATIONS: Readonly<Record<string, ActivationName>> = { silu: "silu", swish: "silu", relu: "relu" };
+
+export function readHfConfig(file: string): HfLlamaConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new FormatError(file, "file", (e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : String(e));
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new FormatError(file, "json", (e as Error).message);
+  }
+  return parseHfConfig(json, file);
+}
+
+export function parseHfConfig(json: unknown, file: string): HfLlamaConfig {
+  if (!isObject(json)) throw new FormatError(file, "json", "is not a JSON object");
+  const j = json;
+  const archs = j.architectures;
+  if (archs !== undefined) {
+    if (!Array.isArray(archs) || !archs.includes("LlamaForCausalLM")) {
+      throw new FormatError(file, "architectures", `${brief(archs)} is not supported (only LlamaForCausalLM)`);
+    }
+  } else if (j.model_type !== "llama") {
+    throw new FormatError(file, "model_type", `${brief(j.model_type)} is not supported (only llama)`);
+  }
+  const int = (key: string, fallback?: number): number => {
+    const v = j[key] ?? fallback;
+    if (typeof v !== "number" || !Number.isInteger(v)) throw new FormatError(file, key, v === undefined ? "missing" : `${brief(v)} is not an integer`);
+    return v;
+  };
+  const num = (key: string, fallback?: number): number => {
+    const v = j[key] ?? fallback;
+    if (typeof v !== "number") throw new FormatError(file, key, v === undefined ? "missing" : `${brief(v)} is not a number`);
+    return v;
+  };
+  const act = j.hidden_act ?? "silu";
+  const activation = typeof act === "string" && Object.hasOwn(HF_ACTIVATIONS, act) ? HF_ACTIVATIONS[act] : undefined;
+  if (!activation) throw new FormatError(file, "hidden_act", `${brief(act)} is not supported (silu, relu)`);
+  for (const key of ["attention_bias", "mlp_bias"]) {
+    if (j[key] === true) throw new FormatError(file, key, "biases are not supported");
+  }
+  const nHeads = int("num_attention_heads");
+  const config: LlamaConfig = {
+    dim: int("hidden_size"),
+    hiddenDim: int("intermediate_size"),
+    nLayers: int("num_hidden_layers"),
+    nHeads,
+    nKvHeads: int("num_key_value_heads", nHeads),
+    vocabSize: int("vocab_size"),
+    seqLen: int("max_position_embeddings"),
+    ropeTheta: num("rope_theta", 10000),
+    normEps: num("rms_norm_eps"),
+    activation,
+  };
+  const scaling = ropeScaling(j.rope_scaling, file);
+  if (scaling) config.ropeScaling = scaling;
+  validateConfig(config, file);
+  if (j.head_dim !== undefined && j.head_dim !== null && j.head_dim !== config.dim / nHeads) {
+    throw new FormatError(file, "head_dim", `${brief(j.head_dim)} differs from hidden_size / num_attention_heads = ${config.dim / nHeads}`);
+  }
+  const tied = j.tie_word_embeddings ?? false;
+  if (typeof tied !== "boolean") throw new FormatError(file, "tie_word_embeddings", `${brief(tied)} is not a boolean`);
+  return { config, tied };
+}
+
+function ropeScaling(v: unknown, file: string): Llama3RopeScaling | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!isObject(v)) throw new FormatError(file, "rope_scaling", `${brief(v)} is not an object`);
+  const type = v.rope_type ?? v.type; // transformers renamed "type" to "rope_type"
+  if (type === "default") return undefined;
+  if (type !== "llama3") throw new FormatError(file, "rope_scaling", `type ${brief(type)} is not supported (only llama3)`);
+  const positive = (key: string): number => {
+    const x = v[key];
+    if (typeof x !== "number" || !(x > 0) || !Number.isFinite(x)) throw new FormatError(file, `rope_scaling.${key}`, `${brief(x)} is not a positive number`);
+    return x;
+  };
+  const s: Llama3RopeScaling = {
+    type: "llama3",
+    factor: positive("factor"),
+    lowFreqFactor: positive("low_freq_factor"),
+    highFreqFactor: positive("high_freq_factor"),
+    originalContext: positive("original_max_position_embeddings"),
+  };
+  if (!(s.highFreqFactor > s.lowFreqFactor)) {
+    throw new FormatError(file, "rope_scaling.high_freq_factor", `${s.highFreqFactor} must exceed low_freq_factor ${s.lowFreqFactor}`);
+  }
+  return s;
+}
+
+/** The config.json transformers writes for this model. */
+export function hfConfigJson(config: LlamaConfig, opts: { tied: boolean; dtype: HfDType }, file: string): Record<string, unknown> {
+  const act = Object.keys(HF_ACTIVATIONS).find((k) => HF_ACTIVATIONS[k] === config.activation);
+  if (!act) throw new FormatError(file, "activation", `${config.activation} has no Hugging Face hidden_act we read back`);
+  const s = config.ropeScaling;
+  return {
+    architectures: ["LlamaForCausalLM"],
+    model_type: "llama",
+    hidden_size: config.dim,
+    intermediate_size: config.hiddenDim,
+    num_hidden_layers: config.nLayers,
+    num_attention_heads: config.nHeads,
+    num_key_value_heads: config.nKvHeads,
+    head_dim: config.dim / config.nHeads,
+    vocab_size: config.vocabSize,
+    max_position_embeddings: config.seqLen,
+    rms_norm_eps: config.normEps,
+    rope_theta: config.ropeTheta,
+    rope_scaling: s ? { rope_type: "llama3", factor: s.factor, low_freq_factor: s.lowFreqFactor,
+      high_freq_factor: s.highFreqFactor, original_max_position_embeddings: s.originalContext } : null,
+    hidden_act: act,
+    attention_bias: false,
+    mlp_bias: false,
+    tie_word_embeddings: opts.tied,
+    bos_token_id: 1,
+    eos_token_id: 2,
+    torch_dtype: TORCH_DTYPE[opts.dtype],
+  };
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}

@@ -1,0 +1,101 @@
+// A neuron gate that predicts the active set from the block input with a trained low-rank predictor per layer
+// (DejaVu / PowerInfer): logits = W2·σ(W1·x + b1) + b2, then S = {i : logit_i > 0} or the top-k logits.
+// The set is known before the gate product, so all three MLP products can be gathered. A lookahead predictor
+// chooses layer l+1's set while layer l runs (from layer l's input), as DejaVu's asynchronous predictor does.
+// The predictor's own products are reported as selectMacs, so the FFN statistics count them.
+import { add, relu } from "../../engine/ops/elementwise";
+import { matvec } from "../../engine/ops/matvec";
+import { selectThreshold, selectTopk } from "../../engine/ops/select";
+import type { Tensor } from "../../engine/tensor";
+import type { LlamaModel } from "../llama";
+import { Labeler, parseLabelRule } from "./label-rule";
+import type { GateScratch, NeuronGate } from "./neuron-gate";
+import { predictorMacs, type Predictor, type PredictorHeader } from "./predictor-file";
+
+/** The smallest positive f32: `logit >= MIN_POSITIVE` is `logit > 0`. */
+const MIN_POSITIVE = 2 ** -149;
+const TENSORS_PER_LAYER = 4;
+const SCRATCH_TENSORS = 3;
+
+/** Engine bytes a PredictorGate allocates for this predictor (pass as loadModel's reserveBytes). */
+export function predictorBytes(h: PredictorHeader): number {
+  const { rank: r, dim: d, hidden: n, layers } = h;
+  const values = layers * (r * d + r + n * r + n) + r + 2 * n;
+  return 4 * values + 64 * (layers * TENSORS_PER_LAYER + SCRATCH_TENSORS);
+}
+
+interface LayerTensors {
+  w1: Tensor;
+  b1: Tensor;
+  w2: Tensor;
+  b2: Tensor;
+}
+
+export class PredictorGate implements NeuronGate {
+  readonly chooses = "input" as const;
+  selectMacs = 0;
+  private readonly layers: LayerTensors[];
+  private readonly mid: Tensor; // σ(W1·x + b1)
+  private readonly logits: Tensor;
+  private readonly next: Tensor; // lookahead: the set chosen for the next layer
+  private nextCount = 0;
+  private readonly k: number | null;
+  private readonly macs: number;
+  private readonly labeler: Labeler;
+  private readonly oracleSet: Uint8Array;
+
+  /** keep: null selects logit > 0; a fraction keeps that many top logits. */
+  constructor(readonly spec: string, private readonly p: Predictor, model: LlamaModel, keep: number | null) {
+    const { rank: r, dim: d, hidden: h } = p.header;
+    const e = model.engine;
+    this.layers = p.weights.map((w) => {
+      let at = 0;
+      const part = (shape: number[]) => e.from(w.subarray(at, (at += shape.reduce((a, b) => a * b))), shape);
+      return { w1: part([r, d]), b1: part([r]), w2: part([h, r]), b2: part([h]) };
+    });
+    this.mid = e.tensor([r]);
+    this.logits = e.tensor([h]);
+    this.next = e.tensor([h], "i32");
+    this.k = keep === null ? null : Math.round(keep * h);
+    this.macs = predictorMacs(p.header);
+    const t = p.header.label_thresholds;
+    this.labeler = new Labeler(parseLabelRule(p.header.label), h, t && t.map((v) => v ?? -Infinity),
+      t && model.downNorms().map((n) => n.read()));
+    this.oracleSet = new Uint8Array(h);
+  }
+
+  select(l: number, x: Tensor, _actGate: Tensor | null, s: GateScratch): number {
+    if (!this.p.header.lookahead) {
+      this.selectMacs = this.macs;
+      return this.predict(l, x, s.idx, s.work);
+    }
+    let count: number;
+    if (l === 0) {
+      count = this.predict(0, x, s.idx, s.work);
+    } else {
+      s.idx.i32().set(this.next.i32().subarray(0, this.nextCount));
+      count = this.nextCount;
+    }
+    const ahead = l + 1 < this.layers.length;
+    if (ahead) this.nextCount = this.predict(l + 1, x, this.next, s.work);
+    this.selectMacs = this.macs * ((l === 0 ? 1 : 0) + (ahead ? 1 : 0));
+    return count;
+  }
+
+  /** The label rule's set from the dense activations, to score the prediction against (mask mode). */
+  oracle(l: number, actGate: Tensor, up: Tensor): Uint8Array {
+    this.labeler.label(l, actGate.f32(), up.f32(), this.oracleSet);
+    return this.oracleSet;
+  }
+
+  /** Predictor l's set for input x, written to idx. */
+  private predict(l: number, x: Tensor, idx: Tensor, work: Tensor): number {
+    const { w1, b1, w2, b2 } = this.layers[l];
+    matvec(this.mid, w1, x);
+    add(this.mid, this.mid, b1);
+    if (this.p.header.sigma === "relu") relu(this.mid, this.mid);
+    matvec(this.logits, w2, this.mid);
+    add(this.logits, this.logits, b2);
+    return this.k === null ? selectThreshold(idx, this.logits, MIN_POSITIVE) : selectTopk(idx, this.logits, this.k, work);
+  }
+}

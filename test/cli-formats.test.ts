@@ -1,0 +1,110 @@
+// The dynact command on GGUF and Hugging Face checkpoints, and `dynact convert` round trips through every format
+// (the built bundle in a child process, as a user runs it).
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, test } from "vitest";
+import { FIXTURES, haveAssets, shared } from "./assets";
+
+const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../dist/cli.js");
+const dir = mkdtempSync(path.join(os.tmpdir(), "dynact-clif-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function dynact(...args: string[]) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8" });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function expectFailure(r: ReturnType<typeof dynact>, code: 1 | 2, pattern: RegExp) {
+  expect(r.code).toBe(code);
+  expect(r.stdout).toBe("");
+  expect(r.stderr.split("\n")[0]).toMatch(/^dynact: /);
+  expect(r.stderr).toMatch(pattern);
+}
+
+describe.runIf(haveAssets("models/stories260K.gguf", "models/stories260K.bin", "models/tok512.bin"))("GGUF and convert", () => {
+  const gguf = shared("models/stories260K.gguf");
+  const bin = shared("models/stories260K.bin");
+  const tok = shared("models/tok512.bin");
+  const golden = JSON.parse(readFileSync(path.join(FIXTURES, "stories260K-greedy.json"), "utf8"));
+  const logits = (...args: string[]) => {
+    const r = dynact("logits", ...args, "-p", "Once upon a time", "--json");
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    return JSON.parse(r.stdout) as { ids: number[]; logits: number[] };
+  };
+
+  test("inspect reads a GGUF header", () => {
+    const r = dynact("inspect", "-m", gguf, "--json");
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.format).toBe("gguf");
+    expect(out.config).toMatchObject({ dim: 64, hiddenDim: 172, nLayers: 5, nHeads: 8, nKvHeads: 4, vocabSize: 512, seqLen: 2048 });
+    expect(out.tied_output).toBe(false);
+    expect(out.tensors).toHaveLength(48);
+    expect(dynact("inspect", "-m", gguf).stdout).toMatch(/: gguf\n/);
+  });
+
+  test("generate on the GGUF uses its own tokenizer and gives run.c's greedy tokens", () => {
+    const c = golden.cases[0];
+    const r = dynact("generate", "-m", gguf, "-p", c.prompt, "-n", "40", "--temperature", "0", "--json");
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.prompt_tokens).toEqual(c.prompt_ids);
+    expect(out.tokens).toEqual(c.generated.slice(0, 40));
+  });
+
+  test("convert .bin → gguf → safetensors → llama2c: the same logits at every step", () => {
+    const base = logits("-m", bin, "-t", tok);
+    const g = path.join(dir, "m.gguf");
+    const r1 = dynact("convert", "-m", bin, "-t", tok, "-o", g, "--to", "gguf", "--json");
+    expect(r1.code).toBe(0);
+    expect(JSON.parse(r1.stdout)).toMatchObject({ format: "gguf", dtype: "f32", tokenizer: true, fallbacks: [] });
+    expect(logits("-m", g)).toEqual(base); // tokenizer from the new file's metadata
+
+    const hf = path.join(dir, "hf");
+    expect(dynact("convert", "-m", g, "-o", hf, "--to", "safetensors").code).toBe(0);
+    expect(logits("-m", hf, "-t", g)).toEqual(base); // -t takes a GGUF's tokenizer too
+
+    const back = path.join(dir, "back.bin");
+    const r3 = dynact("convert", "-m", hf, "-o", back, "--to", "llama2c");
+    expect(r3.code).toBe(0);
+    expect(r3.stderr).toMatch(/wrote .*back\.bin: llama2c, f32, 47 tensors/);
+    expect(logits("-m", back, "-t", tok)).toEqual(base);
+    // The weights come back bit for bit (only the unused RoPE tables at the end may differ in rounding).
+    const a = readFileSync(bin);
+    const b = readFileSync(back);
+    const ropeStart = a.length - 2 * 512 * 4 * 4;
+    expect(b.subarray(0, ropeStart).equals(a.subarray(0, ropeStart))).toBe(true);
+  });
+
+  test("convert to q8_0 notes the tensors that fall back to f16; a missing tokenizer is a note", () => {
+    const out = path.join(dir, "q8.gguf");
+    const r = dynact("convert", "-m", bin, "-o", out, "--to", "gguf", "--dtype", "q8_0");
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/note: no tokenizer written/);
+    expect(r.stderr).toMatch(/note: blk\.0\.ffn_down written as f16: rows of 172 values are not a multiple of 32/);
+    const tensors = JSON.parse(dynact("inspect", "-m", out, "--json").stdout).tensors as { name: string; dtype: string }[];
+    expect(tensors.find((t) => t.name === "blk.0.attn_q")!.dtype).toBe("q8_0");
+    expect(tensors.find((t) => t.name === "output_norm")!.dtype).toBe("f32");
+  });
+
+  test("unsupported combinations are usage errors", () => {
+    expectFailure(dynact("convert", "-m", bin, "-o", path.join(dir, "x"), "--to", "llama2c", "--dtype", "f16"), 2, /--to llama2c writes --dtype f32; got 'f16'/);
+    expectFailure(dynact("convert", "-m", bin, "-o", path.join(dir, "x"), "--to", "safetensors", "--dtype", "q4_0"), 2, /f32, f16, bf16/);
+    expectFailure(dynact("convert", "-m", bin, "-o", path.join(dir, "x"), "--to", "onnx"), 2, /--to must be one of gguf, safetensors, llama2c/);
+    expectFailure(dynact("convert", "-m", bin, "--to", "gguf"), 2, /-o\/--output is required/);
+  });
+
+  test("a model llama2.c cannot describe is refused", () => {
+    // stories260K.gguf's eps is 1e-5 and theta 10000, but a GGUF can hold others: fake one through safetensors.
+    const hf = path.join(dir, "hf-theta");
+    expect(dynact("convert", "-m", gguf, "-o", hf, "--to", "safetensors").code).toBe(0);
+    const configFile = path.join(hf, "config.json");
+    const config = JSON.parse(readFileSync(configFile, "utf8"));
+    writeFileSync(configFile, JSON.stringify({ ...config, rope_theta: 500000 }));
+    expectFailure(dynact("convert", "-m", hf, "-o", path.join(dir, "t.bin"), "--to", "llama2c"), 1, /ropeTheta: llama2\.c files can only hold 10000/);
+  });
+});

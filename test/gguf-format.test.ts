@@ -1,0 +1,207 @@
+// GGUF: the published stories260K.gguf reads as the same model as stories260K.bin (same logits, same greedy
+// tokens, same tokenizer), and files we write read back through the same code path.
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, test } from "vitest";
+import { quantize } from "../engine/quant";
+import type { Checkpoint } from "../models/checkpoint";
+import { encodeGgufHeader, parseGgufHeader, readGgufCheckpoint, readGgufFile, readGgufTokenizer, writeGguf } from "../models/formats/gguf";
+import { metaFloat, metaInt, metaString, type GgufValue } from "../models/formats/gguf-metadata";
+import { FormatError } from "../models/formats/format-error";
+import { readLlama2cCheckpoint } from "../models/formats/llama2c";
+import { generate } from "../models/generate";
+import { buildModel, loadModel, openCheckpoint } from "../models/load";
+import { Sampler } from "../models/sampler";
+import { readLlama2cTokenizer } from "../models/tokenizer/sentencepiece-bpe";
+import { readTensorData } from "../models/weights";
+import { FIXTURES, haveAssets, shared } from "./assets";
+
+const dir = mkdtempSync(path.join(os.tmpdir(), "dynact-gguf-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const golden: { cases: { prompt: string; prompt_ids: number[]; generated: number[]; stopped_at_bos: boolean }[] } =
+  JSON.parse(readFileSync(path.join(FIXTURES, "stories260K-greedy.json"), "utf8"));
+const texts: string[] = JSON.parse(readFileSync(path.join(FIXTURES, "tokenizer-encode.json"), "utf8")).texts;
+
+function logitsOf(ckpt: Checkpoint, ids: number[]): Float32Array {
+  const model = buildModel(ckpt, { contextLength: 512 });
+  let out = new Float32Array(0);
+  ids.forEach((id, pos) => (out = model.forward(id, pos).read()));
+  return out;
+}
+
+const sameBits = (a: Float32Array, b: Float32Array): boolean =>
+  Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+
+/** max |a - b| / max |b|: the relative error the design's cross-format bound (1e-5) is stated in. */
+function relError(a: Float32Array, b: Float32Array): number {
+  let diff = 0;
+  let scale = 0;
+  b.forEach((v, i) => {
+    diff = Math.max(diff, Math.abs(a[i]! - v));
+    scale = Math.max(scale, Math.abs(v));
+  });
+  return diff / scale;
+}
+
+describe.runIf(haveAssets("models/stories260K.gguf", "models/stories260K.bin", "models/tok512.bin"))("stories260K.gguf", () => {
+  const gguf = shared("models/stories260K.gguf");
+  const bin = readLlama2cCheckpoint(shared("models/stories260K.bin"));
+  const ckpt = readGgufCheckpoint(gguf);
+  const ids = golden.cases[0]!.prompt_ids;
+
+  test("header as documented", () => {
+    const g = readGgufFile(gguf);
+    expect(g).toMatchObject({ version: 3, alignment: 32, dataOffset: 14176 });
+    expect(g.metadata.size).toBe(19);
+    expect(g.tensors.length).toBe(48);
+    expect(ckpt.format).toBe("gguf");
+    expect(ckpt.config).toMatchObject({ dim: 64, hiddenDim: 172, nLayers: 5, nHeads: 8, nKvHeads: 4, vocabSize: 512,
+      seqLen: 2048, normEps: 1e-5, ropeTheta: 10000, activation: "silu" });
+    expect(ckpt.tensors.has("output")).toBe(true);
+    expect(openCheckpoint(gguf).format).toBe("gguf");
+  });
+
+  test("parsing from memory equals reading the file piecewise", () => {
+    const bytes = readFileSync(gguf);
+    expect(parseGgufHeader(bytes, bytes.length, gguf)).toEqual(readGgufFile(gguf));
+  });
+
+  test("every weight is the same tensor as in stories260K.bin", () => {
+    for (const [name, e] of ckpt.tensors) {
+      expect(e.shape).toEqual(bin.tensors.get(name === "output" ? "token_embd" : name)!.shape);
+      expect(sameBits(readTensorData(ckpt, name), readTensorData(bin, name === "output" ? "token_embd" : name))).toBe(true);
+    }
+  });
+
+  test("logits equal stories260K.bin's (1e-5 relative)", () => {
+    for (const c of golden.cases) expect(relError(logitsOf(ckpt, c.prompt_ids), logitsOf(bin, c.prompt_ids))).toBeLessThan(1e-5);
+  });
+
+  test("greedy decoding gives run.c's tokens, with the tokenizer from the metadata", () => {
+    const loaded = loadModel(gguf, { contextLength: 512 });
+    expect(loaded.stopAtBos).toBe(false); // llama.cpp stops at EOS only
+    for (const c of golden.cases) {
+      const sampler = new Sampler(512, { temperature: 0, topP: 1, seed: 1 });
+      // The fixture is run.c's, which stops at BOS: compare with the same rule.
+      const r = generate({ ...loaded, stopAtBos: true }, { prompt: c.prompt, maxNewTokens: 512, sampler });
+      expect(r.promptTokens).toEqual(c.prompt_ids);
+      expect(r.tokens).toEqual(c.generated);
+    }
+  });
+
+  test("the metadata tokenizer is tok512.bin: same pieces, scores and encodings", () => {
+    const fromGguf = readGgufTokenizer(gguf);
+    const tok512 = readLlama2cTokenizer(shared("models/tok512.bin"));
+    expect(fromGguf.pieces).toEqual(tok512.pieces);
+    expect(fromGguf.scores).toEqual(tok512.scores);
+    for (const t of texts) expect(fromGguf.encode(t)).toEqual(tok512.encode(t));
+    expect(fromGguf.decode(tok512.encode("Once upon a time, Lily"))).toBe(tok512.decode(tok512.encode("Once upon a time, Lily")));
+  });
+
+  describe("written from stories260K.bin", () => {
+    const tok = readLlama2cTokenizer(shared("models/tok512.bin"));
+    const read = (name: string) => readTensorData(bin, name === "output" ? "token_embd" : name);
+    const base = logitsOf(bin, ids);
+
+    test("F32, tied and untied: identical logits, tokenizer kept", () => {
+      for (const tied of [true, false]) {
+        const out = path.join(dir, `f32-${tied}.gguf`);
+        expect(writeGguf(out, bin.config, read, { dtype: "f32", tied, tokenizer: tok }).fallbacks).toEqual([]);
+        const c = readGgufCheckpoint(out);
+        expect(c.config).toEqual(bin.config);
+        expect(c.tensors.has("output")).toBe(!tied);
+        expect(logitsOf(c, ids)).toEqual(base);
+        const t = readGgufTokenizer(out);
+        expect(t.pieces).toEqual(tok.pieces);
+        expect(t.scores).toEqual(tok.scores);
+      }
+    });
+
+    test("a file written without a tokenizer says so when one is needed", () => {
+      const out = path.join(dir, "notok.gguf");
+      writeGguf(out, bin.config, read, { dtype: "f32", tied: true });
+      expect(() => readGgufTokenizer(out)).toThrow(/tokenizer\.ggml\.model: missing/);
+      expect(() => loadModel(out)).toThrow(/pass -t TOKENIZER/);
+      expect(loadModel(out, { tokenizer: shared("models/tok512.bin") }).tokenizer.vocabSize).toBe(512);
+    });
+
+    test.each(["f16", "bf16", "q8_0", "q4_0"] as const)("%s: norms stay F32, rows not a multiple of 32 fall back to F16, bytes as quantize()", (dtype) => {
+      const out = path.join(dir, `${dtype}.gguf`);
+      const { fallbacks } = writeGguf(out, bin.config, read, { dtype, tied: true, tokenizer: tok });
+      const quantized = dtype === "q8_0" || dtype === "q4_0";
+      // Only W_down has rows of hidden_dim = 172 values.
+      expect(fallbacks.map((f) => f.name)).toEqual(quantized ? [0, 1, 2, 3, 4].map((l) => `blk.${l}.ffn_down`) : []);
+      const c = readGgufCheckpoint(out);
+      const file = readFileSync(out);
+      for (const [name, e] of c.tensors) {
+        const want = e.shape.length === 1 ? "f32" : quantized && name.endsWith("ffn_down") ? "f16" : dtype;
+        expect(e.dtype).toBe(want);
+        const bytes = file.subarray(e.fileOffset, e.fileOffset + quantize(want, read(name)).length);
+        expect(Buffer.from(quantize(want, read(name))).equals(bytes)).toBe(true);
+      }
+    });
+
+    // Waits on the engine: LlamaModel.forward copies the embedding row, which needs an f32 embedding (a
+    // dequantizing row lookup is not there yet). Remove .skip once it is.
+    test.skip.each([["f16", 1e-2], ["bf16", 1e-2], ["q8_0", 5e-2], ["q4_0", 0.3]] as const)(
+      "%s logits are within %f (relative) of f32's", (dtype, tol) => {
+        const out = path.join(dir, `logits-${dtype}.gguf`);
+        writeGguf(out, bin.config, read, { dtype, tied: true });
+        expect(relError(logitsOf(readGgufCheckpoint(out), ids), base)).toBeLessThan(tol);
+      });
+
+    test("a relu model cannot be written: GGUF's llama has no activation key", () => {
+      expect(() => writeGguf(path.join(dir, "relu.gguf"), { ...bin.config, activation: "relu" }, read, { dtype: "f32", tied: true }))
+        .toThrow(FormatError);
+    });
+  });
+});
+
+describe("metadata values", () => {
+  const all: [string, GgufValue][] = [
+    ["u8", { type: "u8", value: 255 }], ["i8", { type: "i8", value: -128 }],
+    ["u16", { type: "u16", value: 65535 }], ["i16", { type: "i16", value: -32768 }],
+    ["u32", { type: "u32", value: 2 ** 32 - 1 }], ["i32", { type: "i32", value: -(2 ** 31) }],
+    ["f32", { type: "f32", value: Math.fround(0.1) }], ["bool", { type: "bool", value: true }],
+    ["string", { type: "string", value: "▁héllo, 世界" }],
+    ["u64", { type: "u64", value: 2n ** 64n - 1n }], ["i64", { type: "i64", value: -(2n ** 63n) }],
+    ["f64", { type: "f64", value: Math.PI }],
+    ["nested", { type: "array", value: { itemType: "array", items: [
+      { itemType: "string", items: ["a", ""] }, { itemType: "i64", items: [-1n] }, { itemType: "bool", items: [] }] } }],
+  ];
+
+  test("every type and nested arrays read back as written", () => {
+    const head = encodeGgufHeader(all, []);
+    const g = parseGgufHeader(head, head.length, "v.gguf");
+    expect([...g.metadata]).toEqual(all);
+    expect(g.tensors).toEqual([]);
+  });
+
+  test("GGUF v2 reads like v3; v1, other versions and big-endian files are refused", () => {
+    const head = encodeGgufHeader(all, []);
+    const version = (v: number) => {
+      const h = head.slice();
+      new DataView(h.buffer).setUint32(4, v, true);
+      return () => parseGgufHeader(h, h.length, "v.gguf");
+    };
+    expect(version(2)().metadata.size).toBe(all.length);
+    expect(version(1)).toThrow(/version 1 is not supported/);
+    expect(version(0x03000000)).toThrow(/big-endian/);
+  });
+
+  test("typed access says what a key holds when it is not what the model needs", () => {
+    const meta = new Map(all);
+    expect(() => metaInt(meta, "f32", "v.gguf")).toThrow(/v\.gguf: f32: is a f32, expected an integer/);
+    expect(() => metaString(meta, "nested", "v.gguf")).toThrow(/is an array of array, expected a string/);
+    expect(metaInt(meta, "u64", "v.gguf")).toBe(2 ** 64);
+    expect(metaFloat(meta, "f32", "v.gguf")).toBe(0.1); // the shortest decimal of the f32
+  });
+
+  test("a bool byte other than 0 or 1 is refused", () => {
+    const head = encodeGgufHeader([["b", { type: "bool", value: true }]], []);
+    head[head.length - 1] = 2;
+    expect(() => parseGgufHeader(head, head.length, "v.gguf")).toThrow(/v\.gguf: b: bool byte is 2/);
+  });
+});

@@ -1,0 +1,61 @@
+// Golden perplexity against llama2.c's run.c (fixture: NLL sums its forward pass gave on our token ids of the
+// first 4096 tokens of tinystories_val.txt, windows of ctx-1 text tokens from BOS): the library and the CLI agree.
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, test } from "vitest";
+import { perplexity } from "../eval/perplexity";
+import { readTextTokens } from "../eval/text";
+import { loadModel } from "../models/load";
+import { FIXTURES, haveAssets, shared } from "./assets";
+
+interface Reference {
+  tokens: number;
+  nll_sum: number;
+  mean_nll: number;
+  windows: { start: number; tokens: number; nll_sum: number }[];
+}
+const golden: { ids_sha256: string; ctx: Record<string, Reference> } =
+  JSON.parse(readFileSync(path.join(FIXTURES, "stories260K-perplexity.json"), "utf8"));
+const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../dist/cli.js");
+const MAX_TOKENS = 4096;
+
+/**
+ * Both engines round logits to f32 and sum in different orders; measured: mean NLL within 3e-8, window sums (511
+ * tokens) within 1e-4.
+ */
+function expectMatches(r: { mean_nll: number; tokens: number; windows: Reference["windows"] }, ref: Reference) {
+  expect(r.tokens).toBe(ref.tokens);
+  expect(Math.abs(r.mean_nll - ref.mean_nll)).toBeLessThan(1e-4);
+  expect(r.windows.map((w) => [w.start, w.tokens])).toEqual(ref.windows.map((w) => [w.start, w.tokens]));
+  r.windows.forEach((w, i) => expect(Math.abs(w.nll_sum - ref.windows[i].nll_sum)).toBeLessThan(1e-3));
+}
+
+describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "data/tinystories_val.txt"))("perplexity vs llama2.c run.c", () => {
+  const model = shared("models/stories260K.bin");
+  const tok = shared("models/tok512.bin");
+  const text = shared("data/tinystories_val.txt");
+  const loaded = loadModel(model, { tokenizer: tok });
+  const ids = readTextTokens(text, loaded.tokenizer, MAX_TOKENS);
+
+  test("the token ids are those the reference scored", () => {
+    expect(createHash("sha256").update(ids.join(" ")).digest("hex")).toBe(golden.ids_sha256);
+  });
+
+  for (const ctx of Object.keys(golden.ctx)) {
+    test(`perplexity() at ctx ${ctx}`, () => {
+      expectMatches(perplexity(loaded.model, ids, { ctx: Number(ctx) }), golden.ctx[ctx]);
+    });
+  }
+
+  test("dynact perplexity --json at ctx 512", () => {
+    const args = ["perplexity", "-m", model, "-t", tok, "-d", text, "--ctx", "512", "--max-tokens", String(MAX_TOKENS), "--json"];
+    const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8" });
+    expect(r.status).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expectMatches(out, golden.ctx["512"]);
+    expect(Math.abs(out.perplexity - Math.exp(golden.ctx["512"].mean_nll))).toBeLessThan(1e-3);
+  });
+});
