@@ -7,6 +7,7 @@
 import type { Engine } from "../engine/engine";
 import { DynactError } from "../engine/errors";
 import { add } from "../engine/ops/elementwise";
+import { embeddingRow } from "../engine/ops/embedding";
 import { matvec } from "../engine/ops/matvec";
 import { rmsnorm } from "../engine/ops/rmsnorm";
 import type { Tensor } from "../engine/tensor";
@@ -72,12 +73,18 @@ export class LlamaModel {
     this.ffn = new FeedForward(engine, config, modules.activation);
     this.attn = new AttentionBlock(engine, config, this.cache, this.ropeTable);
     this.downNormTensors = Array.from({ length: config.nLayers }, () => engine.tensor([config.hiddenDim]));
+    engine.reserveScratch(LlamaModel.scratchBytes(config));
+  }
+
+  // Quantized weights need the activation quantized to Q8_0 blocks (34 bytes per 32 values) once per product.
+  private static scratchBytes(c: LlamaConfig): number {
+    return Math.ceil(Math.max(c.dim, c.hiddenDim) / 32) * 34;
   }
 
   /** Engine bytes a model of this config needs besides its weights: KV cache, RoPE table, scratch. */
   static stateBytes(c: LlamaConfig): number {
     return KVCache.bytes(c) + RopeTable.bytes(c.seqLen, headSize(c)) + RunState.bytes(c) + FeedForward.bytes(c) +
-      AttentionBlock.bytes(c) +
+      AttentionBlock.bytes(c) + LlamaModel.scratchBytes(c) + 64 +
       c.nLayers * (4 * c.hiddenDim + 64);
   }
 
@@ -144,7 +151,7 @@ export class LlamaModel {
     if (!Number.isInteger(pos) || pos < 0 || pos >= c.seqLen) {
       throw new DynactError(`position ${pos} outside the context of ${c.seqLen}`);
     }
-    s.x.copyFrom(w.tokenEmbedding.row(token));
+    embeddingRow(s.x, w.tokenEmbedding, token);
     for (let l = 0; l < c.nLayers; l++) {
       const lw = w.layers[l];
       rmsnorm(s.xb, s.x, lw.attnNorm, c.normEps);

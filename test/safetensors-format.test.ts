@@ -175,8 +175,7 @@ describe.runIf(haveAssets("models/stories260K.bin"))("stories260K as a Hugging F
     }
   });
 
-  // Waits on the engine: the embedding row copy needs an f32 embedding. Remove .skip once it dequantizes.
-  test.skip.each(["f16", "bf16"] as const)("%s logits are within 1e-2 (relative) of f32's", (dtype) => {
+  test.each(["f16", "bf16"] as const)("%s logits are within 1e-2 (relative) of f32's", (dtype) => {
     const hf = path.join(dir, `hf-logits-${dtype}`);
     writeSafetensors(hf, bin.config, fromBin, { dtype, tied: true });
     expect(relError(logitsOf(readSafetensorsCheckpoint(hf), ids), base)).toBeLessThan(1e-2);
