@@ -10,6 +10,7 @@ import * as generate from "./commands/generate";
 import * as inspect from "./commands/inspect";
 import * as logits from "./commands/logits";
 import * as perplexity from "./commands/perplexity";
+import * as studyCommand from "./commands/study";
 import { UsageError } from "./usage-error";
 
 interface Command {
@@ -18,7 +19,7 @@ interface Command {
 }
 
 const COMMANDS: Record<string, Command> = { generate, inspect, logits, perplexity, eval: evalCommand, calibrate,
-  "fit-predictors": fitPredictors, convert, bench };
+  "fit-predictors": fitPredictors, convert, bench, study: studyCommand };
 
 const HELP = `dynact — LLaMA inference in WebAssembly, built to measure dynamic activation
 
@@ -33,6 +34,7 @@ commands:
   calibrate  fit per-layer thresholds for cats/cett neuron gates
   fit-predictors  train low-rank activation predictors (--ffn-gate predictor:FILE)
   convert    convert a checkpoint to gguf, safetensors or llama2c (f32, f16, bf16, q8_0, q4_0)
+  study      the dynamic-activation study: a matrix of gates, a report with plots
   bench      benchmarks (decode speed against llama2.c)
 
 Exit status: 0 success, 1 failure, 2 bad usage.`;

@@ -1,0 +1,61 @@
+import { mkdirSync } from "node:fs";
+import { study } from "../../eval/study/study";
+import { PLOTS, writeReport } from "../../eval/study/report";
+import { isPosInt, number, parse, requireString } from "../args";
+import { UsageError } from "../usage-error";
+
+export const help = `dynact study -m MODEL [-m MODEL2 …] [-t TOKENIZER] -d TEXT [--task FILE.jsonl …] -o DIR [options]
+
+Run the dynamic-activation study: for each model, MLP strategies (dense; cett at 0.05/0.1/0.2/0.3; cett-global 0.2;
+cats, topk and griffin at 30/50/70/90% sparsity) and head gates (norm and topk keeping 75/50% of heads) with the
+keep and skip KV policies. Each cell measures perplexity on the first --max-tokens tokens of TEXT (cats/cett
+thresholds are calibrated on the tokens after them), task accuracy, per-layer sparsity and CETT, head activity and
+KV holes, FLOP fraction and decode speed on the sparse kernels. Cells are cached in DIR/cells: an interrupted study
+resumes. Writes DIR/report.md, DIR/report.json and the plots ${Object.values(PLOTS).join(", ")}.
+Give a SiLU model and its ReLU counterpart as two -m to compare them side by side.
+
+  -m, --model FILE     model (repeatable)
+  -d, --data FILE      evaluation and calibration text
+      --task FILE      multiple-choice task file (repeatable)
+  -o, --output DIR     report folder
+      --quick          a small matrix (50/90% sparsity, CETT 0.2, heads at 50%), 1024 tokens, 20 task items
+      --max-tokens N   evaluation tokens (default 4096; quick 1024)
+      --limit N        task items per task (default 200; quick 20)
+      --ctx N          positions per window (default: the model's context)
+      --speed-steps N  decode positions per speed measurement (default 64; quick 32)`;
+
+export async function run(argv: string[]): Promise<void> {
+  const { values: v } = parse(argv, {
+    model: { type: "string", short: "m", multiple: true },
+    tokenizer: { type: "string", short: "t" },
+    data: { type: "string", short: "d" },
+    task: { type: "string", multiple: true },
+    output: { type: "string", short: "o" },
+    quick: { type: "boolean", default: false },
+    "max-tokens": { type: "string" },
+    limit: { type: "string" },
+    ctx: { type: "string" },
+    "speed-steps": { type: "string" },
+    help: { type: "boolean", short: "h", default: false },
+  });
+  if (v.help) return void console.log(help);
+  const models = v.model ?? [];
+  if (models.length === 0) throw new UsageError("-m/--model is required");
+  const text = requireString(v.data, "-d/--data");
+  const out = requireString(v.output, "-o/--output");
+  const opt = (name: "max-tokens" | "limit" | "ctx" | "speed-steps") =>
+    v[name] === undefined ? undefined : number(v[name], `--${name}`, 0, isPosInt, "a positive integer");
+  mkdirSync(out, { recursive: true });
+  const tty = process.stderr.isTTY === true;
+  const result = await study({
+    models, tokenizer: v.tokenizer, text, tasks: v.task ?? [], outDir: out, quick: v.quick ?? false,
+    maxTokens: opt("max-tokens"), limit: opt("limit"), ctx: opt("ctx"), speedSteps: opt("speed-steps"),
+    log: (line) => process.stderr.write(`${tty ? "\r\x1b[K" : ""}${line}\n`),
+    onProgress: (done, total, eta, label) => {
+      const line = `cell ${done}/${total} (${label}), ETA ${Math.round(eta)} s`;
+      process.stderr.write(tty ? `\r${line}\x1b[K${done === total ? "\n" : ""}` : `${line}\n`);
+    },
+  });
+  writeReport(result, out);
+  process.stderr.write(`wrote ${out}/report.md, report.json and ${Object.keys(PLOTS).length} plots (${result.cells.length} cells)\n`);
+}

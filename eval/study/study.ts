@@ -1,0 +1,235 @@
+// The study runner: every cell of the matrix on every model — perplexity on evaluation tokens, zero-shot task
+// accuracy, per-layer sparsity and CETT, head activity and KV holes, FLOP fraction, and measured decode speed.
+// Accuracy runs in mask mode (the reference); speed runs the real sparse kernels (gather, keep/skip). Cells are
+// cached on disk by a key over the cell, the model and the text, so an interrupted study resumes where it stopped.
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { performance } from "node:perf_hooks";
+import { argmax } from "../../engine/ops/argmax";
+import type { AttentionStatsSummary } from "../../models/attention";
+import type { FfnStatsSummary } from "../../models/ffn-stats";
+import { modelFingerprint, textFingerprint, writeCalibration } from "../../models/gates/calibration";
+import { parseHeadGateSpec } from "../../models/gates/head-gate";
+import { parseGateSpec, type GateSpec } from "../../models/gates/spec";
+import type { LlamaModel } from "../../models/llama";
+import { loadModel, type LoadedModel } from "../../models/load";
+import { calibrate } from "../calibrate";
+import { buildNeuronGate } from "../gate-factory";
+import { evaluate } from "../multiple-choice";
+import { perplexity } from "../perplexity";
+import { readTask, type McTask } from "../tasks";
+import { readTextTokens } from "../text";
+import { cellLabel, studyMatrix, type CellSpec } from "./matrix";
+
+export interface StudyOptions {
+  models: string[];
+  tokenizer?: string;
+  text: string;
+  tasks: string[];
+  outDir: string;
+  quick: boolean;
+  /** Evaluation tokens (the first N of the text); calibration uses the N after them. */
+  maxTokens?: number;
+  ctx?: number;
+  /** Task items per task. */
+  limit?: number;
+  /** Decode positions per speed measurement. */
+  speedSteps?: number;
+  onProgress?: (done: number, total: number, etaSeconds: number, label: string) => void;
+  log?: (line: string) => void;
+}
+
+export interface CellResult extends CellSpec {
+  label: string;
+  perplexity: number;
+  mean_nll: number;
+  tokens: number;
+  tasks: { task: string; n: number; acc: number; acc_norm: number }[];
+  ffn: FfnStatsSummary;
+  attention: AttentionStatsSummary;
+  /** Mean active neuron fraction over layers (mask-mode accuracy run). */
+  active_mean: number;
+  head_active_mean: number;
+  /** Fraction of the FFN's dense multiply-adds done on the sparse path (speed run), mean over layers. */
+  mac_fraction: number;
+  decode_tokens_per_second: number;
+  seconds: number;
+}
+
+export interface ModelSummary {
+  path: string;
+  label: string;
+  activation: string;
+  dim: number;
+  hidden: number;
+  layers: number;
+  heads: number;
+  kv_heads: number;
+  /** Fraction of exact zeros of act(W_gate x) per layer over the evaluation tokens (dense). */
+  zero_fraction: number[];
+}
+
+export interface StudyResult {
+  created: string;
+  options: { quick: boolean; eval_tokens: number; calibration_tokens: number; ctx: number; limit: number; speed_steps: number; text: string; tasks: string[] };
+  models: ModelSummary[];
+  cells: CellResult[];
+}
+
+export async function study(o: StudyOptions): Promise<StudyResult> {
+  const log = o.log ?? (() => {});
+  const evalTokens = o.maxTokens ?? (o.quick ? 1024 : 4096);
+  const limit = o.limit ?? (o.quick ? 20 : 200);
+  const speedSteps = o.speedSteps ?? (o.quick ? 32 : 64);
+  mkdirSync(path.join(o.outDir, "cells"), { recursive: true });
+  mkdirSync(path.join(o.outDir, "calibration"), { recursive: true });
+  const tasks: McTask[] = o.tasks.map(readTask);
+  const cells = studyMatrix(o.models, { quick: o.quick });
+  const results: CellResult[] = [];
+  const models: ModelSummary[] = [];
+  let done = 0;
+  const started = performance.now();
+  let ctxUsed = 0;
+  let calibCount = 0;
+  for (const file of o.models) {
+    const rows = loadModel(file, { tokenizer: o.tokenizer });
+    const sparse = loadModel(file, { tokenizer: o.tokenizer, transposeDown: true, transposeWo: true });
+    const ctx = Math.min(o.ctx ?? rows.model.config.seqLen, rows.model.config.seqLen);
+    ctxUsed = ctx;
+    const ids = readTextTokens(o.text, rows.tokenizer, 2 * evalTokens);
+    const evalIds = ids.slice(0, evalTokens);
+    const calibIds = ids.slice(evalTokens);
+    calibCount = calibIds.length;
+    const fingerprint = modelFingerprint(rows.model);
+    const base = { text: textFingerprint(evalIds), calib: textFingerprint(calibIds), ctx, limit, speedSteps, tasks: o.tasks };
+    models.push(summarize(file, rows, zeroFraction(rows.model, evalIds, ctx)));
+    for (const cell of cells.filter((c) => c.model === file)) {
+      const key = createHash("sha256").update(JSON.stringify({ cell, fingerprint, base, v: 1 })).digest("hex").slice(0, 24);
+      const cached = path.join(o.outDir, "cells", `${key}.json`);
+      let result: CellResult;
+      if (existsSync(cached)) {
+        result = JSON.parse(readFileSync(cached, "utf8")) as CellResult;
+      } else {
+        const t0 = performance.now();
+        const gateFile = calibrationFile(o.outDir, fingerprint, cell.ffnGate);
+        result = runCell(cell, rows, sparse, { evalIds, calibIds, ctx, tasks, limit, speedSteps, gateFile, log });
+        result.seconds = (performance.now() - t0) / 1000;
+        writeFileSync(`${cached}.tmp`, JSON.stringify(result));
+        renameSync(`${cached}.tmp`, cached);
+      }
+      results.push(result);
+      done++;
+      const elapsed = (performance.now() - started) / 1000;
+      o.onProgress?.(done, cells.length, (elapsed / done) * (cells.length - done), `${path.basename(file)} ${result.label}`);
+    }
+  }
+  return {
+    created: new Date().toISOString(),
+    options: { quick: o.quick, eval_tokens: evalTokens, calibration_tokens: calibCount, ctx: ctxUsed, limit, speed_steps: speedSteps, text: o.text, tasks: o.tasks },
+    models, cells: results,
+  };
+}
+
+interface CellContext {
+  evalIds: number[];
+  calibIds: number[];
+  ctx: number;
+  tasks: McTask[];
+  limit: number;
+  speedSteps: number;
+  gateFile: string;
+  log: (line: string) => void;
+}
+
+function runCell(cell: CellSpec, rows: LoadedModel, sparse: LoadedModel, c: CellContext): CellResult {
+  const spec = parseGateSpec(cell.ffnGate);
+  const model = sparse.model;
+  const promptLength = spec.kind === "griffin" || spec.kind === "tda" ? Math.floor((c.ctx - 1) / 2) : 0;
+  const gateFor = (m: LlamaModel) => buildNeuronGate(calibrated(spec, m, c), m);
+  const heads = parseHeadGateSpec(cell.headGate, model.config.nHeads);
+  const dense = cell.family === "dense";
+  // Accuracy: mask mode (heads: the policy itself — keep and mask give identical outputs; skip loses the holes).
+  const acc = dense ? rows.model : model;
+  acc.configureFfn({ gate: dense ? null : gateFor(acc), mode: "mask", measureCett: !dense });
+  if (!dense) acc.configureHeads(heads, cell.kvPolicy);
+  const ppl = perplexity(acc, c.evalIds, { ctx: c.ctx, promptLength });
+  const ffn = acc.ffnStats.summary();
+  const attention = acc.attentionStats;
+  const taskResults = c.tasks.map((t) => {
+    const r = evaluate({ model: acc, tokenizer: rows.tokenizer }, t, { limit: c.limit });
+    return { task: r.task, n: r.n, acc: r.acc, acc_norm: r.acc_norm };
+  });
+  // Speed: the real sparse path.
+  const speed = dense ? rows.model : model;
+  speed.configureFfn({ gate: dense ? null : gateFor(speed), mode: dense ? "mask" : "gather" });
+  if (!dense) speed.configureHeads(heads, cell.kvPolicy);
+  const tps = decodeSpeed(speed, c.speedSteps, promptLength > 0);
+  const mean = (a: number[]) => (a.length ? a.reduce((x, y) => x + y, 0) / a.length : 0);
+  const macFraction = mean(speed.ffnStats.summary().ffn_mac_fraction);
+  return {
+    ...cell, label: cellLabel(cell), perplexity: ppl.perplexity, mean_nll: ppl.mean_nll, tokens: ppl.tokens, tasks: taskResults,
+    ffn, attention, active_mean: mean(ffn.active_fraction), head_active_mean: mean(attention.head_active_fraction),
+    mac_fraction: macFraction, decode_tokens_per_second: tps, seconds: 0,
+  };
+}
+
+/** cats/cett gates are calibrated once per model on the calibration tokens and read back from their file. */
+function calibrated(spec: GateSpec, model: LlamaModel, c: CellContext): GateSpec {
+  if (spec.kind !== "cats" && spec.kind !== "cett" && spec.kind !== "cett-global") return spec;
+  const file = c.gateFile;
+  if (!existsSync(file)) {
+    c.log(`calibrating ${spec.kind}:${spec.kind === "cats" ? spec.sparsity : spec.target}`);
+    writeCalibration(file, calibrate(model, c.calibIds, spec, { ctx: c.ctx }));
+  }
+  return { kind: "threshold", file };
+}
+
+function calibrationFile(dir: string, fingerprint: string, gate: string): string {
+  return path.join(dir, "calibration", `${fingerprint.slice(0, 12)}-${gate.replace(/[^a-z0-9.]/gi, "_")}.json`);
+}
+
+/** Greedy decode from BOS; tokens/s after the first token. Prompt-based gates: the first half is the prompt. */
+function decodeSpeed(model: LlamaModel, steps: number, promptHalf: boolean): number {
+  const n = Math.min(steps, model.config.seqLen);
+  const prompt = promptHalf ? Math.floor(n / 2) : 1;
+  model.beginSequence();
+  let token = 1;
+  let start = 0;
+  for (let pos = 0; pos < n; pos++) {
+    if (pos === prompt) {
+      model.beginGeneration();
+      start = performance.now();
+    }
+    token = argmax(model.forward(token, pos));
+  }
+  return (n - prompt) / ((performance.now() - start) / 1000);
+}
+
+/** Fraction of exact zeros of act(W_gate x) per layer over the evaluation tokens, dense. */
+function zeroFraction(model: LlamaModel, ids: number[], ctx: number): number[] {
+  const zeros = new Array<number>(model.config.nLayers).fill(0);
+  const seen = new Array<number>(model.config.nLayers).fill(0);
+  model.configureFfn({ gate: null, mode: "mask" });
+  model.traceFfn((l, g) => {
+    const v = g.f32();
+    let z = 0;
+    for (let i = 0; i < v.length; i++) if (v[i] === 0) z++;
+    zeros[l] += z;
+    seen[l] += v.length;
+  });
+  try {
+    perplexity(model, ids, { ctx });
+  } finally {
+    model.traceFfn(null);
+  }
+  return zeros.map((z, l) => z / seen[l]);
+}
+
+function summarize(file: string, loaded: LoadedModel, zero: number[]): ModelSummary {
+  const c = loaded.model.config;
+  return {
+    path: file, label: path.basename(file), activation: c.activation, dim: c.dim, hidden: c.hiddenDim, layers: c.nLayers,
+    heads: c.nHeads, kv_heads: c.nKvHeads, zero_fraction: zero,
+  };
+}
