@@ -18,7 +18,9 @@ export { readTask, type McItem, type McTask } from "./eval/tasks";
 export { evaluate, type EvaluateOptions, type ItemResult, type TaskResult } from "./eval/multiple-choice";
 
 export { calibrate, type CalibrateOptions, type CalibratedSpec } from "./eval/calibrate";
-export { buildNeuronGate, type GateFactoryOptions } from "./eval/gate-factory";
+export { buildNeuronGate, gateBytes, type GateFactoryOptions } from "./eval/gate-factory";
+export { fitPredictors, type FitOptions } from "./eval/predictor/fit";
+export { readPredictor, writePredictor, type Predictor, type PredictorHeader } from "./models/gates/predictor-file";
 export { parseGateSpec, type GateSpec } from "./models/gates/spec";
 export { readCalibration, writeCalibration, type Calibration } from "./models/gates/calibration";
 export type { NeuronGate } from "./models/gates/neuron-gate";

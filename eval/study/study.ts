@@ -15,7 +15,10 @@ import { parseGateSpec, type GateSpec } from "../../models/gates/spec";
 import type { LlamaModel } from "../../models/llama";
 import { loadModel, type LoadedModel } from "../../models/load";
 import { calibrate } from "../calibrate";
-import { buildNeuronGate } from "../gate-factory";
+import { buildNeuronGate, gateBytes } from "../gate-factory";
+import { fitPredictors } from "../predictor/fit";
+import type { LabelRule } from "../../models/gates/label-rule";
+import { writePredictor } from "../../models/gates/predictor-file";
 import { evaluate } from "../multiple-choice";
 import { perplexity } from "../perplexity";
 import { readTask, type McTask } from "../tasks";
@@ -85,7 +88,9 @@ export async function study(o: StudyOptions): Promise<StudyResult> {
   mkdirSync(path.join(o.outDir, "cells"), { recursive: true });
   mkdirSync(path.join(o.outDir, "calibration"), { recursive: true });
   const tasks: McTask[] = o.tasks.map(readTask);
-  const cells = studyMatrix(o.models, { quick: o.quick });
+  mkdirSync(path.join(o.outDir, "predictors"), { recursive: true });
+  const predictorFiles = new Map(o.models.map((m, i) => [m, path.join(o.outDir, "predictors", `${i}-${path.basename(m)}.pred`)]));
+  const cells = studyMatrix(o.models, { quick: o.quick, predictors: predictorFiles });
   const results: CellResult[] = [];
   const models: ModelSummary[] = [];
   let done = 0;
@@ -94,12 +99,25 @@ export async function study(o: StudyOptions): Promise<StudyResult> {
   let calibCount = 0;
   for (const file of o.models) {
     const rows = loadModel(file, { tokenizer: o.tokenizer });
-    const sparse = loadModel(file, { tokenizer: o.tokenizer, transposeDown: true, transposeWo: true });
     const ctx = Math.min(o.ctx ?? rows.model.config.seqLen, rows.model.config.seqLen);
     ctxUsed = ctx;
     const ids = readTextTokens(o.text, rows.tokenizer, 2 * evalTokens);
     const evalIds = ids.slice(0, evalTokens);
     const calibIds = ids.slice(evalTokens);
+    // The predictor is fitted on the calibration tokens first: the gate's tensors are reserved when the sparse
+    // instance is loaded.
+    const predictorFile = predictorFiles.get(file)!;
+    if (!existsSync(predictorFile)) {
+      log(`${path.basename(file)}: fitting predictors`);
+      const label: LabelRule = rows.model.config.activation === "relu" ? { kind: "relu" } : { kind: "cett", target: 0.2 };
+      writePredictor(predictorFile, fitPredictors(rows.model, calibIds, {
+        label, rank: o.quick ? 16 : 32, sigma: "relu", lookahead: false, ctx, maxSamples: o.quick ? 1024 : 2048,
+      }));
+    }
+    const sparse = loadModel(file, {
+      tokenizer: o.tokenizer, transposeDown: true, transposeWo: true,
+      reserveBytes: gateBytes({ kind: "predictor", file: predictorFile, keep: null }),
+    });
     calibCount = calibIds.length;
     const fingerprint = modelFingerprint(rows.model);
     const base = { text: textFingerprint(evalIds), calib: textFingerprint(calibIds), ctx, limit, speedSteps, tasks: o.tasks };
@@ -146,12 +164,13 @@ function runCell(cell: CellSpec, rows: LoadedModel, sparse: LoadedModel, c: Cell
   const spec = parseGateSpec(cell.ffnGate);
   const model = sparse.model;
   const promptLength = spec.kind === "griffin" || spec.kind === "tda" ? Math.floor((c.ctx - 1) / 2) : 0;
-  const gateFor = (m: LlamaModel) => buildNeuronGate(calibrated(spec, m, c), m);
   const heads = parseHeadGateSpec(cell.headGate, model.config.nHeads);
   const dense = cell.family === "dense";
+  // One gate for both runs (a predictor's tensors are allocated once, in the reserved engine bytes).
+  const gate = dense ? null : buildNeuronGate(calibrated(spec, model, c), model);
   // Accuracy: mask mode (heads: the policy itself — keep and mask give identical outputs; skip loses the holes).
   const acc = dense ? rows.model : model;
-  acc.configureFfn({ gate: dense ? null : gateFor(acc), mode: "mask", measureCett: !dense });
+  acc.configureFfn({ gate, mode: "mask", measureCett: !dense });
   if (!dense) acc.configureHeads(heads, cell.kvPolicy);
   const ppl = perplexity(acc, c.evalIds, { ctx: c.ctx, promptLength });
   const ffn = acc.ffnStats.summary();
@@ -162,7 +181,7 @@ function runCell(cell: CellSpec, rows: LoadedModel, sparse: LoadedModel, c: Cell
   });
   // Speed: the real sparse path.
   const speed = dense ? rows.model : model;
-  speed.configureFfn({ gate: dense ? null : gateFor(speed), mode: dense ? "mask" : "gather" });
+  speed.configureFfn({ gate, mode: dense ? "mask" : "gather" });
   if (!dense) speed.configureHeads(heads, cell.kvPolicy);
   const tps = decodeSpeed(speed, c.speedSteps, promptLength > 0);
   const mean = (a: number[]) => (a.length ? a.reduce((x, y) => x + y, 0) / a.length : 0);

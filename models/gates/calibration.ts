@@ -31,20 +31,22 @@ export function modelFingerprint(model: LlamaModel): string {
   const part = (t: Tensor) => h.update(t.bytesView().subarray(0, 4096));
   part(w.tokenEmbedding);
   for (const l of w.layers) {
-    [l.attnNorm, l.wq, l.wk, l.wv, l.wo, l.ffnNorm, l.wGate, l.wUp].forEach(part);
-    h.update(downRow0(l.wDown, l.downTransposed));
+    [l.attnNorm, l.wq, l.wk, l.wv].forEach(part);
+    h.update(canonicalRow0(l.wo, l.woTransposed));
+    [l.ffnNorm, l.wGate, l.wUp].forEach(part);
+    h.update(canonicalRow0(l.wDown, l.downTransposed));
   }
   part(w.finalNorm);
   part(w.output);
   return h.digest("hex").slice(0, 32);
 }
 
-/** The first 1024 values of W_down's first row in the canonical [dim, hidden] layout, whichever way it is stored. */
-function downRow0(wDown: Tensor, transposed: boolean): Uint8Array {
-  const w = wDown.f32();
-  const hidden = transposed ? wDown.shape[0] : wDown.shape[1];
-  const dim = transposed ? wDown.shape[1] : wDown.shape[0];
-  const row = Float32Array.from({ length: Math.min(1024, hidden) }, (_, c) => (transposed ? w[c * dim] : w[c]));
+/** The first 1024 values of a matrix's first row in its canonical [out, in] layout, whichever way it is stored. */
+function canonicalRow0(m: Tensor, transposed: boolean): Uint8Array {
+  const w = m.f32();
+  const inputs = transposed ? m.shape[0] : m.shape[1];
+  const outputs = transposed ? m.shape[1] : m.shape[0];
+  const row = Float32Array.from({ length: Math.min(1024, inputs) }, (_, c) => (transposed ? w[c * outputs] : w[c]));
   return new Uint8Array(row.buffer);
 }
 
