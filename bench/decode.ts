@@ -17,6 +17,8 @@ export interface DecodeBenchOptions {
   /** Positions to run per measurement (from BOS), as llama2.c's -n. */
   steps?: number;
   rounds?: number;
+  /** Thread counts to measure dynact at (default [1]); llama2.c runs single-threaded. */
+  threads?: number[];
   /** llama2.c `run` binary; default from LLAMA2C_RUN. */
   llama2cRun?: string;
   log?: (line: string) => void;
@@ -25,7 +27,7 @@ export interface DecodeBenchOptions {
 export interface DecodeResult {
   shape: string;
   dtype: "f32";
-  threads: 1;
+  threads: number;
   steps: number;
   tokens_per_second: Summary;
   llama2c_tokens_per_second?: Summary;
@@ -58,28 +60,33 @@ export function runDecodeBench(opts: DecodeBenchOptions = {}): DecodeResult[] {
   const log = opts.log ?? (() => {});
   const run = opts.llama2cRun ?? process.env.LLAMA2C_RUN;
   if (run && !existsSync(run)) throw new DynactError(`LLAMA2C_RUN=${run}: no such file`);
+  const threads = opts.threads ?? [1];
   const models = shapes.map((s) => {
     log(`preparing ${s.name} (random weights)…`);
     const file = randomLlama2cModel(s.name, { ...s.config, seqLen: Math.max(steps, s.config.seqLen) });
     const tokenizer = syntheticLlama2cTokenizer(s.config.vocabSize);
     return { shape: s, file, tokenizer, model: buildModel(openCheckpoint(file)) };
   });
-  const ours = models.map(() => [] as number[]);
+  const ours = models.map(() => threads.map(() => [] as number[]));
   const theirs = models.map(() => [] as number[]);
   for (let r = 0; r < rounds; r++) {
     models.forEach((m, i) => {
-      ours[i].push(decodeTokensPerSecond(m.model, steps));
+      threads.forEach((t, j) => {
+        m.model.engine.startThreads(t);
+        ours[i][j].push(decodeTokensPerSecond(m.model, steps));
+      });
       if (run) theirs[i].push(llama2cTokensPerSecond(run, m.file, m.tokenizer, steps));
-      log(`round ${r + 1}/${rounds} ${m.shape.name}: dynact ${ours[i].at(-1)!.toFixed(1)} tok/s` +
+      log(`round ${r + 1}/${rounds} ${m.shape.name}: dynact ${threads.map((t, j) => `${ours[i][j].at(-1)!.toFixed(1)} (${t}T)`).join(", ")} tok/s` +
         (run ? `, llama2.c ${theirs[i].at(-1)!.toFixed(1)} tok/s` : ""));
     });
   }
-  return models.map((m, i) => {
-    const res: DecodeResult = { shape: m.shape.name, dtype: "f32", threads: 1, steps, tokens_per_second: summarize(ours[i]) };
+  models.forEach((m) => m.model.engine.startThreads(1));
+  return models.flatMap((m, i) => threads.map((t, j) => {
+    const res: DecodeResult = { shape: m.shape.name, dtype: "f32", threads: t, steps, tokens_per_second: summarize(ours[i][j]) };
     if (run) {
       res.llama2c_tokens_per_second = summarize(theirs[i]);
       res.ratio_vs_llama2c = res.tokens_per_second.median / res.llama2c_tokens_per_second.median;
     }
     return res;
-  });
+  }));
 }

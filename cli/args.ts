@@ -1,5 +1,6 @@
 // Argument parsing on Node's util.parseArgs, with dynact's rules: unknown options and bad values are usage
 // errors (exit 2), numbers are checked, and every command shares the model/tokenizer options.
+import { availableParallelism } from "node:os";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { UsageError } from "./usage-error";
 
@@ -8,6 +9,7 @@ export type Options = NonNullable<ParseArgsConfig["options"]>;
 export const MODEL_OPTIONS = {
   model: { type: "string", short: "m" },
   tokenizer: { type: "string", short: "t" },
+  threads: { type: "string" },
   json: { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
 } as const satisfies Options;
@@ -34,3 +36,10 @@ export function number(v: string | undefined, flag: string, fallback: number, ch
 
 export const isNonNegInt = (n: number) => Number.isInteger(n) && n >= 0;
 export const isPosInt = (n: number) => Number.isInteger(n) && n > 0;
+
+/** --threads N: threads for the matrix products; default: the machine's cores. */
+export function threadsOption(v: string | undefined): number {
+  return number(v, "--threads", availableParallelism(), (n) => isPosInt(n) && n <= 256, "a positive integer");
+}
+
+

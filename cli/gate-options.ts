@@ -102,15 +102,17 @@ export function progressLine(log: (line: string) => void) {
   let lastStage = "";
   let lastPct = -1;
   let lastTime = 0;
-  return (stage: string, done: number, total: number) => {
+  // `detail` (e.g. a loss and a rate) is appended to the line; a new detail alone does not force a line.
+  return (stage: string, done: number, total: number, detail = "") => {
     const pct = Math.floor((100 * done) / total);
     const now = performance.now();
+    const tail = detail ? `  ${detail}` : "";
     if (tty) {
       if (stage === lastStage && done < total && now - lastTime < 100) return;
-      process.stderr.write(`\r${stage}: ${done}/${total} (${pct}%)\x1b[K${done === total ? "\n" : ""}`);
+      process.stderr.write(`\r${stage}: ${done}/${total} (${pct}%)${tail}\x1b[K${done === total ? "\n" : ""}`);
     } else {
       if (stage === lastStage && Math.floor(pct / 25) === Math.floor(lastPct / 25) && done < total) return;
-      log(`${stage}: ${done}/${total} (${pct}%)`);
+      log(`${stage}: ${done}/${total} (${pct}%)${tail}`);
     }
     lastStage = stage;
     lastPct = pct;

@@ -10,7 +10,9 @@ import * as generate from "./commands/generate";
 import * as inspect from "./commands/inspect";
 import * as logits from "./commands/logits";
 import * as perplexity from "./commands/perplexity";
+import * as relufy from "./commands/relufy";
 import * as studyCommand from "./commands/study";
+import * as train from "./commands/train";
 import { UsageError } from "./usage-error";
 
 interface Command {
@@ -19,7 +21,7 @@ interface Command {
 }
 
 const COMMANDS: Record<string, Command> = { generate, inspect, logits, perplexity, eval: evalCommand, calibrate,
-  "fit-predictors": fitPredictors, convert, bench, study: studyCommand };
+  "fit-predictors": fitPredictors, convert, bench, study: studyCommand, relufy, train };
 
 const HELP = `dynact — LLaMA inference in WebAssembly, built to measure dynamic activation
 
@@ -35,6 +37,8 @@ commands:
   fit-predictors  train low-rank activation predictors (--ffn-gate predictor:FILE)
   convert    convert a checkpoint to gguf, safetensors or llama2c (f32, f16, bf16, q8_0, q4_0)
   study      the dynamic-activation study: a matrix of gates, a report with plots
+  relufy     fine-tune a SiLU model into its ReLU counterpart (optional L1 sparsity penalty)
+  train      continue training a checkpoint on a text
   bench      benchmarks (decode speed against llama2.c)
 
 Exit status: 0 success, 1 failure, 2 bad usage.`;

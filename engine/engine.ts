@@ -1,7 +1,8 @@
 // The engine: one WebAssembly.Memory (shared, so worker threads can join later), the kernels instantiated on
 // it, and the arena that hands out tensors. Size it once for everything the model will need.
 import { Arena, MAX_BYTES, PAGE, alignUp } from "./arena";
-import { MemoryLimitError, ShapeError } from "./errors";
+import { DynactError, MemoryLimitError, ShapeError } from "./errors";
+import { WorkerPool } from "./pool";
 import { instantiateKernels, kernelModule, type Kernels } from "./kernels";
 import { tensorBytes, type DType } from "./dtype";
 import { Tensor } from "./tensor";
@@ -9,8 +10,14 @@ import { Tensor } from "./tensor";
 // The kernel module's static data (Mathf's lookup tables) sits below its heap_base; one page covers it.
 const RESERVE = PAGE;
 
+/** The kernels the worker pool splits by rows: f(out, w, x, n, rowStart, rowEnd). */
+export const ROW_KERNELS = ["matvec_f32", "matvec_f16", "matvec_bf16", "matvec_q8_0", "matvec_q4_0"] as const;
+export type RowKernelName = (typeof ROW_KERNELS)[number];
+
 export class Engine {
   readonly kernels: Kernels;
+  /** Set by startThreads; ops split their rows across it. */
+  pool: WorkerPool | null = null;
   readonly arena: Arena;
   private scratchOffset = 0;
   private scratchBytes = 0;
@@ -24,6 +31,20 @@ export class Engine {
   }
 
   /** An engine whose arena can hold `capacity` bytes (plus alignment slack the caller includes). */
+  /** Run row-split kernels on `threads` threads (this one included) from now on; 1 = single-threaded. */
+  startThreads(threads: number): void {
+    if (!Number.isInteger(threads) || threads < 1) throw new DynactError(`threads must be a positive integer, got ${threads}`);
+    this.pool?.close();
+    this.pool = null;
+    if (threads === 1) return;
+    const local = Object.fromEntries(ROW_KERNELS.map((k) => [k, this.kernels[k].bind(this.kernels)]));
+    this.pool = new WorkerPool(kernelModule(), this.memory, threads, ROW_KERNELS, local);
+  }
+
+  get threads(): number {
+    return this.pool?.threads ?? 1;
+  }
+
   static create(capacity: number): Engine {
     const total = alignUp(RESERVE + capacity, PAGE);
     if (total > MAX_BYTES) {

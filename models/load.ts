@@ -30,6 +30,8 @@ export interface LoadOptions {
   transposeDown?: boolean;
   /** Store W_o transposed, as head-sparse attention needs. */
   transposeWo?: boolean;
+  /** Threads for the matrix products (default 1). */
+  threads?: number;
   /** Extra engine bytes for modules that keep tensors of their own (predictors). */
   reserveBytes?: number;
   onProgress?: (done: number, total: number) => void;
@@ -70,6 +72,7 @@ export function buildModel(checkpoint: Checkpoint, opts: Omit<LoadOptions, "toke
     );
   }
   const engine = Engine.create(need);
+  engine.startThreads(opts.threads ?? 1);
   const weights = loadWeights(engine, checkpoint, {
     onProgress: opts.onProgress, transposeDown: opts.transposeDown, transposeWo: opts.transposeWo,
   });

@@ -4,7 +4,7 @@ import { writeCalibration } from "../../models/gates/calibration";
 import { ACTIVATIONS, type ActivationName } from "../../models/config";
 import { parseGateSpec } from "../../models/gates/spec";
 import { loadModel } from "../../models/load";
-import { isPosInt, MODEL_OPTIONS, number, parse, requireString } from "../args";
+import { isPosInt, MODEL_OPTIONS, number, parse, requireString, threadsOption } from "../args";
 import { progressLine } from "../gate-options";
 import { UsageError } from "../usage-error";
 
@@ -19,7 +19,8 @@ cett-global:T (target CETT, per layer or one threshold for all layers).
       --max-tokens N   use the first N tokens of the text (default 4096)
       --samples N      tokens whose activations are kept for fitting, spread over the text (default 1024)
       --ctx N          positions per window including BOS (default: the model's context)
-      --act NAME       activation to calibrate for (default: the model's)`;
+      --act NAME       activation to calibrate for (default: the model's)
+      --threads N         threads for the matrix products (default: the number of cores)`;
 
 export async function run(argv: string[]): Promise<void> {
   const { values: v } = parse(argv, {
@@ -52,7 +53,7 @@ export async function run(argv: string[]): Promise<void> {
     throw new UsageError(`--act must be one of ${ACTIVATIONS.join(", ")}, got '${v.act}'`);
   }
   const log = (line: string) => process.stderr.write(`${line}\n`);
-  const loaded = loadModel(file, { tokenizer: v.tokenizer, activation: v.act as ActivationName | undefined, contextLength: ctx });
+  const loaded = loadModel(file, { tokenizer: v.tokenizer, activation: v.act as ActivationName | undefined, contextLength: ctx, threads: threadsOption(v.threads) });
   const ids = readTextTokens(data, loaded.tokenizer, maxTokens);
   const c = calibrate(loaded.model, ids, spec as CalibratedSpec, { maxSamples: samples, onProgress: progressLine(log) });
   writeCalibration(out, c);

@@ -1,7 +1,7 @@
 import { evaluate } from "../../eval/multiple-choice";
 import { readTask } from "../../eval/tasks";
 import { loadModel } from "../../models/load";
-import { isPosInt, MODEL_OPTIONS, number, parse, requireString } from "../args";
+import { isPosInt, MODEL_OPTIONS, number, parse, requireString, threadsOption } from "../args";
 import { applyGate, ffnStatLines, GATE_HELP, GATE_OPTIONS, layoutFor, parseGateOptions, progressLine } from "../gate-options";
 import { UsageError } from "../usage-error";
 
@@ -16,7 +16,8 @@ or generic {"context","choices","label"}. Prompt-based gates (griffin, tda) take
       --task FILE         task file (repeatable)
       --limit N           score only the first N items of each task
 ${GATE_HELP}
-      --json              {"tasks":[{"task","n","acc","acc_stderr","acc_norm","acc_norm_stderr","truncated"}],"ffn":{…}}`;
+      --json              {"tasks":[{"task","n","acc","acc_stderr","acc_norm","acc_norm_stderr","truncated"}],"ffn":{…}}
+      --threads N         threads for the matrix products (default: the number of cores)`;
 
 export async function run(argv: string[]): Promise<void> {
   const { values: v } = parse(argv, {
@@ -33,7 +34,7 @@ export async function run(argv: string[]): Promise<void> {
   const log = (line: string) => process.stderr.write(`${line}\n`);
   // Read every task first: a bad file fails before the model loads.
   const tasks = v.task.map(readTask);
-  const loaded = loadModel(file, { tokenizer: v.tokenizer, activation: gates.activation, ...layoutFor(gates) });
+  const loaded = loadModel(file, { tokenizer: v.tokenizer, activation: gates.activation, ...layoutFor(gates), threads: threadsOption(v.threads) });
   applyGate(loaded, gates, log);
   const progress = progressLine(log);
   const results = tasks.map((task) => {

@@ -5,7 +5,7 @@ import { ACTIVATIONS, type ActivationName } from "../../models/config";
 import { parseLabelRule, type LabelRule } from "../../models/gates/label-rule";
 import { writePredictor } from "../../models/gates/predictor-file";
 import { loadModel } from "../../models/load";
-import { isPosInt, MODEL_OPTIONS, number, parse, requireString } from "../args";
+import { isPosInt, MODEL_OPTIONS, number, parse, requireString, threadsOption } from "../args";
 import { progressLine } from "../gate-options";
 import { UsageError } from "../usage-error";
 
@@ -32,7 +32,8 @@ Use the file with --ffn-gate predictor:FILE (logit > 0) or predictor:FILE:topk:F
       --batch N        minibatch rows (default ${T.batch})
       --lr X           AdamW learning rate (default ${T.lr})
       --seed S         seed of the initialisation and shuffling, a positive integer (default ${T.seed})
-      --json           print the header of the written file (with per-layer metrics) as JSON`;
+      --json           print the header of the written file (with per-layer metrics) as JSON
+      --threads N         threads for the matrix products (default: the number of cores)`;
 
 export async function run(argv: string[]): Promise<void> {
   const { values: v } = parse(argv, {
@@ -76,7 +77,7 @@ export async function run(argv: string[]): Promise<void> {
     seed: number(v.seed, "--seed", T.seed, (n) => isPosInt(n) && n <= Number.MAX_SAFE_INTEGER, "a positive integer"),
   };
   const log = (line: string) => process.stderr.write(`${line}\n`);
-  const loaded = loadModel(file, { tokenizer: v.tokenizer, activation: v.act as ActivationName | undefined, contextLength: ctx });
+  const loaded = loadModel(file, { tokenizer: v.tokenizer, activation: v.act as ActivationName | undefined, contextLength: ctx, threads: threadsOption(v.threads) });
   const ids = readTextTokens(data, loaded.tokenizer, maxTokens);
   const p = fitPredictors(loaded.model, ids, { label, rank, sigma, lookahead: v.lookahead!, ctx, train, onProgress: progressLine(log) });
   writePredictor(out, p);

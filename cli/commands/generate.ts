@@ -1,7 +1,7 @@
 import { generate } from "../../models/generate";
 import { loadModel } from "../../models/load";
 import { Sampler } from "../../models/sampler";
-import { isNonNegInt, isPosInt, MODEL_OPTIONS, number, parse, requireString } from "../args";
+import { isNonNegInt, isPosInt, MODEL_OPTIONS, number, parse, requireString, threadsOption } from "../args";
 import { applyGate, GATE_HELP, GATE_OPTIONS, layoutFor, parseGateOptions } from "../gate-options";
 
 export const help = `dynact generate -m MODEL [-t TOKENIZER] [-p PROMPT] [-n STEPS] [options]
@@ -18,6 +18,7 @@ Generate text from a prompt. Writes only the continuation to stdout; statistics 
       --seed S            RNG seed, a positive integer (default: from the clock, printed to stderr)
 ${GATE_HELP}
       --ctx N             cap the context length (KV cache positions)
+      --threads N         threads for the matrix products (default: the number of cores)
       --json              print one JSON object instead of text
 Generation stops at EOS, and for llama2.c checkpoints also at BOS (as llama2.c's run.c does).`;
 
@@ -47,6 +48,7 @@ export async function run(argv: string[]): Promise<void> {
 
   const loaded = loadModel(model, {
     tokenizer: v.tokenizer, activation: gates.activation, contextLength: ctx, ...layoutFor(gates),
+    threads: threadsOption(v.threads),
   });
   applyGate(loaded, gates, log);
   const sampler = new Sampler(loaded.model.config.vocabSize, { temperature, topP, topK, seed });

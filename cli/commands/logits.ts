@@ -1,12 +1,13 @@
 import { loadModel } from "../../models/load";
-import { isPosInt, MODEL_OPTIONS, number, parse, requireString } from "../args";
+import { isPosInt, MODEL_OPTIONS, number, parse, requireString, threadsOption } from "../args";
 import { UsageError } from "../usage-error";
 import { DynactError } from "../../engine/errors";
 
 export const help = `dynact logits -m MODEL [-t TOKENIZER] -p PROMPT [--top K] [--json]
 
 Run BOS + the encoded prompt and print the logits at the last position: one "id<TAB>logit" line per token
-(--top K: only the K largest, with their pieces). --json: {"ids":[…], "logits":[…]}.`;
+(--top K: only the K largest, with their pieces). --json: {"ids":[…], "logits":[…]}.
+      --threads N         threads for the matrix products (default: the number of cores)`;
 
 export async function run(argv: string[]): Promise<void> {
   const { values: v } = parse(argv, {
@@ -18,7 +19,7 @@ export async function run(argv: string[]): Promise<void> {
   const file = requireString(v.model, "-m/--model");
   if (v.prompt === undefined) throw new UsageError("-p/--prompt is required (it may be empty: -p '')");
   const top = v.top === undefined ? undefined : number(v.top, "--top", 0, isPosInt, "a positive integer");
-  const { model, tokenizer } = loadModel(file, { tokenizer: v.tokenizer });
+  const { model, tokenizer } = loadModel(file, { tokenizer: v.tokenizer, threads: threadsOption(v.threads) });
   const ids = tokenizer.encode(v.prompt, { bos: true });
   if (ids.length > model.config.seqLen) {
     throw new DynactError(`the prompt is ${ids.length} tokens, longer than the context of ${model.config.seqLen}`);

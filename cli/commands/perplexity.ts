@@ -1,7 +1,8 @@
+import { ActivationZeros } from "../../eval/act-stats";
 import { perplexity } from "../../eval/perplexity";
 import { readTextTokens } from "../../eval/text";
 import { loadModel } from "../../models/load";
-import { isPosInt, MODEL_OPTIONS, number, parse, requireString } from "../args";
+import { isPosInt, MODEL_OPTIONS, number, parse, requireString, threadsOption } from "../args";
 import { applyGate, ffnStatLines, GATE_HELP, GATE_OPTIONS, layoutFor, parseGateOptions, progressLine } from "../gate-options";
 import { UsageError } from "../usage-error";
 
@@ -15,8 +16,10 @@ token is scored. Prints mean NLL (nats), perplexity and per-layer MLP statistics
       --ctx N             positions per window including BOS (default: the model's context)
       --max-tokens N      score only the first N tokens (default: all)
       --prompt-tokens N   for griffin/tda gates: the first N positions of each window are its prompt
+      --act-stats         also print the fraction of exact zeros of act(W_gate x) per layer (JSON: act_zero_fraction)
 ${GATE_HELP}
-      --json              {"mean_nll","perplexity","tokens","windows":[…],"ffn":{…}}`;
+      --json              {"mean_nll","perplexity","tokens","windows":[…],"ffn":{…}}
+      --threads N         threads for the matrix products (default: the number of cores)`;
 
 export async function run(argv: string[]): Promise<void> {
   const { values: v } = parse(argv, {
@@ -25,6 +28,7 @@ export async function run(argv: string[]): Promise<void> {
     ctx: { type: "string" },
     "max-tokens": { type: "string" },
     "prompt-tokens": { type: "string" },
+    "act-stats": { type: "boolean", default: false },
     ...GATE_OPTIONS,
   });
   if (v.help) return void console.log(help);
@@ -35,12 +39,14 @@ export async function run(argv: string[]): Promise<void> {
   const promptLength = number(v["prompt-tokens"], "--prompt-tokens", 0, isPosInt, "a positive integer");
   const gates = parseGateOptions(v);
   const log = (line: string) => process.stderr.write(`${line}\n`);
-  const loaded = loadModel(file, { tokenizer: v.tokenizer, activation: gates.activation, ...layoutFor(gates) });
+  const loaded = loadModel(file, { tokenizer: v.tokenizer, activation: gates.activation, ...layoutFor(gates), threads: threadsOption(v.threads) });
   if (ctx !== undefined && ctx > loaded.model.config.seqLen) {
     throw new UsageError(`--ctx ${ctx} is longer than the model's context of ${loaded.model.config.seqLen}`);
   }
   const ids = readTextTokens(data, loaded.tokenizer, maxTokens);
   applyGate(loaded, gates, log);
+  const zeros = v["act-stats"] ? new ActivationZeros(loaded.model.config.nLayers) : undefined;
+  if (zeros) loaded.model.traceFfn(zeros.tracer);
   const progress = progressLine(log);
   const t0 = performance.now();
   const r = perplexity(loaded.model, ids, { ctx, bos: loaded.tokenizer.bosId, promptLength, onProgress: (d, t) => progress("scoring", d, t) });
@@ -48,11 +54,13 @@ export async function run(argv: string[]): Promise<void> {
   const ffn = loaded.model.ffnStats.summary();
   if (v.json) {
     console.log(JSON.stringify({ ...r, tokens_per_second: r.tokens / seconds, ffn_gate: v["ffn-gate"] ?? "dense", ffn_mode: gates.mode, ffn,
-      head_gate: gates.headGate, kv_policy: gates.kvPolicy, attention: loaded.model.attentionStats }));
+      head_gate: gates.headGate, kv_policy: gates.kvPolicy, attention: loaded.model.attentionStats,
+      ...(zeros ? { act_zero_fraction: zeros.fractions() } : {}) }));
     return;
   }
   console.log(`perplexity ${r.perplexity.toFixed(4)}  mean NLL ${r.mean_nll.toFixed(6)} nats  over ${r.tokens} tokens (${r.windows.length} windows)`);
   for (const line of ffnStatLines(ffn)) console.log(line);
+  if (zeros) console.log(`act(W_gate x) exact zeros per layer: ${zeros.fractions().map((z) => `${(100 * z).toFixed(1)}%`).join(" ")}`);
   if (gates.headGate !== "dense") {
     const a = loaded.model.attentionStats;
     const pct = (x: number) => `${(100 * x).toFixed(1)}%`;

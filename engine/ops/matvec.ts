@@ -1,4 +1,5 @@
 import { rowBytes } from "../dtype";
+import type { RowKernelName } from "../engine";
 import type { Tensor } from "../tensor";
 import { check, checkF32, shapeOf } from "./check";
 
@@ -15,22 +16,32 @@ export function matvec(out: Tensor, w: Tensor, x: Tensor, rowStart = 0, rowEnd =
   check("matvec", w.shape.length === 2 && x.size === n && out.size === d, () =>
     `w ${shapeOf(w)}, x ${shapeOf(x)}, out ${shapeOf(out)}`);
   check("matvec", 0 <= rowStart && rowStart <= rowEnd && rowEnd <= d, () => `rows [${rowStart}, ${rowEnd}) of ${d}`);
-  const k = w.engine.kernels;
+  const engine = w.engine;
+  const k = engine.kernels;
+  let xArg = x.offset;
+  let kernel: RowKernelName;
   switch (w.dtype) {
     case "f32":
-      return k.matvec_f32(out.offset, w.offset, x.offset, n, rowStart, rowEnd);
     case "f16":
-      return k.matvec_f16(out.offset, w.offset, x.offset, n, rowStart, rowEnd);
     case "bf16":
-      return k.matvec_bf16(out.offset, w.offset, x.offset, n, rowStart, rowEnd);
+      kernel = `matvec_${w.dtype}`;
+      break;
     case "q8_0":
-    case "q4_0": {
-      const xq = w.engine.scratch("matvec", rowBytes("q8_0", n));
-      k.quantize_q8_0(xq, x.offset, n);
-      const kernel = w.dtype === "q8_0" ? k.matvec_q8_0 : k.matvec_q4_0;
-      return kernel(out.offset, w.offset, xq, n, rowStart, rowEnd);
-    }
-    case "i32":
-      return check("matvec", false, () => "i32 weights");
+    case "q4_0":
+      xArg = engine.scratch("matvec", rowBytes("q8_0", n));
+      k.quantize_q8_0(xArg, x.offset, n);
+      kernel = `matvec_${w.dtype}`;
+      break;
+    default:
+      return check("matvec", false, () => `${w.dtype} weights`);
+  }
+  // Whole products big enough to pay for waking the workers are split by rows across the pool.
+  if (engine.pool && rowStart === 0 && rowEnd === d && d * n >= POOL_MIN_MACS) {
+    engine.pool.run(kernel, out.offset, w.offset, xArg, n, d);
+  } else {
+    k[kernel](out.offset, w.offset, xArg, n, rowStart, rowEnd);
   }
 }
+
+// Below this a product takes a few microseconds, about what a round trip through the pool costs.
+const POOL_MIN_MACS = 1 << 16;

@@ -1,0 +1,176 @@
+// dynact relufy and dynact train: one fine-tuning loop (models/train/), with relufy first swapping the MLP
+// activation for ReLU (and with --stage2 adding ReLU after the attention and MLP norms).
+import { DynactError } from "../engine/errors";
+import { readTextTokens } from "../eval/text";
+import type { LlamaConfig } from "../models/config";
+import { loadTokenizer, openCheckpoint } from "../models/load";
+import { buildTrainModel } from "../models/train/build";
+import { EVAL_TOKENS, MAX_SEED, MAX_STEPS, splitFingerprint, splitText } from "../models/train/data";
+import { exportModel, formatOf, type ExportFormat } from "../models/train/export";
+import { readTrainCheckpoint, restoreTrainer, writeTrainCheckpoint, type TrainCheckpoint } from "../models/train/train-checkpoint";
+import { Trainer, type EvalResult, type TrainOptions } from "../models/train/trainer";
+import { readTensorData } from "../models/weights";
+import { isNonNegInt, isPosInt, MODEL_OPTIONS, number, parse, requireString } from "./args";
+import { progressLine } from "./gate-options";
+import { UsageError } from "./usage-error";
+
+export const TRAIN_OPTIONS = {
+  ...MODEL_OPTIONS,
+  data: { type: "string", short: "d" },
+  output: { type: "string", short: "o" },
+  format: { type: "string" },
+  steps: { type: "string" },
+  lr: { type: "string" },
+  warmup: { type: "string" },
+  batch: { type: "string" },
+  seq: { type: "string" },
+  l1: { type: "string" },
+  "l1-warmup": { type: "string" },
+  seed: { type: "string" },
+  "eval-every": { type: "string" },
+  heldout: { type: "string" },
+  "weight-decay": { type: "string" },
+  "grad-clip": { type: "string" },
+  checkpoint: { type: "string" },
+  resume: { type: "string" },
+} as const;
+
+export const TRAIN_HELP = `  -m, --model PATH        the checkpoint to start from (and whose tokenizer to use)
+  -t, --tokenizer FILE    tokenizer.bin or .gguf (default: the one the model loads with)
+  -d, --data FILE         training text; its first ${EVAL_TOKENS} tokens (the evaluation tokens of dynact perplexity
+                          --max-tokens ${EVAL_TOKENS}) are never trained on, the next --heldout tokens give the
+                          held-out loss, training windows come from the rest
+  -o, --output PATH       the model to write: llama2.c (.bin, activation in a PATH.json sidecar) or .gguf
+      --format F          llama2c or gguf (default: from the extension of PATH)
+      --steps N           optimizer steps (default 1000)
+      --lr LR             peak learning rate (default 2e-3); linear warm-up, cosine decay to LR/10
+      --warmup N          warm-up steps (default: steps/10, at most 100)
+      --batch B           sequences per step (default 4)
+      --seq T             positions per sequence, BOS first (default 256)
+      --l1 λ              L1 penalty λ·mean|act(W_gate x)| on the MLP activations (default 0)
+      --l1-warmup N       steps over which λ ramps up linearly from 0 (default 0: full λ from the start)
+      --seed S            batch sampling seed, 0 to 2^32-1 (default 1): same seed, same weights bit for bit
+      --eval-every K      held-out loss (and a checkpoint) every K steps (default 100)
+      --heldout N         held-out tokens (default 4096)
+      --weight-decay W    AdamW weight decay on the matrices (default 0)
+      --grad-clip C       clip the gradient to global norm C (default 1)
+      --checkpoint FILE   training checkpoint written at every evaluation (default PATH.ckpt)
+      --resume FILE       continue the run saved in FILE (weights, optimizer state, step); its options are
+                          used, and an option given with a different value is an error
+      --json              print a JSON summary on stdout`;
+
+// CLI flag of each training option, for messages.
+const FLAGS: Record<keyof TrainOptions, string> = {
+  steps: "--steps", lr: "--lr", warmup: "--warmup", batch: "--batch", seq: "--seq", l1: "--l1", l1Warmup: "--l1-warmup",
+  seed: "--seed", evalEvery: "--eval-every", heldout: "--heldout", weightDecay: "--weight-decay", gradClip: "--grad-clip",
+};
+
+type Values = ReturnType<typeof parse<typeof TRAIN_OPTIONS & { stage2: { type: "boolean" } }>>["values"];
+
+const s = <T>(x: string | undefined, f: (x: string) => T): T | undefined => (x === undefined ? undefined : f(x));
+
+/** The options given on the command line (undefined: not given). */
+function givenOptions(v: Values): Partial<TrainOptions> {
+  const pos = (flag: string, s: string | undefined) => (s === undefined ? undefined : number(s, flag, 0, isPosInt, "a positive integer"));
+  const nonNeg = (flag: string, s: string | undefined) => (s === undefined ? undefined : number(s, flag, 0, (n) => n >= 0, "a number >= 0"));
+  const count = (flag: string, s: string | undefined) => (s === undefined ? undefined : number(s, flag, 0, isNonNegInt, "a non-negative integer"));
+  const o: Partial<TrainOptions> = {
+    steps: pos("--steps", v.steps), lr: s(v.lr, (x) => number(x, "--lr", 0, (n) => n > 0, "a number > 0")),
+    warmup: count("--warmup", v.warmup), batch: pos("--batch", v.batch), seq: s(v.seq, (x) => number(x, "--seq", 0, (n) => isPosInt(n) && n >= 2, "an integer >= 2")),
+    l1: nonNeg("--l1", v.l1), l1Warmup: count("--l1-warmup", v["l1-warmup"]),
+    seed: s(v.seed, (x) => number(x, "--seed", 0, (n) => isNonNegInt(n) && n <= MAX_SEED, `an integer from 0 to ${MAX_SEED}`)),
+    evalEvery: pos("--eval-every", v["eval-every"]), heldout: pos("--heldout", v.heldout),
+    weightDecay: nonNeg("--weight-decay", v["weight-decay"]), gradClip: s(v["grad-clip"], (x) => number(x, "--grad-clip", 0, (n) => n > 0, "a number > 0")),
+  };
+  if (o.steps !== undefined && o.steps > MAX_STEPS) throw new UsageError(`--steps must be at most ${MAX_STEPS}`);
+  return Object.fromEntries(Object.entries(o).filter(([, x]) => x !== undefined));
+}
+
+function withDefaults(g: Partial<TrainOptions>, seqLen: number): TrainOptions {
+  const steps = g.steps ?? 1000;
+  return {
+    steps, lr: g.lr ?? 2e-3, warmup: g.warmup ?? Math.min(100, Math.floor(steps / 10)), batch: g.batch ?? 4,
+    seq: g.seq ?? Math.min(256, seqLen), l1: g.l1 ?? 0, l1Warmup: g.l1Warmup ?? 0, seed: g.seed ?? 1,
+    evalEvery: g.evalEvery ?? 100, heldout: g.heldout ?? 4096, weightDecay: g.weightDecay ?? 0, gradClip: g.gradClip ?? 1,
+  };
+}
+
+export async function runTraining(argv: string[], relufy: boolean, help: string): Promise<void> {
+  const { values: v } = parse(argv, { ...TRAIN_OPTIONS, stage2: { type: "boolean", default: false } });
+  if (v.help) return void console.log(help);
+  const file = requireString(v.model, "-m/--model");
+  const data = requireString(v.data, "-d/--data");
+  const out = requireString(v.output, "-o/--output");
+  const format = (v.format ?? formatOf(out)) as ExportFormat;
+  if (format !== "llama2c" && format !== "gguf") throw new UsageError(`--format must be llama2c or gguf, got '${v.format}'`);
+  if (v.stage2 && !relufy) throw new UsageError("--stage2 is an option of dynact relufy");
+  const given = givenOptions(v);
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+
+  const ckpt = openCheckpoint(file);
+  const tokenizer = loadTokenizer(ckpt, v.tokenizer);
+  const resumed: TrainCheckpoint | undefined = v.resume === undefined ? undefined : readTrainCheckpoint(v.resume);
+  let config: LlamaConfig;
+  let opts: TrainOptions;
+  let tied: boolean;
+  if (resumed) {
+    const m = resumed.meta;
+    for (const [k, x] of Object.entries(given) as [keyof TrainOptions, number][]) {
+      if (m.options[k] !== x) throw new UsageError(`${FLAGS[k]} ${x} differs from the checkpoint's ${m.options[k]} (resume continues its run)`);
+    }
+    if (v.stage2 && !m.config.reluAfterNorm) throw new UsageError("--stage2 differs from the checkpoint's run");
+    ({ config, options: opts, tied } = m);
+  } else {
+    tied = !ckpt.tensors.has("output");
+    config = relufy ? { ...ckpt.config, activation: "relu", ...(v.stage2 ? { reluAfterNorm: true } : {}) } : ckpt.config;
+    opts = withDefaults(given, config.seqLen);
+  }
+  if (opts.seq > config.seqLen) throw new UsageError(`--seq ${opts.seq} is longer than the model's context of ${config.seqLen}`);
+  const split = splitText(readTextTokens(data, tokenizer), opts.heldout, opts.seq);
+  const fingerprint = splitFingerprint(split);
+  if (resumed && resumed.meta.data !== fingerprint) throw new DynactError(`${v.resume} was trained on other text than ${data}`);
+
+  // A resumed run's weights come from its checkpoint (restoreTrainer), not from the model file.
+  const model = buildTrainModel(config, tied, resumed ? undefined : (name) => readTensorData(ckpt, name), opts.batch, opts.seq);
+  const trainer = new Trainer(model, split, opts, tokenizer.bosId);
+  if (resumed) restoreTrainer(trainer, resumed);
+  const checkpointFile = v.checkpoint ?? `${out}.ckpt`;
+  log(`${relufy ? "relufy" : "train"}: ${config.activation} MLP${config.reluAfterNorm ? ", ReLU after the norms" : ""}; ` +
+    `${split.train.length} training tokens, ${split.heldout.length} held-out; ${opts.steps} steps of ${opts.batch}×${opts.seq}` +
+    (resumed ? `; resuming at step ${trainer.step}` : ""));
+
+  const evalLine = (e: EvalResult) => `held-out loss ${e.loss.toFixed(4)} (perplexity ${e.perplexity.toFixed(4)}), ` +
+    `zeros per layer ${e.zeroFraction.map((z) => `${(100 * z).toFixed(1)}%`).join(" ")}`;
+  if (!resumed) log(`step 0: ${evalLine(trainer.evaluate())}`);
+  const progress = progressLine(log);
+  let trainSeconds = 0, trainTokens = 0, lossSum = 0, lossSteps = 0;
+  let last: EvalResult | undefined;
+  while (!trainer.done) {
+    const t0 = performance.now();
+    const r = trainer.runStep();
+    trainSeconds += (performance.now() - t0) / 1000;
+    trainTokens += opts.batch * opts.seq;
+    lossSum += r.loss;
+    lossSteps++;
+    const zeros = r.zeroFraction.reduce((a, b) => a + b, 0) / r.zeroFraction.length;
+    progress("training", trainer.step, opts.steps, `loss ${r.loss.toFixed(4)} l1 ${r.l1Penalty.toFixed(4)} ` +
+      `zeros ${(100 * zeros).toFixed(1)}% lr ${r.lr.toExponential(2)} ${(trainTokens / trainSeconds).toFixed(0)} tok/s`);
+    if (trainer.step % opts.evalEvery === 0 || trainer.done) {
+      last = trainer.evaluate();
+      log(`step ${trainer.step}: train loss ${(lossSum / lossSteps).toFixed(4)}, ${evalLine(last)}`);
+      lossSum = lossSteps = 0;
+      writeTrainCheckpoint(checkpointFile, trainer, fingerprint);
+    }
+  }
+  exportModel(out, format, model.params, tokenizer);
+  const tokensPerSecond = trainTokens / Math.max(trainSeconds, 1e-9);
+  log(`wrote ${out} (${format}, activation ${config.activation}${config.reluAfterNorm ? ", ReLU after the norms" : ""}); ` +
+    `${tokensPerSecond.toFixed(0)} training tokens/s`);
+  if (v.json) {
+    console.log(JSON.stringify({
+      output: out, format, activation: config.activation, relu_after_norm: config.reluAfterNorm ?? false, options: opts,
+      heldout_loss: last?.loss ?? null, heldout_perplexity: last?.perplexity ?? null, zero_fraction: last?.zeroFraction ?? null,
+      train_seconds: trainSeconds, tokens_per_second: tokensPerSecond,
+    }));
+  }
+}
