@@ -1,51 +1,93 @@
+import { runAttentionBench } from "../../bench/attention";
 import { runDecodeBench } from "../../bench/decode";
+import { runGatedDecodeBench } from "../../bench/gated-decode";
+import { runKernelBench } from "../../bench/kernels";
+import { crossovers, runSparseFfnBench } from "../../bench/sparse-ffn";
 import { shapeByName, SHAPES } from "../../bench/shapes";
+import type { Summary } from "../../bench/stats";
 import { isPosInt, number, parse } from "../args";
 import { UsageError } from "../usage-error";
 
-export const help = `dynact bench decode [--shapes A,B] [--steps N] [--rounds R] [--json]
+export const help = `dynact bench SUITE [options] [--json]
 
-Decode speed on deterministic random-weight models (f32, one thread, greedy from BOS), written once to
-$DYNACT_BENCH_DIR (default: the system temp dir). Shapes: ${SHAPES.map((s) => s.name).join(", ")}.
-When LLAMA2C_RUN points to a built llama2.c \`run\`, the same checkpoints run through it in the same session,
-interleaved round by round; the report gives medians, ranges and the ratio of medians.
+Benchmarks on deterministic random-weight models (written once to $DYNACT_BENCH_DIR, default the system temp dir).
+Results are medians (and ranges) of repeated runs; compare ratios measured in one run, never absolute numbers
+across machines. Suites:
 
-      --shapes A,B   which shapes (default: all)
-      --steps N      positions per measurement, from BOS (default 256)
-      --rounds R     interleaved rounds (default 5)
-      --threads T,U  thread counts for dynact (default 1; llama2.c runs single-threaded)
-      --json         print {"decode":[{"shape","dtype","threads","tokens_per_second",…}]}`;
+  decode     decode tokens/s, f32, greedy from BOS, at ${SHAPES.map((s) => s.name).join(", ")}. With LLAMA2C_RUN pointing
+             to a built llama2.c \`run\`, the same checkpoints run through it in the same session, interleaved round by
+             round, and the ratio of medians is printed.
+               --shapes A,B  --steps N (default 256)  --rounds R (default 5)  --threads T,U (default 1)
+             --json: {"decode":[{"shape","dtype","threads","tokens_per_second",…}]}
+  kernels    every matvec kernel (f32, f16, bf16, q8_0, q4_0) at the stories110M and a 1B-class shape, weights
+             rotated through more memory than the caches hold, next to the measured read bandwidth; then the sparse
+             FFN block (dense vs gather) at sparsity 0–99%.
+             --json: {"kernels":[…],"read_gbps","ffn":[{"shape","dtype","path","sparsity","dense_ms","gather_ms"}…]}
+  ffn        the sparse FFN block alone (as in kernels): known (gate, up, down gathered) and gate-dense paths
+  gated      end-to-end decode at the stories110M shape: dense vs neuron gates in gather mode (calibrated on
+             random tokens)   --gates G1,G2 (default dense,cats:0.5,cett:0.2)  --rounds R  --steps N
+  attention  the attention block at head sparsity 0/50/75%, keep vs skip KV, contexts 256 and 1024`;
+
+const fmt = (x: Summary) => `${x.median.toFixed(1)} (${x.min.toFixed(1)}–${x.max.toFixed(1)})`;
 
 export async function run(argv: string[]): Promise<void> {
   const [suite, ...rest] = argv;
-  if (suite === "--help" || suite === "-h") return void console.log(help);
-  if (suite !== "decode") throw new UsageError(`unknown benchmark '${suite ?? ""}' (available: decode)`);
+  if (suite === undefined || suite === "--help" || suite === "-h") return void console.log(help);
   const { values: v } = parse(rest, {
     shapes: { type: "string" },
     steps: { type: "string" },
     rounds: { type: "string" },
     threads: { type: "string" },
+    gates: { type: "string" },
     json: { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
   });
   if (v.help) return void console.log(help);
-  let shapes;
-  try {
-    shapes = v.shapes?.split(",").map(shapeByName);
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-  const steps = number(v.steps, "--steps", 256, (n) => isPosInt(n) && n >= 2, "an integer >= 2");
+  const log = (l: string) => process.stderr.write(`${l}\n`);
   const rounds = number(v.rounds, "--rounds", 5, isPosInt, "a positive integer");
-  const threads = (v.threads ?? "1").split(",").map((t) => number(t, "--threads", 1, isPosInt, "comma-separated positive integers"));
-  const results = runDecodeBench({ shapes, steps, rounds, threads, log: (l) => process.stderr.write(`${l}\n`) });
-  if (v.json) return void console.log(JSON.stringify({ decode: results }));
-  const fmt = (x: { median: number; min: number; max: number }) =>
-    `${x.median.toFixed(1)} (${x.min.toFixed(1)}–${x.max.toFixed(1)})`;
-  for (const r of results) {
-    console.log(`${r.shape.padEnd(12)} f32 ${r.threads} thread${r.threads > 1 ? "s" : ""}: dynact ${fmt(r.tokens_per_second)} tok/s` +
-      (r.llama2c_tokens_per_second
-        ? `, llama2.c ${fmt(r.llama2c_tokens_per_second)} tok/s, ratio ${r.ratio_vs_llama2c!.toFixed(2)}×`
-        : ""));
+  const print = (json: unknown, text: () => string[]) => console.log(v.json ? JSON.stringify(json) : text().join("\n"));
+  switch (suite) {
+    case "decode": {
+      let shapes;
+      try {
+        shapes = v.shapes?.split(",").map(shapeByName);
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+      const steps = number(v.steps, "--steps", 256, (n) => isPosInt(n) && n >= 2, "an integer >= 2");
+      const threads = (v.threads ?? "1").split(",").map((t) => number(t, "--threads", 1, isPosInt, "comma-separated positive integers"));
+      const results = runDecodeBench({ shapes, steps, rounds, threads, log });
+      return print({ decode: results }, () => results.map((r) =>
+        `${r.shape.padEnd(12)} f32 ${r.threads} thread${r.threads > 1 ? "s" : ""}: dynact ${fmt(r.tokens_per_second)} tok/s` +
+        (r.llama2c_tokens_per_second ? `, llama2.c ${fmt(r.llama2c_tokens_per_second)} tok/s, ratio ${r.ratio_vs_llama2c!.toFixed(2)}×` : "")));
+    }
+    case "kernels":
+    case "ffn": {
+      const kernels = suite === "kernels" ? runKernelBench({ log }) : null;
+      const ffn = await runSparseFfnBench({ log });
+      const ffnRows = ffn.map(({ shape, dtype, path, sparsity, dense_ms, gather_ms }) => ({ shape, dtype, path, sparsity, dense_ms, gather_ms }));
+      return print({ ...(kernels ?? {}), ffn: ffnRows, crossover: crossovers(ffn) }, () => [
+        ...(kernels ? [`read bandwidth ${kernels.read_gbps.toFixed(1)} GB/s`, ...kernels.kernels.map((k) =>
+          `${k.kernel.padEnd(12)} ${k.model} ${k.shape.padEnd(10)} ${k.dtype.padEnd(5)} ${k.ms.toFixed(3)} ms ${k.gflops.toFixed(1)} GFLOP/s ${k.gbps.toFixed(1)} GB/s`)] : []),
+        ...ffn.map((r) => `ffn ${r.shape} ${r.path.padEnd(10)} sparsity ${String(r.sparsity).padEnd(4)} dense ${r.dense_ms.toFixed(3)} ms, gather ${r.gather_ms.toFixed(3)} ms (${(r.dense_ms / r.gather_ms).toFixed(2)}×)`),
+        ...crossovers(ffn).map((c) => `crossover ${c.shape} ${c.path}: gather pays from ${c.sparsity === null ? "never" : `${100 * c.sparsity}% sparsity`}`),
+      ]);
+    }
+    case "gated": {
+      const gates = (v.gates ?? "dense,cats:0.5,cett:0.2").split(",");
+      if (gates[0] !== "dense") gates.unshift("dense");
+      const steps = number(v.steps, "--steps", 128, (n) => isPosInt(n) && n >= 2, "an integer >= 2");
+      const rows = runGatedDecodeBench({ shape: shapeByName("stories110M"), gates, rounds, steps, log });
+      return print({ gated: rows }, () => rows.map((r) =>
+        `${r.shape} ${r.gate.padEnd(10)} ${fmt(r.tokens_per_second)} tok/s, active ${(100 * r.active_fraction).toFixed(1)}%, ${r.speedup.toFixed(2)}× dense`));
+    }
+    case "attention": {
+      const rows = await runAttentionBench({ log });
+      return print({ attention: rows }, () => rows.map((r) =>
+        `context ${r.context} head sparsity ${r.head_sparsity} ${r.policy}: ${r.ms.toFixed(3)} ms (${r.speedup.toFixed(2)}× dense)`));
+    }
+    default:
+      throw new UsageError(`unknown benchmark '${suite}' (available: decode, kernels, ffn, gated, attention)`);
   }
 }
+
