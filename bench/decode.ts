@@ -8,7 +8,7 @@ import { argmax } from "../engine/ops/argmax";
 import { DynactError } from "../engine/errors";
 import type { LlamaModel } from "../models/llama";
 import { buildModel, openCheckpoint } from "../models/load";
-import { randomLlama2cModel, syntheticLlama2cTokenizer } from "./random-model";
+import { randomGgufModel, randomLlama2cModel, syntheticLlama2cTokenizer } from "./random-model";
 import { SHAPES, type BenchShape } from "./shapes";
 import { summarize, type Summary } from "./stats";
 
@@ -19,6 +19,10 @@ export interface DecodeBenchOptions {
   rounds?: number;
   /** Thread counts to measure dynact at (default [1]); llama2.c runs single-threaded. */
   threads?: number[];
+  /** Weight types (default ["f32"]); other than f32 the model is a GGUF. */
+  dtypes?: ("f32" | "f16" | "q8_0" | "q4_0")[];
+  /** llama.cpp `llama-bench` binary; default from LLAMA_BENCH. It runs the same GGUF, one thread. */
+  llamaBench?: string;
   /** llama2.c `run` binary; default from LLAMA2C_RUN. */
   llama2cRun?: string;
   log?: (line: string) => void;
@@ -26,13 +30,15 @@ export interface DecodeBenchOptions {
 
 export interface DecodeResult {
   shape: string;
-  dtype: "f32";
+  dtype: string;
   threads: number;
   steps: number;
   tokens_per_second: Summary;
   llama2c_tokens_per_second?: Summary;
   /** median(dynact) / median(llama2.c) */
   ratio_vs_llama2c?: number;
+  llamacpp_tokens_per_second?: Summary;
+  ratio_vs_llamacpp?: number;
 }
 
 /** Tokens/s of greedy decoding from BOS, timed after the first token as run.c times itself. */
@@ -44,6 +50,18 @@ export function decodeTokensPerSecond(model: LlamaModel, steps: number): number 
     if (pos === 0) start = performance.now();
   }
   return (steps - 1) / ((performance.now() - start) / 1000);
+}
+
+function llamaCppTokensPerSecond(bench: string, model: string, steps: number): number {
+  const r = spawnSync(bench, ["-m", model, "-p", "0", "-n", String(steps), "-t", "1", "-r", "1", "-o", "json"], { encoding: "utf8" });
+  let tps: number | undefined;
+  try {
+    tps = (JSON.parse(r.stdout) as { avg_ts: number }[])[0]?.avg_ts;
+  } catch {
+    // reported below
+  }
+  if (r.status !== 0 || !tps) throw new DynactError(`llama-bench failed (${bench}): ${(r.stderr || r.error?.message || "").trim().split("\n").pop()}`);
+  return tps;
 }
 
 function llama2cTokensPerSecond(run: string, model: string, tokenizer: string, steps: number): number {
@@ -61,31 +79,42 @@ export function runDecodeBench(opts: DecodeBenchOptions = {}): DecodeResult[] {
   const run = opts.llama2cRun ?? process.env.LLAMA2C_RUN;
   if (run && !existsSync(run)) throw new DynactError(`LLAMA2C_RUN=${run}: no such file`);
   const threads = opts.threads ?? [1];
-  const models = shapes.map((s) => {
-    log(`preparing ${s.name} (random weights)…`);
-    const file = randomLlama2cModel(s.name, { ...s.config, seqLen: Math.max(steps, s.config.seqLen) });
+  const llamaBench = opts.llamaBench ?? process.env.LLAMA_BENCH;
+  if (llamaBench && !existsSync(llamaBench)) throw new DynactError(`LLAMA_BENCH=${llamaBench}: no such file`);
+  const models = shapes.flatMap((s) => (opts.dtypes ?? ["f32"]).map((dtype) => {
+    log(`preparing ${s.name} ${dtype} (random weights)…`);
+    const config = { ...s.config, seqLen: Math.max(steps, s.config.seqLen) };
+    const bin = randomLlama2cModel(s.name, config);
+    const gguf = dtype !== "f32" || llamaBench ? randomGgufModel(s.name, config, dtype) : null;
     const tokenizer = syntheticLlama2cTokenizer(s.config.vocabSize);
-    return { shape: s, file, tokenizer, model: buildModel(openCheckpoint(file)) };
-  });
+    return { shape: s, dtype, bin, gguf, tokenizer, model: buildModel(openCheckpoint(dtype === "f32" ? bin : gguf!)) };
+  }));
   const ours = models.map(() => threads.map(() => [] as number[]));
-  const theirs = models.map(() => [] as number[]);
+  const llama2c = models.map(() => [] as number[]);
+  const llamacpp = models.map(() => [] as number[]);
   for (let r = 0; r < rounds; r++) {
     models.forEach((m, i) => {
       threads.forEach((t, j) => {
         m.model.engine.startThreads(t);
         ours[i][j].push(decodeTokensPerSecond(m.model, steps));
       });
-      if (run) theirs[i].push(llama2cTokensPerSecond(run, m.file, m.tokenizer, steps));
-      log(`round ${r + 1}/${rounds} ${m.shape.name}: dynact ${threads.map((t, j) => `${ours[i][j].at(-1)!.toFixed(1)} (${t}T)`).join(", ")} tok/s` +
-        (run ? `, llama2.c ${theirs[i].at(-1)!.toFixed(1)} tok/s` : ""));
+      if (run && m.dtype === "f32") llama2c[i].push(llama2cTokensPerSecond(run, m.bin, m.tokenizer, steps));
+      if (llamaBench) llamacpp[i].push(llamaCppTokensPerSecond(llamaBench, m.gguf!, steps));
+      log(`round ${r + 1}/${rounds} ${m.shape.name} ${m.dtype}: dynact ${threads.map((t, j) => `${ours[i][j].at(-1)!.toFixed(1)} (${t}T)`).join(", ")} tok/s` +
+        (llama2c[i].length ? `, llama2.c ${llama2c[i].at(-1)!.toFixed(1)}` : "") +
+        (llamacpp[i].length ? `, llama.cpp ${llamacpp[i].at(-1)!.toFixed(1)}` : ""));
     });
   }
   models.forEach((m) => m.model.engine.startThreads(1));
   return models.flatMap((m, i) => threads.map((t, j) => {
-    const res: DecodeResult = { shape: m.shape.name, dtype: "f32", threads: t, steps, tokens_per_second: summarize(ours[i][j]) };
-    if (run) {
-      res.llama2c_tokens_per_second = summarize(theirs[i]);
+    const res: DecodeResult = { shape: m.shape.name, dtype: m.dtype, threads: t, steps, tokens_per_second: summarize(ours[i][j]) };
+    if (llama2c[i].length) {
+      res.llama2c_tokens_per_second = summarize(llama2c[i]);
       res.ratio_vs_llama2c = res.tokens_per_second.median / res.llama2c_tokens_per_second.median;
+    }
+    if (llamacpp[i].length) {
+      res.llamacpp_tokens_per_second = summarize(llamacpp[i]);
+      res.ratio_vs_llamacpp = res.tokens_per_second.median / res.llamacpp_tokens_per_second.median;
     }
     return res;
   }));

@@ -1,7 +1,8 @@
 // Matvec speed per weight dtype at real model shapes: ms per product, GFLOP/s and GB/s, one thread. Every
 // model matrix of a shape is allocated (and more copies, up to minBytes, when that is not enough to overflow
 // the dev machine's 300 MiB L3) and the products rotate through them call by call, so the weights stream from
-// DRAM as in decode. The roofline is the read bandwidth of sum_f32 over the same memory.
+// DRAM as in decode. Products with q8_0/q4_0 weights include quantizing x (the matvec op does both). The roofline
+// is the read bandwidth of sum_f32 over the same memory.
 import { Bench } from "tinybench";
 import { alignUp } from "../engine/arena";
 import { tensorBytes, type DType } from "../engine/dtype";
@@ -62,7 +63,7 @@ export interface KernelResult {
 
 export interface KernelBenchResult {
   kernels: KernelResult[];
-  /** sum_f32 over minBytes or more: the single-thread read bandwidth the products are bounded by. */
+  /** sum_f32 (four streams) over minBytes or more: the one-thread read bandwidth that bounds the products. */
   read_gbps: number;
 }
 
@@ -106,6 +107,8 @@ export function runKernelBench(opts: KernelBenchOptions = {}): KernelBenchResult
   const xAll = engine.tensor([maxCols]);
   const outAll = engine.tensor([maxRows]);
 
+  // Written first: untouched pages all map the kernel's one zero page, which reads at cache speed.
+  base.f32().fill(1);
   const readMs = medianMs("sum_f32", () => engine.kernels.sum_f32(base.offset, base.size), time);
   const readGbps = region / readMs / 1e6;
   log(`read bandwidth (sum_f32 over ${(region / 1e6).toFixed(0)} MB): ${readGbps.toFixed(1)} GB/s`);
@@ -122,9 +125,9 @@ export function runKernelBench(opts: KernelBenchOptions = {}): KernelBenchResult
       t.bytesView().set(encoded);
       return t;
     });
-    // x: the first row scaled back to [-1, 1) (randomTensor scales by 1/sqrt(cols)): activation-like values.
+    // x: the last row scaled back to [-1, 1) (randomTensor scales by 1/sqrt(cols)): activation-like values.
     const x = new Tensor(engine, "f32", [p.cols], xAll.offset);
-    x.write(w.subarray(0, p.cols).map((v) => v * Math.sqrt(p.cols)));
+    x.write(w.subarray(w.length - p.cols).map((v) => v * Math.sqrt(p.cols)));
     const out = new Tensor(engine, "f32", [p.rows], outAll.offset);
     let i = 0;
     const ms = medianMs(`${key} ${p.dtype}`, () => {

@@ -5,7 +5,9 @@ import os from "node:os";
 import path from "node:path";
 import { canonicalShapes } from "../models/checkpoint";
 import type { LlamaConfig } from "../models/config";
+import { writeGguf, type GgufDType } from "../models/formats/gguf";
 import { writeLlama2cCheckpoint } from "../models/formats/llama2c";
+import { readLlama2cTokenizer } from "../models/tokenizer/sentencepiece-bpe";
 
 export function benchCacheDir(): string {
   const dir = process.env.DYNACT_BENCH_DIR ?? path.join(os.tmpdir(), "dynact-bench");
@@ -77,5 +79,17 @@ export function syntheticLlama2cTokenizer(vocabSize: number): string {
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(tmp, buf);
   renameSync(tmp, file);
+  return file;
+}
+
+/** The same random weights as a GGUF of `dtype` (with the synthetic tokenizer, which llama.cpp needs to load it). */
+export function randomGgufModel(label: string, config: LlamaConfig, dtype: GgufDType, seed = 1): string {
+  const file = path.join(benchCacheDir(), `${label}-seed${seed}-${dtype}.gguf`);
+  if (!existsSync(file)) {
+    const tmp = `${file}.${process.pid}.tmp`;
+    const tokenizer = readLlama2cTokenizer(syntheticLlama2cTokenizer(config.vocabSize));
+    writeGguf(tmp, config, (name) => randomTensor(config, name, seed), { dtype, tied: false, tokenizer });
+    renameSync(tmp, file);
+  }
   return file;
 }

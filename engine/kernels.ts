@@ -14,6 +14,13 @@ export interface Kernels {
   /** xq: x quantized by quantize_q8_0. */
   matvec_q8_0(out: number, w: number, xq: number, n: number, rowStart: number, rowEnd: number): void;
   matvec_q4_0(out: number, w: number, xq: number, n: number, rowStart: number, rowEnd: number): void;
+  /** out[t, r] = w[r,:] · x[t,:] for t < tokens, rows [rowStart, rowEnd); out rows outStride floats apart. */
+  gemm_f32(out: number, w: number, x: number, n: number, rowStart: number, rowEnd: number, tokens: number, outStride: number): void;
+  gemm_f16(out: number, w: number, x: number, n: number, rowStart: number, rowEnd: number, tokens: number, outStride: number): void;
+  gemm_bf16(out: number, w: number, x: number, n: number, rowStart: number, rowEnd: number, tokens: number, outStride: number): void;
+  /** xq: `tokens` rows quantized by quantize_q8_0, one after another. */
+  gemm_q8_0(out: number, w: number, xq: number, n: number, rowStart: number, rowEnd: number, tokens: number, outStride: number): void;
+  gemm_q4_0(out: number, w: number, xq: number, n: number, rowStart: number, rowEnd: number, tokens: number, outStride: number): void;
   sum_f32(x: number, n: number): number;
   rmsnorm_f32(out: number, x: number, w: number, n: number, eps: number): void;
   rope_f32(x: number, nHeads: number, headSize: number, cos: number, sin: number): void;
@@ -38,6 +45,15 @@ export interface Kernels {
     out: number, q: number, kCache: number, vCache: number, att: number,
     nHeads: number, nKvHeads: number, headSize: number, kvStride: number, nPos: number, attStride: number,
     headStart: number, headEnd: number, valid: number, validStride: number,
+  ): void;
+  /** Training: causal attention of one (sequence, head) over T rows; keeps each row's log-sum-exp. */
+  attention_train_fwd_f32(
+    out: number, lse: number, q: number, k: number, v: number, scratch: number, T: number, hs: number, qStride: number, kvStride: number,
+  ): void;
+  /** Training: its backward pass, accumulating into dq, dk, dv. */
+  attention_train_bwd_f32(
+    dq: number, dk: number, dv: number, dout: number, out: number, lse: number, q: number, k: number, v: number, scratch: number,
+    T: number, hs: number, qStride: number, kvStride: number,
   ): void;
 }
 

@@ -23,8 +23,8 @@ function fromBits(bits: number): number {
 export function f32ToF16(x: number): number {
   const w = bitsOf(x);
   const shl1W = (w << 1) >>> 0;
-  // |x|·2^112·2^-110 overflows where f16 does; adding 2^(e+15) (the bias below) rounds the sum at f16's
-  // precision, with f32's round-to-nearest-even doing the rounding.
+  // |x|·2^112·2^-110 is inf where f16 overflows; adding a power of two whose f32 ulp is f16's ulp at x (the
+  // bias, floored at f16's subnormal ulp) makes f32's round-to-nearest-even round to f16's precision.
   let base = Math.fround(Math.fround(Math.abs(fromBits(w)) * 2 ** 112) * 2 ** -110);
   const bias = Math.max((shl1W & 0xff000000) >>> 0, 0x71000000);
   base = Math.fround(fromBits((bias >>> 1) + 0x07800000) + base);

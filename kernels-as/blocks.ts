@@ -35,7 +35,7 @@
   const subnormal = f32x4.sub(v128.or(i32x4.shr_u(twoW, 17), i32x4.splat(126 << 23)), f32x4.splat(0.5));
   // t < 2^23 <=> exponent field 0; t is non-negative, so a signed compare (one instruction on x86) does.
   const isSub = i32x4.lt_s(t, i32x4.splat(1 << 23));
-  return v128.or(v128.and(w, i32x4.splat(0x80000000)), v128.bitselect(subnormal, normal, isSub));
+  return v128.or(v128.and(w, i32x4.splat(<i32>0x80000000)), v128.bitselect(subnormal, normal, isSub));
 }
 
 // The same for halves known to be normal (exponent field 1-30): the arithmetic shift puts exponent and mantissa
@@ -60,8 +60,8 @@
 
 // f32 -> f16 bits, round to nearest even, overflow to ±inf, NaN to a quiet NaN (0x7e00 | sign): ggml's
 // portable ggml_compute_fp32_to_fp16 (Maratyszcza's FP16), bit for bit as engine/quant.ts f32ToF16.
-// Scaling |f| by 2^112 then 2^-110 overflows what f16 cannot hold and rounds at f16's precision when the
-// biased exponent is added.
+// |f|·2^112·2^-110 is inf where f16 overflows; adding a power of two whose f32 ulp is f16's ulp at f (the bias,
+// floored at f16's subnormal ulp) makes f32's round-to-nearest-even round to f16's precision.
 @inline export function f32_to_f16(f: f32): u32 {
   let base = (abs(f) * reinterpret<f32>(0x77800000)) * reinterpret<f32>(0x08800000);
   const w = reinterpret<u32>(f);

@@ -3,6 +3,7 @@
 export { matvec_f32 } from "./matvec";
 export { matvec_f16, matvec_bf16 } from "./matvec_half";
 export { quantize_q8_0, matvec_q8_0, matvec_q4_0 } from "./matvec_quant";
+export { gemm_f32, gemm_f16, gemm_bf16, gemm_q8_0, gemm_q4_0 } from "./gemm";
 export { sum_f32 } from "./sum";
 export { rmsnorm_f32 } from "./norm";
 export { rope_f32 } from "./rope";
@@ -12,6 +13,7 @@ export { matvec_rows_f32, scatter_axpy_f32, gather_f32, scatter_f32, scatter_hea
 export { select_threshold_f32, kth_largest_f32, select_topk_f32 } from "./select";
 export { argmax_f32 } from "./argmax";
 export { attention_f32 } from "./attention";
+export { attention_train_fwd_f32, attention_train_bwd_f32 } from "./train_attention";
 
 // First byte past the module's static data (Mathf's lookup tables): the engine's arena starts above it.
 export function heap_base(): usize {

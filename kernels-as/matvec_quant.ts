@@ -8,9 +8,15 @@
 // each row's value is fl(acc + fl(S_b · fl(d_w·d_x))) over its blocks in order, whatever the block of rows, and
 // a last block of fewer than four rows repeats the last row in the missing lanes (stored only for real rows).
 //
-// Measured against dequantizing the weights to f32 and multiplying by f32 x (no activation quantization), one
-// thread, weights streamed from DRAM (bench/kernels.ts), ms per product:
-//   DEQUANT_NUMBERS
+// Kept over the f32-dequantize path (widen each weight block to f32, multiply by f32 x, scale the block's sum by
+// d_w; no activation quantization), which measured slower everywhere, one thread, ms per product (best of 30):
+//                          integer   dequantize
+//   q8_0 256x768 in cache   0.018     0.037
+//   q8_0 768x768 DRAM       0.128     0.161
+//   q8_0 2048x2048 DRAM     0.795     1.117
+//   q4_0 256x768 in cache   0.024     0.047
+//   q4_0 768x768 DRAM       0.098     0.163
+//   q4_0 2048x2048 DRAM     0.710     1.085
 import { f16_to_f32, f16x4_to_f32x4, f32_to_f16, QK, QS, Q4_0_BLOCK_BYTES, Q8_0_BLOCK_BYTES } from "./blocks";
 
 // x (n f32, n a multiple of 32) -> n/32 Q8_0 blocks at dst, bit for bit as ggml's quantize_row_q8_0_ref (and
@@ -54,11 +60,11 @@ export function quantize_q8_0(dst: usize, x: usize, n: i32): void {
 }
 
 export function matvec_q8_0(out: usize, w: usize, xq: usize, n: i32, rowStart: i32, rowEnd: i32): void {
-  matvecQuant(out, w, xq, n, rowStart, rowEnd, false);
+  matvecQuant(out, w, xq, n, rowStart, rowEnd, 1, 0, false);
 }
 
 export function matvec_q4_0(out: usize, w: usize, xq: usize, n: i32, rowStart: i32, rowEnd: i32): void {
-  matvecQuant(out, w, xq, n, rowStart, rowEnd, true);
+  matvecQuant(out, w, xq, n, rowStart, rowEnd, 1, 0, true);
 }
 
 // Integer dot product of one weight block at p with the activation block widened to i16 (x0..x3 = values
@@ -88,49 +94,56 @@ export function matvec_q4_0(out: usize, w: usize, xq: usize, n: i32, rowStart: i
   return i32x4.add(i32x4.shuffle(s01, s23, 0, 1, 4, 5), i32x4.shuffle(s01, s23, 2, 3, 6, 7));
 }
 
-@inline function matvecQuant(out: usize, w: usize, xq: usize, n: i32, rowStart: i32, rowEnd: i32, q4: bool): void {
+// Also the batched product (gemm.ts): `tokens` activations, Q8_0 rows one after another at xq, outputs `outStride`
+// floats apart. Each block of four rows is run for every token while it is in L1, by the same code as one product.
+@inline export function matvecQuant(
+  out: usize, w: usize, xq: usize, n: i32, rowStart: i32, rowEnd: i32, tokens: i32, outStride: i32, q4: bool,
+): void {
   const blockBytes = q4 ? Q4_0_BLOCK_BYTES : Q8_0_BLOCK_BYTES;
   const nb = n / QK;
   const rowBytes = <usize>nb * blockBytes;
+  const xRowBytes = <usize>nb * Q8_0_BLOCK_BYTES;
   const last = rowEnd - 1;
   for (let r = rowStart; r < rowEnd; r += 4) {
-    let w0 = w + <usize>r * rowBytes;
-    let w1 = w + <usize>min(r + 1, last) * rowBytes;
-    let w2 = w + <usize>min(r + 2, last) * rowBytes;
-    let w3 = w + <usize>min(r + 3, last) * rowBytes;
-    let acc = f32x4.splat(0);
-    let xb = xq;
-    for (let b = 0; b < nb; b++) {
-      const x0 = v128.load8x8_s(xb + QS), x1 = v128.load8x8_s(xb + QS + 8);
-      const x2 = v128.load8x8_s(xb + QS + 16), x3 = v128.load8x8_s(xb + QS + 24);
-      let c = i32x4.splat(0);
-      if (q4) {
-        const m8 = i16x8.splat(-8);
-        c = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(x0, m8), i32x4.dot_i16x8_s(x1, m8)),
-          i32x4.add(i32x4.dot_i16x8_s(x2, m8), i32x4.dot_i16x8_s(x3, m8)));
+    for (let t = 0; t < tokens; t++) {
+      let w0 = w + <usize>r * rowBytes;
+      let w1 = w + <usize>min(r + 1, last) * rowBytes;
+      let w2 = w + <usize>min(r + 2, last) * rowBytes;
+      let w3 = w + <usize>min(r + 3, last) * rowBytes;
+      let acc = f32x4.splat(0);
+      let xb = xq + <usize>t * xRowBytes;
+      for (let b = 0; b < nb; b++) {
+        const x0 = v128.load8x8_s(xb + QS), x1 = v128.load8x8_s(xb + QS + 8);
+        const x2 = v128.load8x8_s(xb + QS + 16), x3 = v128.load8x8_s(xb + QS + 24);
+        let c = i32x4.splat(0);
+        if (q4) {
+          const m8 = i16x8.splat(-8);
+          c = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(x0, m8), i32x4.dot_i16x8_s(x1, m8)),
+            i32x4.add(i32x4.dot_i16x8_s(x2, m8), i32x4.dot_i16x8_s(x3, m8)));
+        }
+        const sums = transposeSum(
+          blockDot(w0, x0, x1, x2, x3, c, q4), blockDot(w1, x0, x1, x2, x3, c, q4),
+          blockDot(w2, x0, x1, x2, x3, c, q4), blockDot(w3, x0, x1, x2, x3, c, q4),
+        );
+        // The rows' f16 scales into the upper halves of the lanes (lane i = d_i << 16), converted at once.
+        let dw = i32x4.splat(0);
+        dw = v128.load16_lane(w0, dw, 1);
+        dw = v128.load16_lane(w1, dw, 3);
+        dw = v128.load16_lane(w2, dw, 5);
+        dw = v128.load16_lane(w3, dw, 7);
+        const scale = f32x4.mul(f16x4_to_f32x4(dw), f32x4.splat(f16_to_f32(<u32>load<u16>(xb))));
+        acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sums), scale));
+        w0 += blockBytes;
+        w1 += blockBytes;
+        w2 += blockBytes;
+        w3 += blockBytes;
+        xb += Q8_0_BLOCK_BYTES;
       }
-      const sums = transposeSum(
-        blockDot(w0, x0, x1, x2, x3, c, q4), blockDot(w1, x0, x1, x2, x3, c, q4),
-        blockDot(w2, x0, x1, x2, x3, c, q4), blockDot(w3, x0, x1, x2, x3, c, q4),
-      );
-      // The rows' f16 scales into the upper halves of the lanes (lane i = d_i << 16), converted at once.
-      let dw = i32x4.splat(0);
-      dw = v128.load16_lane(w0, dw, 1);
-      dw = v128.load16_lane(w1, dw, 3);
-      dw = v128.load16_lane(w2, dw, 5);
-      dw = v128.load16_lane(w3, dw, 7);
-      const scale = f32x4.mul(f16x4_to_f32x4(dw), f32x4.splat(f16_to_f32(<u32>load<u16>(xb))));
-      acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sums), scale));
-      w0 += blockBytes;
-      w1 += blockBytes;
-      w2 += blockBytes;
-      w3 += blockBytes;
-      xb += Q8_0_BLOCK_BYTES;
+      const o = out + <usize>t * (<usize>outStride << 2) + (<usize>r << 2);
+      store<f32>(o, f32x4.extract_lane(acc, 0));
+      if (r + 1 <= last) store<f32>(o, f32x4.extract_lane(acc, 1), 4);
+      if (r + 2 <= last) store<f32>(o, f32x4.extract_lane(acc, 2), 8);
+      if (r + 3 <= last) store<f32>(o, f32x4.extract_lane(acc, 3), 12);
     }
-    const o = out + (<usize>r << 2);
-    store<f32>(o, f32x4.extract_lane(acc, 0));
-    if (r + 1 <= last) store<f32>(o, f32x4.extract_lane(acc, 1), 4);
-    if (r + 2 <= last) store<f32>(o, f32x4.extract_lane(acc, 2), 8);
-    if (r + 3 <= last) store<f32>(o, f32x4.extract_lane(acc, 3), 12);
   }
 }

@@ -43,7 +43,9 @@ export function bits(f: Float32Array): Uint32Array {
  * A `dtype` tensor in slot `slot`, `byteShift` bytes past the slot's 64-byte-aligned start (so loads and stores
  * are also tried unaligned), holding `data` (encoded bytes) or sentinels, with sentinels around it.
  */
-export function placeBytes(slot: number, dtype: DType, shape: readonly number[], byteShift: number, data?: Uint8Array): Tensor {
+export function placeBytes(
+  slot: number, dtype: DType, shape: readonly number[], byteShift: number, data?: Uint8Array,
+): Tensor {
   const { engine, base } = getSlots();
   const t = new Tensor(engine, dtype, shape, base[slot] + byteShift);
   if (byteShift + t.bytes + GUARD_BYTES > SLOT_BYTES) throw new Error("scratch slot too small");

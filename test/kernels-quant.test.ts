@@ -12,8 +12,9 @@ import {
   bf16ToF32, dequantize, f16ToF32, f32ToBf16, f32ToF16, quantize, quantizeQ4_0, quantizeQ8_0,
 } from "../engine/quant";
 import { matvecDTypeRef, matvecRef } from "../engine/reference";
+import type { Tensor } from "../engine/tensor";
 import {
-  TINY, U, anyFinite, bits, expectGuards, expectSameBits, expectWithin, harnessEngine, place, placeBytes, shift,
+  SENTINEL, TINY, U, anyFinite, bits, expectGuards, expectSameBits, expectWithin, harnessEngine, place, placeBytes, shift,
   size, splits, vec,
 } from "./kernel-harness";
 
@@ -23,7 +24,7 @@ const MAX_BLOCKS = 10;
 
 beforeAll(() => harnessEngine().reserveScratch(rowBytes("q8_0", MAX_BLOCKS * 32)));
 
-const f32 = (b: number): number => new Float32Array(Uint32Array.of(b).buffer)[0];
+const bitsToF32 = (b: number): number => new Float32Array(Uint32Array.of(b).buffer)[0];
 const f32Bits = (x: number): number => new Uint32Array(Float32Array.of(x).buffer)[0];
 const hex = (b: Uint8Array): string => Array.from(b, (v) => v.toString(16).padStart(2, "0")).join(" ");
 
@@ -42,29 +43,30 @@ describe("f16 and bf16 encodings", () => {
     expect(bf16ToF32(0x3f80)).toBe(1);
     expect(bf16ToF32(0xc049)).toBe(-3.140625);
     expect(bf16ToF32(0xff80)).toBe(-Infinity);
-    expect(bf16ToF32(0x0001)).toBe(f32(0x00010000)); // a subnormal
+    expect(bf16ToF32(0x0001)).toBe(bitsToF32(0x00010000)); // a subnormal
   });
 
-  it("encode known values (round to nearest even, overflow to inf, NaN quiet), like Math.fround one level down", () => {
-    // f16: 0.1 = 0x3dcccccd rounds to 0x2e66 (1.10011001100|11001101 -> down); 65519 stays 65504, 65520 is the
-    // midpoint to 65536 and goes to the even neighbour, inf; 2^-25 is the midpoint 0..2^-24 and goes to 0.
+  it("encode known values: Math.fround's semantics at 16 bits (nearest even, overflow to inf, NaN stays NaN)", () => {
+    // f16: 0.1 = 0x3dcccccd keeps 10 of its mantissa bits 1001100110|0110011001101, rounding down to 0x2e66;
+    // 65519 stays 65504, 65520 is the midpoint to 65536 and goes to the even neighbour, inf; 2^-25 is the
+    // midpoint 0..2^-24 and goes to 0.
     const f16Cases: [number, number][] = [
       [0.1, 0x2e66], [-0.1, 0xae66], [65519, 0x7bff], [65520, 0x7c00], [1e10, 0x7c00], [-1e10, 0xfc00],
-      [2 ** -25, 0x0000], [f32(f32Bits(2 ** -25) + 1), 0x0001], [3 * 2 ** -25, 0x0002], [-0, 0x8000],
+      [2 ** -25, 0x0000], [bitsToF32(f32Bits(2 ** -25) + 1), 0x0001], [3 * 2 ** -25, 0x0002], [-0, 0x8000],
       [1 + 2 ** -11, 0x3c00], [1 + 3 * 2 ** -11, 0x3c02], [1e-30, 0], [-1e-30, 0x8000],
     ];
     for (const [x, h] of f16Cases) expect(f32ToF16(x), `f16(${x})`).toBe(h);
     expect(f32ToF16(NaN)).toBe(0x7e00);
-    expect(f32ToF16(f32(0xff800001))).toBe(0xfe00);
+    expect(f32ToF16(bitsToF32(0xff800001))).toBe(0xfe00);
     // bf16: 0.1 = 0x3dcc|cccd rounds up; 1 + 2^-8 = 0x3f80|8000 is a tie to the even 0x3f80, 1 + 3·2^-8 to 0x3f82;
     // the largest f32 rounds to inf; NaN stays NaN with the quiet bit set.
     const bf16Cases: [number, number][] = [
       [1, 0x3f80], [0.1, 0x3dcd], [-2, 0xc000], [1 + 2 ** -8, 0x3f80], [1 + 3 * 2 ** -8, 0x3f82],
-      [f32(0x7f7fffff), 0x7f80], [-Infinity, 0xff80], [-0, 0x8000], [f32(0x00018000), 0x0002],
+      [bitsToF32(0x7f7fffff), 0x7f80], [-Infinity, 0xff80], [-0, 0x8000], [bitsToF32(0x00018000), 0x0002],
     ];
     for (const [x, h] of bf16Cases) expect(f32ToBf16(x), `bf16(${x})`).toBe(h);
-    expect(f32ToBf16(f32(0x7f800001))).toBe(0x7fc0);
-    expect(f32ToBf16(f32(0xffc12345))).toBe(0xffc1);
+    expect(f32ToBf16(bitsToF32(0x7f800001))).toBe(0x7fc0);
+    expect(f32ToBf16(bitsToF32(0xffc12345))).toBe(0xffc1);
   });
 
   it("f16: every finite value and every midpoint between neighbours rounds as round-to-nearest-even says", () => {
@@ -77,8 +79,8 @@ describe("f16 and bf16 encodings", () => {
       const next = h === 0x7bff ? 65536 : f16ToF32(h + 1);
       const mid = (v + next) / 2;
       expect(f32ToF16(mid)).toBe(h % 2 === 0 ? h : h + 1);
-      expect(f32ToF16(f32(f32Bits(mid) - 1))).toBe(h);
-      expect(f32ToF16(f32(f32Bits(mid) + 1))).toBe(h + 1);
+      expect(f32ToF16(bitsToF32(f32Bits(mid) - 1))).toBe(h);
+      expect(f32ToF16(bitsToF32(f32Bits(mid) + 1))).toBe(h + 1);
     }
   });
 
@@ -119,7 +121,8 @@ describe("Q8_0 and Q4_0 encodings", () => {
   // f16, as in ggml: the formats cannot hold such blocks.
   const small = fc.float({ min: Math.fround(-1e-3), max: Math.fround(1e-3), noNaN: true });
   const wide = fc.float({ min: -5e5, max: 5e5, noNaN: true });
-  const blocks = fc.integer({ min: 1, max: 4 }).chain((nb) => fc.oneof(vec(32 * nb), vec(32 * nb, small), vec(32 * nb, wide)));
+  const blocks = fc.integer({ min: 1, max: 4 }).chain((nb) =>
+    fc.oneof(vec(32 * nb), vec(32 * nb, small), vec(32 * nb, wide)));
 
   it("Q8_0 of a hand-computed block: amax 127 gives d = 1 (f16 0x3c00), q = round half away from zero", () => {
     const x = new Float32Array(32);
@@ -172,8 +175,10 @@ describe("Q8_0 and Q4_0 encodings", () => {
 
   it("f16 and bf16 round trips are the per-value encodings, f32 is the identity", () => {
     fc.assert(fc.property(size(100).chain((n) => vec(n, anyFinite)), (x) => {
-      expect(Array.from(dequantize("f16", quantize("f16", x), x.length))).toEqual(Array.from(x, (v) => f16ToF32(f32ToF16(v))));
-      expect(Array.from(dequantize("bf16", quantize("bf16", x), x.length))).toEqual(Array.from(x, (v) => bf16ToF32(f32ToBf16(v))));
+      expect(Array.from(dequantize("f16", quantize("f16", x), x.length)))
+        .toEqual(Array.from(x, (v) => f16ToF32(f32ToF16(v))));
+      expect(Array.from(dequantize("bf16", quantize("bf16", x), x.length)))
+        .toEqual(Array.from(x, (v) => bf16ToF32(f32ToBf16(v))));
       expectSameBits("f32", dequantize("f32", quantize("f32", x), x.length), x);
     }), { numRuns: 200 });
   });
@@ -186,14 +191,23 @@ describe("Q8_0 and Q4_0 encodings", () => {
 });
 
 describe("quantize_q8_0 kernel", () => {
+  const kernels = () => harnessEngine().kernels;
+
+  it("rounds the hand-computed block as roundf does (ties away from zero)", () => {
+    const x = new Float32Array(32);
+    x.set([127, -127, 2.5, -2.5, 0.49999997, -0.5, 1.5, 0, -3.7]);
+    const q = placeBytes(1, "q8_0", [32], 1);
+    kernels().quantize_q8_0(q.offset, place(0, [32], 0, x).offset, 32);
+    expect(hex(q.bytesView().subarray(0, 11))).toBe("00 3c 7f 81 03 fd 00 ff 02 00 fc");
+  });
+
   it("writes exactly the bytes of quantizeQ8_0 (any finite x)", () => {
-    const k = harnessEngine().kernels;
     const input = fc.integer({ min: 1, max: MAX_BLOCKS }).chain((nb) =>
       fc.record({ x: fc.oneof(vec(32 * nb), vec(32 * nb, anyFinite)), shift, byteShift: fc.integer({ min: 0, max: 3 }) }));
     fc.assert(fc.property(input, ({ x, shift, byteShift }) => {
       const xt = place(0, [x.length], shift, x);
       const q = placeBytes(1, "q8_0", [x.length], byteShift);
-      k.quantize_q8_0(q.offset, xt.offset, x.length);
+      kernels().quantize_q8_0(q.offset, xt.offset, x.length);
       expectGuards("quantize_q8_0", q);
       expect(hex(q.bytesView())).toBe(hex(quantizeQ8_0(x)));
     }), { numRuns: RUNS });
@@ -230,7 +244,7 @@ describe("f16/bf16 weights in the kernels decode every bit pattern", () => {
 
 /** Checks one matvec case: against `want` within tol, guards, and bit-identical rows in every row range. */
 function checkMatvec(
-  op: string, wt: ReturnType<typeof placeBytes>, x: Float32Array, shiftX: number, ranges: [number, number][],
+  op: string, wt: Tensor, x: Float32Array, shiftX: number, ranges: [number, number][],
   want: Float32Array, tol: (r: number) => number,
 ): void {
   const [d, n] = wt.shape;
@@ -247,7 +261,7 @@ function checkMatvec(
     expectGuards(op, part);
     const got = part.read();
     expectSameBits(`${op} rows [${start}, ${end})`, got.subarray(start, end), full.subarray(start, end));
-    if (![...bits(got)].every((b, r) => (r >= start && r < end) || b === 0x7fa5a5a5)) {
+    if (![...bits(got)].every((b, r) => (r >= start && r < end) || b === SENTINEL)) {
       throw new Error(`${op} rows [${start}, ${end}) wrote another row`);
     }
   }
@@ -320,6 +334,8 @@ describe("matvec with q8_0/q4_0 weights", () => {
         matvec(out, wt, place(1, [n], shift, x));
         const wd = dequantize(dtype, bytes, d * n);
         const xq = dequantize("q8_0", quantizeQ8_0(x), n);
+        // |y - Σ w x| <= |y - Σ w xq| + Σ|w|·|x - xq|: the bound above plus each x's Q8_0 error (q8Bound), which
+        // also dwarfs the reference's final rounding of Σ|w||x - xq|.
         const xErr = Float64Array.from(x, (_, k) => q8Bound(x.subarray(k & ~31, (k & ~31) + 32)));
         expectWithin(`${dtype} vs exact x`, out.read(), matvecRef(wd, x, d, n), (r) => {
           let spill = 0;

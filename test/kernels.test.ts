@@ -3,7 +3,7 @@
 // roundoff of round-to-nearest f32): tight enough that a wrong index, stride or tail fails, loose enough
 // that no seed is flaky. Ops built from one rounding per element must match bit for bit.
 import fc from "fast-check";
-import { beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Engine } from "../engine/engine";
 import { MemoryLimitError, ShapeError } from "../engine/errors";
 import { argmax } from "../engine/ops/argmax";
@@ -18,91 +18,12 @@ import {
   softmaxRef,
 } from "../engine/reference";
 import { Tensor } from "../engine/tensor";
+import {
+  SENTINEL, TINY, U, anyFinite, bits, expectGuards, expectSameBits, expectWithin, harnessEngine, place, real, shift, size,
+  splits, vec,
+} from "./kernel-harness";
 
-const U = 2 ** -24;
-/** The smallest subnormal f32: results that underflow are off by at most a few of these. */
-const TINY = 2 ** -149;
 const RUNS = 300;
-
-// The arena never frees, so every run places its tensors in a few scratch slots allocated once.
-const SLOTS = 6;
-const SLOT_FLOATS = 1 << 18;
-/** Floats after each tensor (and the up-to-3 before it) that a kernel must leave alone. */
-const GUARD = 16;
-const SENTINEL = 0x7fa5a5a5; // a NaN payload no kernel computes
-
-let engine: Engine;
-let slotBase: number[];
-
-beforeAll(() => {
-  engine = Engine.create(SLOTS * (SLOT_FLOATS * 4 + 64));
-  slotBase = Array.from({ length: SLOTS }, () => engine.tensor([SLOT_FLOATS]).offset);
-});
-
-function bits(f: Float32Array): Uint32Array {
-  return new Uint32Array(f.buffer, f.byteOffset, f.length);
-}
-
-/**
- * A tensor in scratch slot `slot`, `shift` floats past the slot's 64-byte-aligned start (so SIMD loads and
- * stores are also tried unaligned), holding `values` (or sentinels), with sentinels around it.
- */
-function place(slot: number, shape: readonly number[], shift: number, values?: ArrayLike<number>): Tensor {
-  const t = new Tensor(engine, "f32", shape, slotBase[slot] + shift * 4);
-  if (shift + t.size + GUARD > SLOT_FLOATS) throw new Error("scratch slot too small");
-  new Uint32Array(engine.memory.buffer, slotBase[slot], shift + t.size + GUARD).fill(SENTINEL);
-  if (values) t.write(values);
-  return t;
-}
-
-/** Throws unless the sentinels around t (placed by `place`) are intact. */
-function expectGuards(op: string, t: Tensor): void {
-  const before = new Uint32Array(engine.memory.buffer, t.offset - (t.offset % 64), (t.offset % 64) / 4);
-  const after = new Uint32Array(engine.memory.buffer, t.offset + t.bytes, GUARD);
-  if (!before.every((b) => b === SENTINEL) || !after.every((b) => b === SENTINEL)) {
-    throw new Error(`${op} wrote outside its output`);
-  }
-}
-
-function expectWithin(op: string, got: Float32Array, want: Float32Array, tol: (i: number) => number): void {
-  for (let i = 0; i < want.length; i++) {
-    const err = Math.abs(got[i] - want[i]);
-    if (!(err <= tol(i))) throw new Error(`${op}[${i}]: got ${got[i]}, want ${want[i]}, |err| ${err} > ${tol(i)}`);
-  }
-}
-
-function expectSameBits(op: string, got: Float32Array, want: Float32Array): void {
-  const g = bits(got), w = bits(want);
-  for (let i = 0; i < w.length; i++) {
-    if (g[i] !== w[i]) throw new Error(`${op}[${i}]: got ${got[i]}, want bit-identical ${want[i]}`);
-  }
-}
-
-// Sizes: the SIMD edge cases (around multiples of 4 and 8) often, anything up to `max` otherwise.
-const EDGES = [1, 2, 3, 4, 5, 7, 8, 9, 11, 12, 13, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 256, 257];
-const size = (max: number, min = 1): fc.Arbitrary<number> =>
-  fc.oneof(fc.constantFrom(...EDGES.filter((n) => n >= min && n <= max)), fc.integer({ min, max }));
-const shift = fc.integer({ min: 0, max: 3 });
-
-/** Activations/weights of realistic magnitude, with exact zeros (and fast-check's ±0, subnormals, ±4). */
-const real = fc.oneof(
-  { weight: 6, arbitrary: fc.float({ min: -4, max: 4, noNaN: true }) },
-  { weight: 1, arbitrary: fc.constant(0) },
-);
-/** Any finite f32: for kernels whose every output is one correctly rounded operation. */
-const anyFinite = fc.float({ noNaN: true, noDefaultInfinity: true });
-const vec = (n: number, value: fc.Arbitrary<number> = real): fc.Arbitrary<Float32Array> =>
-  fc.array(value, { minLength: n, maxLength: n }).map((a) => Float32Array.from(a));
-
-/** [start, end) ranges partitioning [0, n) at random cuts, plus one empty range, for ranged kernels. */
-const splits = (n: number): fc.Arbitrary<[number, number][]> =>
-  fc.tuple(
-    fc.uniqueArray(fc.integer({ min: 1, max: Math.max(1, n - 1) }), { maxLength: 4 }),
-    fc.integer({ min: 0, max: n }),
-  ).map(([cuts, empty]) => {
-    const b = [0, ...cuts.filter((c) => c < n).sort((x, y) => x - y), n];
-    return [...b.slice(1).map((end, i): [number, number] => [b[i], end]), [empty, empty]];
-  });
 
 describe("matvec", () => {
   const matvecCase = fc.tuple(size(33), size(300)).chain(([d, n]) =>
@@ -404,7 +325,7 @@ describe("engine memory", () => {
   it("refuses more than wasm32 can address", () => {
     expect(() => Engine.create(2 ** 32)).toThrow(MemoryLimitError);
     expect(() => Engine.create(5 * 2 ** 30)).toThrow(MemoryLimitError);
-    expect(() => engine.tensor([2 ** 30])).toThrow(MemoryLimitError);
+    expect(() => harnessEngine().tensor([2 ** 30])).toThrow(MemoryLimitError);
   });
 
   it("throws MemoryLimitError when the arena is exhausted, keeping what it handed out", () => {

@@ -17,7 +17,9 @@ across machines. Suites:
   decode     decode tokens/s, f32, greedy from BOS, at ${SHAPES.map((s) => s.name).join(", ")}. With LLAMA2C_RUN pointing
              to a built llama2.c \`run\`, the same checkpoints run through it in the same session, interleaved round by
              round, and the ratio of medians is printed.
+             With LLAMA_BENCH pointing to llama.cpp's \`llama-bench\`, the same weights as GGUF run through it too (1 thread).
                --shapes A,B  --steps N (default 256)  --rounds R (default 5)  --threads T,U (default 1)
+               --dtypes f32,q8_0,q4_0 (default f32; others load a GGUF of the same random weights)
              --json: {"decode":[{"shape","dtype","threads","tokens_per_second",…}]}
   kernels    every matvec kernel (f32, f16, bf16, q8_0, q4_0) at the stories110M and a 1B-class shape, weights
              rotated through more memory than the caches hold, next to the measured read bandwidth; then the sparse
@@ -39,6 +41,7 @@ export async function run(argv: string[]): Promise<void> {
     rounds: { type: "string" },
     threads: { type: "string" },
     gates: { type: "string" },
+    dtypes: { type: "string" },
     json: { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
   });
@@ -56,10 +59,13 @@ export async function run(argv: string[]): Promise<void> {
       }
       const steps = number(v.steps, "--steps", 256, (n) => isPosInt(n) && n >= 2, "an integer >= 2");
       const threads = (v.threads ?? "1").split(",").map((t) => number(t, "--threads", 1, isPosInt, "comma-separated positive integers"));
-      const results = runDecodeBench({ shapes, steps, rounds, threads, log });
+      const dtypes = (v.dtypes ?? "f32").split(",");
+      for (const d of dtypes) if (!["f32", "f16", "q8_0", "q4_0"].includes(d)) throw new UsageError(`--dtypes: unknown ${d} (f32, f16, q8_0, q4_0)`);
+      const results = runDecodeBench({ shapes, steps, rounds, threads, dtypes: dtypes as ("f32" | "f16" | "q8_0" | "q4_0")[], log });
       return print({ decode: results }, () => results.map((r) =>
-        `${r.shape.padEnd(12)} f32 ${r.threads} thread${r.threads > 1 ? "s" : ""}: dynact ${fmt(r.tokens_per_second)} tok/s` +
-        (r.llama2c_tokens_per_second ? `, llama2.c ${fmt(r.llama2c_tokens_per_second)} tok/s, ratio ${r.ratio_vs_llama2c!.toFixed(2)}×` : "")));
+        `${r.shape.padEnd(12)} ${r.dtype.padEnd(5)} ${r.threads} thread${r.threads > 1 ? "s" : ""}: dynact ${fmt(r.tokens_per_second)} tok/s` +
+        (r.llama2c_tokens_per_second ? `, llama2.c ${fmt(r.llama2c_tokens_per_second)} tok/s, ratio ${r.ratio_vs_llama2c!.toFixed(2)}×` : "") +
+        (r.llamacpp_tokens_per_second ? `, llama.cpp ${fmt(r.llamacpp_tokens_per_second)} tok/s, ratio ${r.ratio_vs_llamacpp!.toFixed(2)}×` : "")));
     }
     case "kernels":
     case "ffn": {
