@@ -6,7 +6,7 @@ import type { FfnStatsSummary } from "../models/ffn-stats";
 import { KV_POLICIES, parseHeadGateSpec, type KvPolicy } from "../models/gates/head-gate";
 import { parseGateSpec, type GateSpec } from "../models/gates/spec";
 import type { LoadedModel } from "../models/load";
-import { buildNeuronGate, gateBytes } from "../eval/gate-factory";
+import { buildNeuronGate, buildTeal, gateBytes } from "../eval/gate-factory";
 import { readTextTokens } from "../eval/text";
 import { isPosInt, number } from "./args";
 import { UsageError } from "./usage-error";
@@ -26,10 +26,11 @@ export const GATE_HELP = `      --act NAME          silu, relu, relu2 or gelu: r
       --ffn-gate SPEC     neuron gate (default dense): cats:S (target sparsity S), cett:T / cett-global:T (target
                           CETT), topk:F (keep fraction F per token), threshold:FILE (from dynact calibrate),
                           griffin:F / tda:T (neurons chosen from the prompt: top fraction F, or score >= T × top),
-                          predictor:FILE[:topk:F] (from dynact fit-predictors: logit > 0, or the top F logits)
+                          predictor:FILE[:topk:F] (from dynact fit-predictors: logit > 0, or the top F logits),
+                          teal:S (TEAL: zero the fraction S of smallest inputs of every linear; mask mode only)
       --ffn-mode MODE     mask (dense compute, zero outside S; measures CETT) or gather (real sparse kernels)
                           (default mask)
-      --calib-text FILE   text to calibrate cats/cett gates on (first --calib-tokens tokens, default 4096)
+      --calib-text FILE   text to calibrate cats/cett/teal on (first --calib-tokens tokens, default 4096)
       --head-gate SPEC    attention head gate (default dense): topk:F (keep fraction F of heads by query norm),
                           norm:F (oracle: by each head's output norm; accuracy simulation)
       --kv-policy P       for skipped heads: keep (K/V still written), skip (no K/V: the cache keeps a hole),
@@ -90,6 +91,9 @@ export function applyGate(loaded: LoadedModel, g: GateChoice, log: (line: string
     throw new DynactError("internal: gather mode needs a model loaded with transposeDown");
   }
   model.configureFfn({ gate, mode: g.mode, measureCett: g.mode === "mask" && gate !== null });
+  model.configureTeal(buildTeal(g.spec, model, {
+    calibrationIds: g.calibText ? () => readTextTokens(g.calibText!, tokenizer, g.calibTokens) : undefined,
+  }));
   model.configureHeads(parseHeadGateSpec(g.headGate, model.config.nHeads), g.kvPolicy);
 }
 

@@ -30,6 +30,7 @@ export interface Kernels {
   relu2_f32(out: number, x: number, n: number): void;
   gelu_f32(out: number, x: number, n: number): void;
   abs_mul_f32(out: number, x: number, c: number, n: number): void;
+  sparsify_f32(x: number, n: number, t: number): void;
   mul_f32(out: number, a: number, b: number, n: number): void;
   add_f32(out: number, a: number, b: number, n: number): void;
   argmax_f32(x: number, n: number): number;

@@ -12,6 +12,8 @@ import { ThresholdGate } from "../models/gates/threshold-gate";
 import { TopkGate } from "../models/gates/topk-gate";
 import type { LlamaModel } from "../models/llama";
 import { calibrate, type CalibrateOptions } from "./calibrate";
+import { calibrateTeal } from "./teal";
+import type { TealSparsifier } from "../models/teal";
 
 export interface GateFactoryOptions extends CalibrateOptions {
   /** Token ids to calibrate cats/cett gates on. */
@@ -21,6 +23,7 @@ export interface GateFactoryOptions extends CalibrateOptions {
 export function buildNeuronGate(spec: GateSpec, model: LlamaModel, opts: GateFactoryOptions = {}): NeuronGate | null {
   switch (spec.kind) {
     case "dense":
+    case "teal": // input sparsity, not a neuron gate: see buildTeal
       return null;
     case "topk":
       return new TopkGate(`topk:${spec.keep}`, spec.keep, model.config.hiddenDim);
@@ -59,4 +62,13 @@ export function buildNeuronGate(spec: GateSpec, model: LlamaModel, opts: GateFac
 /** Engine bytes a gate keeps in the model's engine (a predictor's weights): pass as loadModel's reserveBytes. */
 export function gateBytes(spec: GateSpec): number {
   return spec.kind === "predictor" ? predictorBytes(readPredictorHeader(spec.file)) : 0;
+}
+
+/** TEAL input sparsity for `teal:S` specs (calibrated on the calibration tokens); null for every other spec. */
+export function buildTeal(spec: GateSpec, model: LlamaModel, opts: GateFactoryOptions = {}): TealSparsifier | null {
+  if (spec.kind !== "teal") return null;
+  if (!opts.calibrationIds) {
+    throw new DynactError(`--ffn-gate ${formatGateSpec(spec)}: TEAL needs calibration: pass --calib-text FILE`);
+  }
+  return calibrateTeal(model, opts.calibrationIds(), spec.sparsity, { ctx: opts.ctx });
 }

@@ -8,7 +8,7 @@ export { sum_f32 } from "./sum";
 export { rmsnorm_f32 } from "./norm";
 export { rope_f32 } from "./rope";
 export { softmax_f32 } from "./softmax";
-export { silu_f32, relu_f32, relu2_f32, gelu_f32, abs_mul_f32, mul_f32, add_f32 } from "./elementwise";
+export { silu_f32, relu_f32, relu2_f32, gelu_f32, abs_mul_f32, mul_f32, add_f32, sparsify_f32 } from "./elementwise";
 export { matvec_rows_f32, scatter_axpy_f32, gather_f32, scatter_f32, scatter_heads_f32 } from "./sparse";
 export { select_threshold_f32, kth_largest_f32, select_topk_f32 } from "./select";
 export { argmax_f32 } from "./argmax";

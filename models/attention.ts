@@ -9,12 +9,14 @@
 import type { Engine } from "../engine/engine";
 import { DynactError } from "../engine/errors";
 import { attention } from "../engine/ops/attention";
+import { matmul } from "../engine/ops/matmul";
 import { matvec } from "../engine/ops/matvec";
 import { rope } from "../engine/ops/rope";
 import { scatterHeads } from "../engine/ops/sparse";
 import type { Tensor } from "../engine/tensor";
 import { headSize, type LlamaConfig } from "./config";
 import type { HeadGate, KvPolicy } from "./gates/head-gate";
+import type { TealHook } from "./teal";
 import type { KVCache } from "./kv-cache";
 import type { RopeTable } from "./rope";
 import type { LayerWeights } from "./weights";
@@ -29,6 +31,8 @@ export interface AttentionStatsSummary {
 
 export class AttentionBlock {
   private gate: HeadGate | null = null;
+  /** TEAL: sparsifies the attention output before W_o (point 1). */
+  teal: TealHook | null = null;
   private policy: KvPolicy = "keep";
   private readonly q: Tensor;
   private readonly o: Tensor; // attention output, per head
@@ -143,6 +147,7 @@ export class AttentionBlock {
       }
     }
 
+    this.teal?.apply(l, 1, o);
     this.active[l] += count / c.nHeads;
     for (let g = 0; g < c.nKvHeads; g++) this.holes[l] += validMap[g * c.seqLen + pos] ? 0 : 1 / c.nKvHeads;
 
@@ -163,6 +168,45 @@ export class AttentionBlock {
     } else {
       scatterHeads(out, lw.wo, o, this.heads, count, hs);
     }
+  }
+
+  /** No head gate: every head runs, as runBatch computes them. */
+  get dense(): boolean {
+    return this.gate === null;
+  }
+
+  /**
+   * run() for the T positions startPos… of a chunk at once, dense only: x, out [T, dim]; q, o [T, dim] scratch.
+   * The products are GEMMs (each row the bits of run's GEMV), K and V go straight into the cache rows, then each
+   * position attends to the cache up to itself with the single-query kernel (the chunk's later rows are there
+   * but never read), so every row equals run() at that position.
+   */
+  runBatch(l: number, lw: LayerWeights, x: Tensor, out: Tensor, q: Tensor, o: Tensor, startPos: number): void {
+    const { c, hs } = this;
+    const T = x.shape[0];
+    const keys = this.cache.keys[l];
+    const values = this.cache.values[l];
+    const k = keys.rows(startPos, T);
+    matmul(q, lw.wq, x);
+    matmul(k, lw.wk, x);
+    matmul(values.rows(startPos, T), lw.wv, x);
+    const validMap = this.cache.valid[l].u8();
+    for (let t = 0; t < T; t++) {
+      const pos = startPos + t;
+      const cos = this.rope.cos.row(pos);
+      const sin = this.rope.sin.row(pos);
+      rope(q.row(t), hs, cos, sin);
+      rope(k.row(t), hs, cos, sin);
+      for (let g = 0; g < c.nKvHeads; g++) validMap[g * c.seqLen + pos] = 1;
+    }
+    const shape = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headSize: hs };
+    const holesSoFar = this.policy === "skip" ? this.cache.valid[l] : null;
+    for (let t = 0; t < T; t++) {
+      attention(o.row(t), q.row(t), keys, values, this.att, shape, startPos + t + 1, 0, c.nHeads, holesSoFar);
+    }
+    matmul(out, lw.wo, o);
+    this.tokens += T;
+    this.active[l] += T;
   }
 }
 

@@ -6,6 +6,7 @@
 // A gate that keeps every neuron runs the dense path, so gather and mask equal dense bit for bit there.
 import type { Engine } from "../engine/engine";
 import { mul } from "../engine/ops/elementwise";
+import { matmul } from "../engine/ops/matmul";
 import { matvec } from "../engine/ops/matvec";
 import { gather, matvecRows, scatter, scatterAxpy } from "../engine/ops/sparse";
 import type { Tensor } from "../engine/tensor";
@@ -13,6 +14,7 @@ import type { Activation } from "./activation";
 import type { LlamaConfig } from "./config";
 import { FfnStats } from "./ffn-stats";
 import type { GateScratch, NeuronGate } from "./gates/neuron-gate";
+import type { TealHook } from "./teal";
 import type { LayerWeights } from "./weights";
 
 export type FfnMode = "mask" | "gather";
@@ -34,6 +36,8 @@ export class FeedForward {
   /** Measure achieved CETT (mask mode): one more down product per layer and token. */
   private measureCett = false;
   tracer: FfnTracer | null = null;
+  /** TEAL: sparsifies the down product's input (point 3). */
+  teal: TealHook | null = null;
 
   constructor(
     engine: Engine,
@@ -96,6 +100,7 @@ export class FeedForward {
       gather(c, g, idx, count);
       g.f32().fill(0);
       scatter(g, c, idx, count);
+      this.teal?.apply(l, 3, g);
       this.down(lw, g, out);
       if (this.measureCett) cett = relativeError(this.y, out);
       this.stats.record(l, count / h, denseMacs, denseMacs, cett, gateMacs);
@@ -112,6 +117,7 @@ export class FeedForward {
     }
     matvecRows(uc, lw.wUp, x, idx, count);
     mul(gc, gc, uc);
+    this.teal?.apply(l, 3, gc);
     scatterAxpy(out, lw.wDown, gc, idx, count);
     const macs = (needGate ? config.dim * h : config.dim * count) + 2 * config.dim * count;
     this.stats.record(l, count / h, macs, denseMacs, null, gateMacs);
@@ -123,6 +129,20 @@ export class FeedForward {
     this.denseFromGate(l, lw, x, out);
   }
 
+  /**
+   * The dense path (no gate, no tracer, W_down not transposed: the caller checks) for the T rows of a chunk at
+   * once: x, out [T, dim]; g, u [T, hidden] scratch. GEMMs whose rows are the bits of dense()'s GEMVs.
+   */
+  runBatch(l: number, lw: LayerWeights, x: Tensor, out: Tensor, g: Tensor, u: Tensor): void {
+    matmul(g, lw.wGate, x);
+    this.activation.apply(g, g);
+    matmul(u, lw.wUp, x);
+    mul(g, g, u);
+    matmul(out, lw.wDown, g);
+    const denseMacs = 3 * this.config.dim * this.config.hiddenDim;
+    for (let t = 0; t < x.shape[0]; t++) this.stats.record(l, 1, denseMacs, denseMacs, null);
+  }
+
   /** The rest of the dense path once g = act(W_gate x). */
   private denseFromGate(l: number, lw: LayerWeights, x: Tensor, out: Tensor): void {
     matvec(this.u, lw.wUp, x);
@@ -130,6 +150,7 @@ export class FeedForward {
     if (this.mode === "mask") this.scoreChoice(l, this.config.hiddenDim);
     mul(this.g, this.g, this.u);
     this.gate?.observe?.(l, this.g);
+    this.teal?.apply(l, 3, this.g);
     this.down(lw, this.g, out);
   }
 

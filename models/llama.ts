@@ -6,14 +6,17 @@
 // Swappable parts (the activation now; neuron gates, head gates and KV policies later) plug in as modules.
 import type { Engine } from "../engine/engine";
 import { DynactError } from "../engine/errors";
-import { add } from "../engine/ops/elementwise";
+import { add, relu } from "../engine/ops/elementwise";
 import { embeddingRow } from "../engine/ops/embedding";
+import { matmul } from "../engine/ops/matmul";
 import { matvec } from "../engine/ops/matvec";
 import { rmsnorm } from "../engine/ops/rmsnorm";
 import type { Tensor } from "../engine/tensor";
 import { ACTIVATION_MODULES, type Activation } from "./activation";
 import { AttentionBlock, type AttentionStatsSummary } from "./attention";
+import { BatchState, chunkTokens } from "./batch";
 import type { HeadGate, KvPolicy } from "./gates/head-gate";
+import type { TealHook } from "./teal";
 import { FeedForward, type FfnMode, type FfnTracer } from "./ffn";
 import type { NeuronGate } from "./gates/neuron-gate";
 import { headSize, type LlamaConfig } from "./config";
@@ -55,9 +58,11 @@ class RunState {
 export class LlamaModel {
   readonly cache: KVCache;
   private readonly s: RunState;
+  private readonly batch: BatchState;
   private readonly ropeTable: RopeTable;
   private ffn: FeedForward;
   private readonly attn: AttentionBlock;
+  private teal: TealHook | null = null;
   private readonly downNormTensors: Tensor[];
   private downNormsReady = false;
 
@@ -69,6 +74,7 @@ export class LlamaModel {
   ) {
     this.cache = new KVCache(engine, config);
     this.s = new RunState(engine, config);
+    this.batch = new BatchState(engine, config);
     this.ropeTable = new RopeTable(engine, config.seqLen, headSize(config), config.ropeTheta, config.ropeScaling);
     this.ffn = new FeedForward(engine, config, modules.activation);
     this.attn = new AttentionBlock(engine, config, this.cache, this.ropeTable);
@@ -76,15 +82,16 @@ export class LlamaModel {
     engine.reserveScratch(LlamaModel.scratchBytes(config));
   }
 
-  // Quantized weights need the activation quantized to Q8_0 blocks (34 bytes per 32 values) once per product.
+  // Quantized weights need the activation quantized to Q8_0 blocks (34 bytes per 32 values) once per product,
+  // a chunk's rows at once in forwardBatch.
   private static scratchBytes(c: LlamaConfig): number {
-    return Math.ceil(Math.max(c.dim, c.hiddenDim) / 32) * 34;
+    return chunkTokens(c) * Math.ceil(Math.max(c.dim, c.hiddenDim) / 32) * 34;
   }
 
   /** Engine bytes a model of this config needs besides its weights: KV cache, RoPE table, scratch. */
   static stateBytes(c: LlamaConfig): number {
     return KVCache.bytes(c) + RopeTable.bytes(c.seqLen, headSize(c)) + RunState.bytes(c) + FeedForward.bytes(c) +
-      AttentionBlock.bytes(c) + LlamaModel.scratchBytes(c) + 64 +
+      AttentionBlock.bytes(c) + BatchState.bytes(c) + LlamaModel.scratchBytes(c) + 64 +
       c.nLayers * (4 * c.hiddenDim + 64);
   }
 
@@ -113,6 +120,13 @@ export class LlamaModel {
 
   get ffnGateSpec(): string {
     return this.ffn.gate?.spec ?? "dense";
+  }
+
+  /** TEAL input sparsity (or a recorder for its calibration); null: off. */
+  configureTeal(hook: TealHook | null): void {
+    this.teal = hook;
+    this.attn.teal = hook;
+    this.ffn.teal = hook;
   }
 
   /** Swap the head gate and KV policy (same weights; statistics start afresh). */
@@ -155,15 +169,94 @@ export class LlamaModel {
     for (let l = 0; l < c.nLayers; l++) {
       const lw = w.layers[l];
       rmsnorm(s.xb, s.x, lw.attnNorm, c.normEps);
+      if (c.reluAfterNorm) relu(s.xb, s.xb);
+      this.teal?.apply(l, 0, s.xb);
       this.attn.run(l, lw, s.xb, s.xb2, pos);
       add(s.x, s.x, s.xb2);
       rmsnorm(s.xb, s.x, lw.ffnNorm, c.normEps);
+      if (c.reluAfterNorm) relu(s.xb, s.xb);
+      this.teal?.apply(l, 2, s.xb);
       this.ffn.run(l, lw, s.xb, s.xb2);
       add(s.x, s.x, s.xb2);
     }
     rmsnorm(s.x, s.x, w.finalNorm, c.normEps);
     matvec(s.logits, w.output, s.x);
     return s.logits;
+  }
+
+  /** Most tokens forwardBatch takes per call (its scratch is sized for this many at model build). */
+  get chunkSize(): number {
+    return this.batch.tokens;
+  }
+
+  /**
+   * True when forwardBatch runs a chunk at once: the dense model in the standard weight layout. Gates (neuron,
+   * head, prompt-based, TEAL) and tracers decide per token, and transposed W_down/W_o change the products'
+   * summation order, so then forwardBatch runs forward() token by token.
+   */
+  get batched(): boolean {
+    const lw = this.weights.layers[0];
+    return !this.ffn.gate && !this.ffn.tracer && this.attn.dense && !this.teal && !lw.downTransposed && !lw.woTransposed;
+  }
+
+  /**
+   * Run tokens at positions startPos, startPos+1, … (positions < startPos must have been run; at most chunkSize
+   * tokens) and return the logits of every position, [T, vocab], or with `logits: "last"` of the last, [1, vocab].
+   * Each position's logits are forward()'s bit for bit: GEMMs instead of GEMVs (same per-row reduction), RMSNorm
+   * and RoPE per row, causal attention per position. The result is a view of scratch that the next call overwrites.
+   */
+  forwardBatch(tokens: readonly number[], startPos: number, opts: { logits?: "all" | "last" } = {}): Tensor {
+    const { config: c, weights: w, batch: b, s } = this;
+    const T = tokens.length;
+    if (T < 1 || T > b.tokens) throw new DynactError(`forwardBatch takes 1 to ${b.tokens} tokens, got ${T}`);
+    if (!Number.isInteger(startPos) || startPos < 0 || startPos + T > c.seqLen) {
+      throw new DynactError(`positions ${startPos}…${startPos + T - 1} outside the context of ${c.seqLen}`);
+    }
+    const last = opts.logits === "last";
+    if (!this.batched) {
+      tokens.forEach((id, t) => {
+        const logits = this.forward(id, startPos + t);
+        if (!last) b.logits.row(t).copyFrom(logits);
+      });
+      return last ? s.logits.reshape([1, c.vocabSize]) : b.logits.rows(0, T);
+    }
+    for (const id of tokens) {
+      if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) {
+        throw new DynactError(`token ${id} outside the vocabulary of ${c.vocabSize}`);
+      }
+    }
+    const [x, xb, xb2] = [b.x.rows(0, T), b.xb.rows(0, T), b.xb2.rows(0, T)];
+    tokens.forEach((id, t) => embeddingRow(x.row(t), w.tokenEmbedding, id));
+    for (let l = 0; l < c.nLayers; l++) {
+      const lw = w.layers[l];
+      rmsnorm(xb, x, lw.attnNorm, c.normEps);
+      if (c.reluAfterNorm) relu(xb, xb);
+      this.attn.runBatch(l, lw, xb, xb2, b.q.rows(0, T), b.o.rows(0, T), startPos);
+      add(x, x, xb2);
+      rmsnorm(xb, x, lw.ffnNorm, c.normEps);
+      if (c.reluAfterNorm) relu(xb, xb);
+      this.ffn.runBatch(l, lw, xb, xb2, b.hb.rows(0, T), b.hb2.rows(0, T));
+      add(x, x, xb2);
+    }
+    if (last) {
+      rmsnorm(s.x, x.row(T - 1), w.finalNorm, c.normEps);
+      matvec(s.logits, w.output, s.x);
+      return s.logits.reshape([1, c.vocabSize]);
+    }
+    rmsnorm(x, x, w.finalNorm, c.normEps);
+    const logits = b.logits.rows(0, T);
+    matmul(logits, w.output, x);
+    return logits;
+  }
+
+  /** Run tokens from startPos in chunks (the prompt of a generation, a shared context); the last logits, [1, vocab]. */
+  prefill(tokens: readonly number[], startPos = 0): Tensor {
+    if (tokens.length === 0) throw new DynactError("prefill of no tokens");
+    let logits = this.s.logits;
+    for (let i = 0; i < tokens.length; i += this.chunkSize) {
+      logits = this.forwardBatch(tokens.slice(i, i + this.chunkSize), startPos + i, { logits: "last" });
+    }
+    return logits;
   }
 }
 

@@ -2,7 +2,7 @@
 // `sparsity` is the x-axis of the plots: the target sparsity where the gate has one (cats, topk, griffin, heads),
 // otherwise the sparsity measured for the cell (cett).
 
-export type Family = "dense" | "cett" | "cett-global" | "cats" | "topk" | "griffin" | "predictor" | "heads-norm" | "heads-topk";
+export type Family = "dense" | "cett" | "cett-global" | "cats" | "topk" | "griffin" | "teal" | "predictor" | "heads-norm" | "heads-topk";
 
 export interface CellSpec {
   model: string;
@@ -35,6 +35,7 @@ export function studyMatrix(models: string[], opts: MatrixOptions): CellSpec[] {
       cells.push(ffn("cats", s, `cats:${s}`));
       cells.push(ffn("topk", s, `topk:${round(1 - s)}`));
       cells.push(ffn("griffin", s, `griffin:${round(1 - s)}`));
+      cells.push(ffn("teal", s, `teal:${s}`));
     }
     const predictor = opts.predictors?.get(model);
     if (predictor) cells.push(ffn("predictor", 0, `predictor:${predictor}`));

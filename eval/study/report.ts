@@ -14,7 +14,7 @@ export const PLOTS = {
   models: "models_side_by_side.svg",
 };
 
-const FFN_FAMILIES: Family[] = ["cett", "cett-global", "cats", "topk", "griffin", "predictor"];
+const FFN_FAMILIES: Family[] = ["cett", "cett-global", "cats", "topk", "griffin", "teal", "predictor"];
 
 export function writeReport(r: StudyResult, dir: string): void {
   writeFileSync(path.join(dir, "report.json"), `${JSON.stringify(r, null, 1)}\n`);
@@ -24,7 +24,8 @@ export function writeReport(r: StudyResult, dir: string): void {
 }
 
 // Prompt-based gates run dense over the prompt half of each window: their sparsity is that of the generated half.
-const sparsity = (c: CellResult) => (c.family === "griffin" ? c.target : 1 - c.active_mean);
+// TEAL gates no neuron: its sparsity is that of the linears' inputs, its target.
+const sparsity = (c: CellResult) => (c.family === "griffin" || c.family === "teal" ? c.target : 1 - c.active_mean);
 const label = (r: StudyResult, model: string) => r.models.find((m) => m.path === model)?.label ?? model;
 
 function drawPlots(r: StudyResult): Record<string, string> {
@@ -92,7 +93,8 @@ function markdown(r: StudyResult): string {
     out.push(`| ${m.label} | ${m.activation} | ${m.dim} | ${m.hidden} | ${m.layers} | ${m.heads} / ${m.kv_heads} | ${m.zero_fraction.map(pct).join(" ")} |`);
   }
   out.push("", "## MLP strategies", "", "Sparsity is measured over all scored tokens, except for griffin, whose neurons are chosen from the " +
-    "prompt half of each window (run dense): its sparsity is that of the generated half.", "",
+    "prompt half of each window (run dense): its sparsity is that of the generated half; and teal, whose sparsity is " +
+    "that of the inputs of every linear (mask mode: its products are not skipped, so its speed is dense speed).", "",
   "| model | gate | sparsity (measured) | perplexity | Δ vs dense | CETT (mean) | MACs done (sparse run) | decode tok/s | tasks (acc) |", "|---|---|---|---|---|---|---|---|---|");
   for (const c of r.cells.filter((x) => x.headGate === "dense")) {
     const dense = denseOf(r, c.model);

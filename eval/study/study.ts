@@ -15,7 +15,7 @@ import { parseGateSpec, type GateSpec } from "../../models/gates/spec";
 import type { LlamaModel } from "../../models/llama";
 import { loadModel, type LoadedModel } from "../../models/load";
 import { calibrate } from "../calibrate";
-import { buildNeuronGate, gateBytes } from "../gate-factory";
+import { buildNeuronGate, buildTeal, gateBytes } from "../gate-factory";
 import { fitPredictors } from "../predictor/fit";
 import type { LabelRule } from "../../models/gates/label-rule";
 import { writePredictor } from "../../models/gates/predictor-file";
@@ -168,6 +168,7 @@ function runCell(cell: CellSpec, rows: LoadedModel, sparse: LoadedModel, c: Cell
   const dense = cell.family === "dense";
   // One gate for both runs (a predictor's tensors are allocated once, in the reserved engine bytes).
   const gate = dense ? null : buildNeuronGate(calibrated(spec, model, c), model);
+  model.configureTeal(buildTeal(spec, model, { calibrationIds: () => c.calibIds, ctx: c.ctx }));
   // Accuracy: mask mode (heads: the policy itself — keep and mask give identical outputs; skip loses the holes).
   const acc = dense ? rows.model : model;
   acc.configureFfn({ gate, mode: "mask", measureCett: !dense });

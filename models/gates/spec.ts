@@ -11,11 +11,12 @@ export type GateSpec =
   | { kind: "threshold"; file: string }
   | { kind: "griffin"; keep: number }
   | { kind: "tda"; relative: number }
+  | { kind: "teal"; sparsity: number }
   /** keep null: logit > 0; a fraction F: the top F of the logits. */
   | { kind: "predictor"; file: string; keep: number | null };
 
 export const GATE_KINDS =
-  "dense, cats:S, cett:T, cett-global:T, topk:F, threshold:FILE, griffin:F, tda:T, predictor:FILE, predictor:FILE:topk:F";
+  "dense, cats:S, cett:T, cett-global:T, topk:F, threshold:FILE, griffin:F, tda:T, teal:S, predictor:FILE, predictor:FILE:topk:F";
 
 export function parseGateSpec(spec: string): GateSpec {
   const colon = spec.indexOf(":");
@@ -39,6 +40,8 @@ export function parseGateSpec(spec: string): GateSpec {
       return { kind, keep: fraction("the kept fraction", 0, 1) };
     case "griffin":
       return { kind, keep: fraction("the kept fraction", 0, 1) };
+    case "teal":
+      return { kind, sparsity: fraction("the target input sparsity", 0, 1) };
     case "tda":
       return { kind, relative: fraction("the threshold relative to the top score", 0, 1) };
     case "threshold":
@@ -74,6 +77,8 @@ export function formatGateSpec(s: GateSpec): string {
       return `griffin:${s.keep}`;
     case "tda":
       return `tda:${s.relative}`;
+    case "teal":
+      return `teal:${s.sparsity}`;
     case "predictor":
       return s.keep === null ? `predictor:${s.file}` : `predictor:${s.file}:topk:${s.keep}`;
   }
