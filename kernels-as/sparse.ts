@@ -4,7 +4,7 @@
 //   gather_f32 / scatter_f32  move values between full and compact vectors
 // Rows are reduced in simd.dot's order, so matvec_rows_f32 gives the same bits as matvec_f32 for a row.
 import { dot4 } from "./matvec";
-import { dot } from "./simd";
+import { axpy, dot } from "./simd";
 
 export function matvec_rows_f32(out: usize, w: usize, x: usize, n: i32, idx: usize, count: i32): void {
   const rowBytes = <usize>n << 2;
@@ -24,7 +24,6 @@ export function matvec_rows_f32(out: usize, w: usize, x: usize, n: i32, idx: usi
 export function scatter_axpy_f32(out: usize, wt: usize, a: usize, idx: usize, count: i32, dim: i32): void {
   const rowBytes = <usize>dim << 2;
   memory.fill(out, 0, rowBytes);
-  const d4 = dim & ~3;
   let k = 0;
   // Four neurons per pass over `out`: a quarter of the loads and stores of out.
   for (; k + 4 <= count; k += 4) {
@@ -34,36 +33,10 @@ export function scatter_axpy_f32(out: usize, wt: usize, a: usize, idx: usize, co
     const r1 = wt + <usize>load<i32>(ip, 4) * rowBytes;
     const r2 = wt + <usize>load<i32>(ip, 8) * rowBytes;
     const r3 = wt + <usize>load<i32>(ip, 12) * rowBytes;
-    const a0 = load<f32>(ap), a1 = load<f32>(ap, 4), a2 = load<f32>(ap, 8), a3 = load<f32>(ap, 12);
-    const v0 = f32x4.splat(a0), v1 = f32x4.splat(a1), v2 = f32x4.splat(a2), v3 = f32x4.splat(a3);
-    let j = 0;
-    for (; j < d4; j += 4) {
-      const off = <usize>j << 2;
-      const s = f32x4.add(
-        f32x4.add(f32x4.mul(v0, v128.load(r0 + off)), f32x4.mul(v1, v128.load(r1 + off))),
-        f32x4.add(f32x4.mul(v2, v128.load(r2 + off)), f32x4.mul(v3, v128.load(r3 + off))),
-      );
-      v128.store(out + off, f32x4.add(v128.load(out + off), s));
-    }
-    for (; j < dim; j++) {
-      const off = <usize>j << 2;
-      const s = (a0 * load<f32>(r0 + off) + a1 * load<f32>(r1 + off)) + (a2 * load<f32>(r2 + off) + a3 * load<f32>(r3 + off));
-      store<f32>(out + off, load<f32>(out + off) + s);
-    }
+    axpy4(out, r0, r1, r2, r3, load<f32>(ap), load<f32>(ap, 4), load<f32>(ap, 8), load<f32>(ap, 12), dim);
   }
   for (; k < count; k++) {
-    const r = wt + <usize>load<i32>(idx + (<usize>k << 2)) * rowBytes;
-    const av = f32x4.splat(load<f32>(a + (<usize>k << 2)));
-    const as = load<f32>(a + (<usize>k << 2));
-    let j = 0;
-    for (; j < d4; j += 4) {
-      const off = <usize>j << 2;
-      v128.store(out + off, f32x4.add(v128.load(out + off), f32x4.mul(av, v128.load(r + off))));
-    }
-    for (; j < dim; j++) {
-      const off = <usize>j << 2;
-      store<f32>(out + off, load<f32>(out + off) + as * load<f32>(r + off));
-    }
+    axpy(out, load<f32>(a + (<usize>k << 2)), wt + <usize>load<i32>(idx + (<usize>k << 2)) * rowBytes, dim);
   }
 }
 
@@ -86,7 +59,6 @@ export function scatter_f32(out: usize, src: usize, idx: usize, count: i32): voi
 export function scatter_heads_f32(out: usize, wt: usize, o: usize, heads: usize, count: i32, headSize: i32, dim: i32): void {
   const rowBytes = <usize>dim << 2;
   memory.fill(out, 0, rowBytes);
-  const d4 = dim & ~3;
   for (let k = 0; k < count; k++) {
     const first = load<i32>(heads + (<usize>k << 2)) * headSize;
     let r = 0;
@@ -97,31 +69,31 @@ export function scatter_heads_f32(out: usize, wt: usize, o: usize, heads: usize,
       const r2 = r1 + rowBytes;
       const r3 = r2 + rowBytes;
       const op = o + (<usize>row << 2);
-      const a0 = load<f32>(op), a1 = load<f32>(op, 4), a2 = load<f32>(op, 8), a3 = load<f32>(op, 12);
-      const v0 = f32x4.splat(a0), v1 = f32x4.splat(a1), v2 = f32x4.splat(a2), v3 = f32x4.splat(a3);
-      let j = 0;
-      for (; j < d4; j += 4) {
-        const off = <usize>j << 2;
-        const s = f32x4.add(
-          f32x4.add(f32x4.mul(v0, v128.load(r0 + off)), f32x4.mul(v1, v128.load(r1 + off))),
-          f32x4.add(f32x4.mul(v2, v128.load(r2 + off)), f32x4.mul(v3, v128.load(r3 + off))),
-        );
-        v128.store(out + off, f32x4.add(v128.load(out + off), s));
-      }
-      for (; j < dim; j++) {
-        const off = <usize>j << 2;
-        const s = (a0 * load<f32>(r0 + off) + a1 * load<f32>(r1 + off)) + (a2 * load<f32>(r2 + off) + a3 * load<f32>(r3 + off));
-        store<f32>(out + off, load<f32>(out + off) + s);
-      }
+      axpy4(out, r0, r1, r2, r3, load<f32>(op), load<f32>(op, 4), load<f32>(op, 8), load<f32>(op, 12), dim);
     }
     for (; r < headSize; r++) {
       const row = first + r;
-      const rp = wt + <usize>row * rowBytes;
-      const a = load<f32>(o + (<usize>row << 2));
-      for (let j = 0; j < dim; j++) {
-        const off = <usize>j << 2;
-        store<f32>(out + off, load<f32>(out + off) + a * load<f32>(rp + off));
-      }
+      axpy(out, load<f32>(o + (<usize>row << 2)), wt + <usize>row * rowBytes, dim);
     }
+  }
+}
+
+// out[0..dim) += (a0·r0 + a1·r1) + (a2·r2 + a3·r3): four rows per pass over `out`, a quarter of its loads/stores.
+@inline function axpy4(out: usize, r0: usize, r1: usize, r2: usize, r3: usize, a0: f32, a1: f32, a2: f32, a3: f32, dim: i32): void {
+  const v0 = f32x4.splat(a0), v1 = f32x4.splat(a1), v2 = f32x4.splat(a2), v3 = f32x4.splat(a3);
+  const d4 = dim & ~3;
+  let j = 0;
+  for (; j < d4; j += 4) {
+    const off = <usize>j << 2;
+    const s = f32x4.add(
+      f32x4.add(f32x4.mul(v0, v128.load(r0 + off)), f32x4.mul(v1, v128.load(r1 + off))),
+      f32x4.add(f32x4.mul(v2, v128.load(r2 + off)), f32x4.mul(v3, v128.load(r3 + off))),
+    );
+    v128.store(out + off, f32x4.add(v128.load(out + off), s));
+  }
+  for (; j < dim; j++) {
+    const off = <usize>j << 2;
+    const s = (a0 * load<f32>(r0 + off) + a1 * load<f32>(r1 + off)) + (a2 * load<f32>(r2 + off) + a3 * load<f32>(r3 + off));
+    store<f32>(out + off, load<f32>(out + off) + s);
   }
 }

@@ -1,28 +1,14 @@
 // The dynact command on GGUF and Hugging Face checkpoints, and `dynact convert` round trips through every format
 // (the built bundle in a child process, as a user runs it).
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, test } from "vitest";
 import { FIXTURES, haveAssets, shared } from "./assets";
+import { dynact, expectFailure } from "./cli-harness";
 
-const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../dist/cli.js");
 const dir = mkdtempSync(path.join(os.tmpdir(), "dynact-clif-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function dynact(...args: string[]) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8" });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function expectFailure(r: ReturnType<typeof dynact>, code: 1 | 2, pattern: RegExp) {
-  expect(r.code).toBe(code);
-  expect(r.stdout).toBe("");
-  expect(r.stderr.split("\n")[0]).toMatch(/^dynact: /);
-  expect(r.stderr).toMatch(pattern);
-}
 
 describe.runIf(haveAssets("models/stories260K.gguf", "models/stories260K.bin", "models/tok512.bin"))("GGUF and convert", () => {
   const gguf = shared("models/stories260K.gguf");

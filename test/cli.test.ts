@@ -1,29 +1,14 @@
 // The dynact command as a user runs it: the built bundle in a child process. Contract: stdout carries only the
 // result, failures are one `dynact: …` line on stderr with exit 1, bad usage exits 2.
-import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, test } from "vitest";
 import { FIXTURES, haveAssets, shared } from "./assets";
+import { dynact, expectFailure } from "./cli-harness";
 
-const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../dist/cli.js");
 const dir = mkdtempSync(path.join(os.tmpdir(), "dynact-cli-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function dynact(...args: string[]) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8" });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function expectFailure(r: ReturnType<typeof dynact>, code: 1 | 2, pattern: RegExp) {
-  expect(r.code).toBe(code);
-  expect(r.stdout).toBe("");
-  expect(r.stderr.split("\n")[0]).toMatch(/^dynact: /);
-  expect(r.stderr).toMatch(pattern);
-  expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
-}
 
 test("no command prints the usage and exits 2; --help exits 0", () => {
   expect(dynact().code).toBe(2);

@@ -1,15 +1,13 @@
 // dynact study --quick on stories260K: completes, writes every file, the SVGs are well-formed XML with the
 // expected series, the report states each pitfall, and a second run resumes from the cached cells.
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, test } from "vitest";
 import { PLOTS } from "../eval/study/report";
 import { haveAssets, shared } from "./assets";
+import { dynact } from "./cli-harness";
 
-const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../dist/cli.js");
 const dir = mkdtempSync(path.join(os.tmpdir(), "dynact-study-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -31,8 +29,8 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "data/t
     "--task", shared("data/hellaswag_val_1000.jsonl"), "-o", dir, "--quick", "--limit", "10"];
 
   test("completes and writes the report, the JSON and every plot", () => {
-    const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8" });
-    expect(r.status, r.stderr).toBe(0);
+    const r = dynact(...args);
+    expect(r.code, r.stderr).toBe(0);
     for (const f of ["report.md", "report.json", ...Object.values(PLOTS)]) expect(readdirSync(dir)).toContain(f);
     const report = JSON.parse(readFileSync(path.join(dir, "report.json"), "utf8"));
     expect(report.cells.length).toBe(16);
@@ -56,8 +54,8 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "data/t
   });
 
   test("a second run resumes from the cached cells", () => {
-    const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8" });
-    expect(r.status).toBe(0);
+    const r = dynact(...args);
+    expect(r.code).toBe(0);
     expect(r.stderr).not.toMatch(/calibrating/);
   });
 });
