@@ -8,6 +8,9 @@ export type { LlamaModel, FfnOptions } from "./models/llama";
 export type { ActivationName, LlamaConfig } from "./models/config";
 export type { Tokenizer } from "./models/tokenizer/tokenizer";
 export { readLlama2cTokenizer } from "./models/tokenizer/sentencepiece-bpe";
+export { readTokenizerJson } from "./models/tokenizer/tokenizer-json";
+export { cachedHubPath, downloadFromHub, type HubOptions } from "./models/hub/download";
+export { HubError } from "./models/hub/hub-error";
 
 export { generate, type GenerateOptions, type GenerateResult, type StopReason } from "./models/generate";
 export { Sampler, type SamplerOptions } from "./models/sampler";

@@ -1,14 +1,19 @@
 // End-to-end decode speed under neuron gates in gather mode (the real sparse kernels) against dense decode, on a
 // deterministic random-weight model. Threshold gates are calibrated on random token ids first: random weights
-// have no text to calibrate on, and the calibration's sparsity is reported with the speed.
+// have no text to calibrate on, and the calibration's sparsity is reported with the speed. `predictor:F` fits a
+// small low-rank predictor (rank 32, top-F labels, a few epochs on random tokens) and runs it as a top-F gate: its
+// accuracy means nothing on random weights, but its cost is real and included in the measured time.
 import { calibrate } from "../eval/calibrate";
-import { buildNeuronGate } from "../eval/gate-factory";
+import path from "node:path";
+import { buildNeuronGate, gateBytes } from "../eval/gate-factory";
+import { fitPredictors } from "../eval/predictor/fit";
+import { writePredictor } from "../models/gates/predictor-file";
 import { parseGateSpec } from "../models/gates/spec";
 import { ThresholdGate } from "../models/gates/threshold-gate";
 import type { NeuronGate } from "../models/gates/neuron-gate";
 import { buildModel, openCheckpoint } from "../models/load";
 import { decodeTokensPerSecond } from "./decode";
-import { randomLlama2cModel } from "./random-model";
+import { benchCacheDir, randomLlama2cModel } from "./random-model";
 import type { BenchShape } from "./shapes";
 import { summarize, type Summary } from "./stats";
 
@@ -34,12 +39,26 @@ export function runGatedDecodeBench(opts: {
   const log = opts.log ?? (() => {});
   const file = randomLlama2cModel(opts.shape.name, { ...opts.shape.config, seqLen: Math.max(steps, opts.shape.config.seqLen) });
   const dense = buildModel(openCheckpoint(file));
-  const sparse = buildModel(openCheckpoint(file), { transposeDown: true });
   const vocab = opts.shape.config.vocabSize;
   const ids = Array.from({ length: opts.calibrationTokens ?? 128 }, (_, i) => 3 + ((i * 7919) % (vocab - 3)));
+  // Predictors are fitted on the dense instance first: their tensors are reserved when the sparse one is loaded.
+  const predictors = new Map<string, string>();
+  for (const spec of opts.gates.filter((g) => g.startsWith("predictor:"))) {
+    const keep = Number(spec.slice("predictor:".length));
+    log(`${opts.shape.name}: fitting ${spec}`);
+    const p = fitPredictors(dense, ids, {
+      label: { kind: "topk", keep }, rank: 32, sigma: "relu", lookahead: false, ctx: ids.length + 1,
+      train: { epochs: 2, patience: 1 },
+    });
+    const pfile = path.join(benchCacheDir(), `${opts.shape.name}-predictor-${keep}.pred`);
+    writePredictor(pfile, p);
+    predictors.set(spec, `predictor:${pfile}:topk:${keep}`);
+  }
+  const reserve = [...predictors.values()].reduce((n, g) => n + gateBytes(parseGateSpec(g)), 0);
+  const sparse = buildModel(openCheckpoint(file), { transposeDown: true, reserveBytes: reserve });
   const gates = new Map<string, NeuronGate | null>();
   for (const spec of opts.gates) {
-    const parsed = parseGateSpec(spec);
+    const parsed = parseGateSpec(predictors.get(spec) ?? spec);
     log(`${opts.shape.name}: preparing ${spec}`);
     if (parsed.kind === "cats" || parsed.kind === "cett" || parsed.kind === "cett-global") {
       const c = calibrate(sparse, ids, parsed, { ctx: ids.length + 1, maxSamples: ids.length });

@@ -13,6 +13,7 @@ import * as perplexity from "./commands/perplexity";
 import * as relufy from "./commands/relufy";
 import * as studyCommand from "./commands/study";
 import * as train from "./commands/train";
+import { resolveHubArgs } from "./hub-args";
 import { UsageError } from "./usage-error";
 
 interface Command {
@@ -52,7 +53,7 @@ export async function main(argv: string[]): Promise<number> {
   const command = COMMANDS[name];
   try {
     if (!command) throw new UsageError(`unknown command '${name}' (commands: ${Object.keys(COMMANDS).join(", ")})`);
-    await command.run(rest);
+    await command.run(await resolveHubArgs(rest));
     return 0;
   } catch (e) {
     if (process.env.DYNACT_DEBUG) console.error(e);

@@ -11,15 +11,19 @@ import type { ActivationName, LlamaConfig } from "./config";
 import { isGguf, readGgufCheckpoint, readGgufTokenizer } from "./formats/gguf";
 import { readLlama2cCheckpoint } from "./formats/llama2c";
 import { readSafetensorsCheckpoint } from "./formats/safetensors";
+import { cachedHubPath } from "./hub/download";
+import { isHubSpec } from "./hub/spec";
 import { LlamaModel } from "./llama";
 import { readLlama2cTokenizer } from "./tokenizer/sentencepiece-bpe";
+import { readTokenizerJson } from "./tokenizer/tokenizer-json";
 import type { Tokenizer } from "./tokenizer/tokenizer";
 import { loadWeights, weightBytes } from "./weights";
 
 export interface LoadOptions {
   /**
-   * Tokenizer: a llama2.c tokenizer.bin or a .gguf. Default: the GGUF's own, tokenizer.bin beside a llama2.c
-   * checkpoint or inside a Hugging Face folder.
+   * Tokenizer: a llama2.c tokenizer.bin, a .gguf, a tokenizer.json or a folder holding one, or a downloaded
+   * `hf:` name. Default: the GGUF's own, tokenizer.bin beside a llama2.c checkpoint, tokenizer.json (else
+   * tokenizer.bin) inside a Hugging Face folder.
    */
   tokenizer?: string;
   /** Replace the checkpoint's activation (a zero-shot swap). */
@@ -45,8 +49,12 @@ export interface LoadedModel {
   stopAtBos: boolean;
 }
 
-/** Read a checkpoint's header (no weights): a Hugging Face folder, a GGUF file, else a llama2.c file. */
-export function openCheckpoint(file: string): Checkpoint {
+/**
+ * Read a checkpoint's header (no weights): a Hugging Face folder, a GGUF file, else a llama2.c file. An
+ * `hf:OWNER/REPO[/FILE]` name is taken from the download cache (downloadFromHub fills it; the CLI does so).
+ */
+export function openCheckpoint(spec: string): Checkpoint {
+  const file = isHubSpec(spec) ? cachedHubPath(spec, "model") : spec;
   if (!existsSync(file)) throw new DynactError(`${file}: no such file`);
   if (statSync(file).isDirectory()) {
     if (existsSync(path.join(file, "config.json"))) return readSafetensorsCheckpoint(file);
@@ -87,21 +95,29 @@ function runConfig(c: LlamaConfig, opts: LoadOptions): LlamaConfig {
   return { ...c, seqLen, activation: opts.activation ?? c.activation };
 }
 
-/** The tokenizer loadModel would use for this checkpoint (`explicit`: a -t file). */
+/** The tokenizer loadModel would use for this checkpoint (`explicit`: a -t file, folder or `hf:` name). */
 export function loadTokenizer(ckpt: Checkpoint, explicit: string | undefined): Tokenizer {
-  const besideOrIn = ckpt.format === "safetensors" ? "in" : "beside";
-  const file = explicit ?? (ckpt.format === "gguf" ? ckpt.path
-    : path.join(ckpt.format === "safetensors" ? ckpt.path : path.dirname(ckpt.path), "tokenizer.bin"));
+  const besideOrIn = ckpt.format === "safetensors" ? "tokenizer.json or tokenizer.bin in" : "tokenizer.bin beside";
+  const given = explicit !== undefined && isHubSpec(explicit) ? cachedHubPath(explicit, "tokenizer") : explicit;
+  const file = given !== undefined ? (existsSync(given) && statSync(given).isDirectory() ? tokenizerIn(given) : given)
+    : ckpt.format === "gguf" ? ckpt.path
+    : ckpt.format === "safetensors" ? tokenizerIn(ckpt.path) : path.join(path.dirname(ckpt.path), "tokenizer.bin");
   if (!existsSync(file)) {
     throw new DynactError(explicit ? `${file}: no such tokenizer file`
-      : `no tokenizer given and no tokenizer.bin ${besideOrIn} ${ckpt.path}: pass -t TOKENIZER` +
-        (ckpt.format === "safetensors" ? " (tokenizer.json is not supported yet)" : ""));
+      : `no tokenizer given and no ${besideOrIn} ${ckpt.path}: pass -t TOKENIZER`);
   }
-  const tok = isGguf(file) ? readGgufTokenizer(file) : readLlama2cTokenizer(file);
+  const tok = isGguf(file) ? readGgufTokenizer(file)
+    : file.endsWith(".json") ? readTokenizerJson(file) : readLlama2cTokenizer(file);
   if (tok.vocabSize !== ckpt.config.vocabSize) {
     throw new DynactError(
       `${file} has ${tok.vocabSize} pieces but ${ckpt.path} has a vocabulary of ${ckpt.config.vocabSize}: wrong tokenizer for this model`,
     );
   }
   return tok;
+}
+
+/** A folder's tokenizer: tokenizer.json (Hugging Face), else a llama2.c tokenizer.bin. */
+function tokenizerIn(dir: string): string {
+  const json = path.join(dir, "tokenizer.json");
+  return existsSync(json) ? json : path.join(dir, "tokenizer.bin");
 }

@@ -27,7 +27,8 @@ across machines. Suites:
              --json: {"kernels":[…],"read_gbps","ffn":[{"shape","dtype","path","sparsity","dense_ms","gather_ms"}…]}
   ffn        the sparse FFN block alone (as in kernels): known (gate, up, down gathered) and gate-dense paths
   gated      end-to-end decode at the stories110M shape: dense vs neuron gates in gather mode (calibrated on
-             random tokens)   --gates G1,G2 (default dense,cats:0.5,cett:0.2)  --rounds R  --steps N
+             random tokens; predictor:F = a fitted rank-32 predictor keeping the top F, its cost included)
+               --gates G1,G2 (default dense,cats:0.5,cett:0.2,predictor:0.5)  --rounds R  --steps N
   attention  the attention block at head sparsity 0/50/75%, keep vs skip KV, contexts 256 and 1024`;
 
 const fmt = (x: Summary) => `${x.median.toFixed(1)} (${x.min.toFixed(1)}–${x.max.toFixed(1)})`;
@@ -80,7 +81,7 @@ export async function run(argv: string[]): Promise<void> {
       ]);
     }
     case "gated": {
-      const gates = (v.gates ?? "dense,cats:0.5,cett:0.2").split(",");
+      const gates = (v.gates ?? "dense,cats:0.5,cett:0.2,predictor:0.5").split(",");
       if (gates[0] !== "dense") gates.unshift("dense");
       const steps = number(v.steps, "--steps", 128, (n) => isPosInt(n) && n >= 2, "an integer >= 2");
       const rows = runGatedDecodeBench({ shape: shapeByName("stories110M"), gates, rounds, steps, log });

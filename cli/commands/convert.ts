@@ -83,6 +83,10 @@ function tokenizerFor(ckpt: Checkpoint, explicit: string | undefined, note: (lin
     note(`note: no tokenizer written (${e.message})`);
     return undefined;
   }
-  if (!(tok instanceof SentencePieceBpeTokenizer)) throw new DynactError("only SentencePiece (llama2.c-style) tokenizers can be stored in a GGUF");
+  if (!(tok instanceof SentencePieceBpeTokenizer)) {
+    if (explicit !== undefined) throw new DynactError("only SentencePiece (llama2.c-style) tokenizers can be stored in a GGUF");
+    note("note: no tokenizer written (a tokenizer.json cannot be stored in a GGUF yet; pass -t tokenizer.bin)");
+    return undefined;
+  }
   return tok;
 }

@@ -1,0 +1,128 @@
+// HTTP to the Hub: fetch under an idle deadline (a server that stops answering or stops sending fails the request
+// instead of hanging it), with failures described in a few words for a one-line error.
+import { HubError, InterruptedError } from "./hub-error";
+
+export interface HttpOptions {
+  /** Give up when no response, or no body data, arrives for this long. */
+  timeoutMs: number;
+  /** Sent as a Bearer token (gated and private repos). */
+  token?: string;
+}
+
+export interface HubRequest {
+  method?: "GET" | "HEAD";
+  headers?: Record<string, string>;
+  /** "manual" to read a redirect's own headers (the Hub puts a file's size and hash on its 302). */
+  redirect?: "follow" | "manual";
+}
+
+export class HubResponse {
+  constructor(
+    private readonly res: Response,
+    private readonly deadline: Deadline,
+  ) {}
+
+  get status(): number {
+    return this.res.status;
+  }
+
+  header(name: string): string | null {
+    return this.res.headers.get(name);
+  }
+
+  /** The body, chunk by chunk; a drop or a stall is an InterruptedError. */
+  async *body(): AsyncGenerator<Uint8Array> {
+    if (!this.res.body) return;
+    const reader = this.res.body.getReader();
+    try {
+      for (;;) {
+        let chunk: ReadableStreamReadResult<Uint8Array>;
+        try {
+          chunk = await reader.read();
+        } catch (e) {
+          throw new InterruptedError(this.deadline.expired ? this.deadline.message : `connection lost (${reason(e)})`);
+        }
+        if (chunk.done) return;
+        this.deadline.restart();
+        yield chunk.value;
+      }
+    } finally {
+      this.deadline.clear();
+      reader.cancel().catch(() => {}); // a no-op once the body is done; frees the connection when it is not
+    }
+  }
+
+  async text(): Promise<string> {
+    let text = "";
+    const utf8 = new TextDecoder();
+    for await (const chunk of this.body()) text += utf8.decode(chunk, { stream: true });
+    return text + utf8.decode();
+  }
+
+  /** Done with this response: drop what is left of the body and stop the clock. */
+  close(): void {
+    this.deadline.clear();
+    this.res.body?.cancel().catch(() => {}); // the connection may already be gone
+  }
+}
+
+export async function hubFetch(url: string, req: HubRequest, opts: HttpOptions): Promise<HubResponse> {
+  const deadline = new Deadline(opts.timeoutMs, url);
+  const headers: Record<string, string> = { ...req.headers };
+  if (opts.token) headers.Authorization = `Bearer ${opts.token}`;
+  try {
+    const res = await fetch(url, { method: req.method ?? "GET", headers, redirect: req.redirect ?? "follow", signal: deadline.signal });
+    return new HubResponse(res, deadline);
+  } catch (e) {
+    deadline.clear();
+    throw new HubError(deadline.expired ? deadline.message : `cannot reach ${new URL(url).origin} (${reason(e)})`);
+  }
+}
+
+/** What went wrong with a fetch, in a word or two: undici hides the socket's error code in `cause`. */
+function reason(e: unknown): string {
+  const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+  return cause?.code ?? cause?.message ?? (e as Error).message ?? String(e);
+}
+
+/** Aborts the request when it is not restarted within `ms`. */
+class Deadline {
+  private readonly controller = new AbortController();
+  private readonly timer: NodeJS.Timeout;
+  expired = false;
+
+  constructor(
+    private readonly ms: number,
+    private readonly url: string,
+  ) {
+    this.timer = setTimeout(() => {
+      this.expired = true;
+      this.controller.abort();
+    }, ms);
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  get message(): string {
+    return `no answer from ${new URL(this.url).origin} for ${this.ms / 1000} s (timed out)`;
+  }
+
+  restart(): void {
+    this.timer.refresh();
+  }
+
+  clear(): void {
+    clearTimeout(this.timer);
+  }
+}
+
+/** An HTTP error status in words, with what to do about the common ones. */
+export function statusError(status: number): HubError {
+  if (status === 404) return new HubError("not found (HTTP 404)");
+  if (status === 401 || status === 403) {
+    return new HubError(`access denied (HTTP ${status}): a gated or private repo needs a token in HF_TOKEN`);
+  }
+  return new HubError(`the server answered HTTP ${status}`);
+}
