@@ -59,31 +59,30 @@ export const TRAIN_HELP = `  -m, --model PATH        the checkpoint to start fro
                           used, and an option given with a different value is an error
       --json              print a JSON summary on stdout`;
 
-// CLI flag of each training option, for messages.
-const FLAGS: Record<keyof TrainOptions, string> = {
-  steps: "--steps", lr: "--lr", warmup: "--warmup", batch: "--batch", seq: "--seq", l1: "--l1", l1Warmup: "--l1-warmup",
-  seed: "--seed", evalEvery: "--eval-every", heldout: "--heldout", weightDecay: "--weight-decay", gradClip: "--grad-clip",
+// Each training option's flag and the check on its value.
+const RULES: Record<keyof TrainOptions, [flag: keyof typeof TRAIN_OPTIONS, check: (n: number) => boolean, what: string]> = {
+  steps: ["steps", (n) => isPosInt(n) && n <= MAX_STEPS, `a positive integer up to ${MAX_STEPS}`],
+  lr: ["lr", (n) => n > 0, "a number > 0"],
+  warmup: ["warmup", isNonNegInt, "a non-negative integer"],
+  batch: ["batch", isPosInt, "a positive integer"],
+  seq: ["seq", (n) => isPosInt(n) && n >= 2, "an integer >= 2"],
+  l1: ["l1", (n) => n >= 0, "a number >= 0"],
+  l1Warmup: ["l1-warmup", isNonNegInt, "a non-negative integer"],
+  seed: ["seed", (n) => isNonNegInt(n) && n <= MAX_SEED, `an integer from 0 to ${MAX_SEED}`],
+  evalEvery: ["eval-every", isPosInt, "a positive integer"],
+  heldout: ["heldout", isPosInt, "a positive integer"],
+  weightDecay: ["weight-decay", (n) => n >= 0, "a number >= 0"],
+  gradClip: ["grad-clip", (n) => n > 0, "a number > 0"],
 };
 
-type Values = ReturnType<typeof parse<typeof TRAIN_OPTIONS & { stage2: { type: "boolean" } }>>["values"];
-
-const s = <T>(x: string | undefined, f: (x: string) => T): T | undefined => (x === undefined ? undefined : f(x));
-
-/** The options given on the command line (undefined: not given). */
-function givenOptions(v: Values): Partial<TrainOptions> {
-  const pos = (flag: string, s: string | undefined) => (s === undefined ? undefined : number(s, flag, 0, isPosInt, "a positive integer"));
-  const nonNeg = (flag: string, s: string | undefined) => (s === undefined ? undefined : number(s, flag, 0, (n) => n >= 0, "a number >= 0"));
-  const count = (flag: string, s: string | undefined) => (s === undefined ? undefined : number(s, flag, 0, isNonNegInt, "a non-negative integer"));
-  const o: Partial<TrainOptions> = {
-    steps: pos("--steps", v.steps), lr: s(v.lr, (x) => number(x, "--lr", 0, (n) => n > 0, "a number > 0")),
-    warmup: count("--warmup", v.warmup), batch: pos("--batch", v.batch), seq: s(v.seq, (x) => number(x, "--seq", 0, (n) => isPosInt(n) && n >= 2, "an integer >= 2")),
-    l1: nonNeg("--l1", v.l1), l1Warmup: count("--l1-warmup", v["l1-warmup"]),
-    seed: s(v.seed, (x) => number(x, "--seed", 0, (n) => isNonNegInt(n) && n <= MAX_SEED, `an integer from 0 to ${MAX_SEED}`)),
-    evalEvery: pos("--eval-every", v["eval-every"]), heldout: pos("--heldout", v.heldout),
-    weightDecay: nonNeg("--weight-decay", v["weight-decay"]), gradClip: s(v["grad-clip"], (x) => number(x, "--grad-clip", 0, (n) => n > 0, "a number > 0")),
-  };
-  if (o.steps !== undefined && o.steps > MAX_STEPS) throw new UsageError(`--steps must be at most ${MAX_STEPS}`);
-  return Object.fromEntries(Object.entries(o).filter(([, x]) => x !== undefined));
+/** The training options given on the command line. */
+function givenOptions(v: Record<string, unknown>): Partial<TrainOptions> {
+  const given: Partial<TrainOptions> = {};
+  for (const [key, [flag, check, what]] of Object.entries(RULES) as [keyof TrainOptions, (typeof RULES)[keyof TrainOptions]][]) {
+    const raw = v[flag] as string | undefined;
+    if (raw !== undefined) given[key] = number(raw, `--${flag}`, 0, check, what);
+  }
+  return given;
 }
 
 function withDefaults(g: Partial<TrainOptions>, seqLen: number): TrainOptions {
@@ -116,7 +115,7 @@ export async function runTraining(argv: string[], relufy: boolean, help: string)
   if (resumed) {
     const m = resumed.meta;
     for (const [k, x] of Object.entries(given) as [keyof TrainOptions, number][]) {
-      if (m.options[k] !== x) throw new UsageError(`${FLAGS[k]} ${x} differs from the checkpoint's ${m.options[k]} (resume continues its run)`);
+      if (m.options[k] !== x) throw new UsageError(`--${RULES[k][0]} ${x} differs from the checkpoint's ${m.options[k]} (resume continues its run)`);
     }
     if (v.stage2 && !m.config.reluAfterNorm) throw new UsageError("--stage2 differs from the checkpoint's run");
     ({ config, options: opts, tied } = m);

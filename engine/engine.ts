@@ -10,8 +10,11 @@ import { Tensor } from "./tensor";
 // The kernel module's static data (Mathf's lookup tables) sits below its heap_base; one page covers it.
 const RESERVE = PAGE;
 
-/** The kernels the worker pool splits by rows: f(out, w, x, n, rowStart, rowEnd). */
-export const ROW_KERNELS = ["matvec_f32", "matvec_f16", "matvec_bf16", "matvec_q8_0", "matvec_q4_0"] as const;
+/** The kernels the worker pool splits by rows: f(out, w, x, n, rowStart, rowEnd[, tokens, outStride]). */
+export const ROW_KERNELS = [
+  "matvec_f32", "matvec_f16", "matvec_bf16", "matvec_q8_0", "matvec_q4_0",
+  "gemm_f32", "gemm_f16", "gemm_bf16", "gemm_q8_0", "gemm_q4_0",
+] as const;
 export type RowKernelName = (typeof ROW_KERNELS)[number];
 
 export class Engine {

@@ -12,6 +12,7 @@ const ARGS = 2; // 4 kernel arguments before the row range
 const ROWS = 6; // rows of this op
 const DONE = 7; // workers finished with this generation
 const STOP = 8;
+const EXTRA = 9; // 2 kernel arguments after the row range (GEMM: tokens, output row stride)
 const CTRL_INTS = 16;
 
 // The worker: self-contained JavaScript (eval'd), so it runs the same from TypeScript sources and from the bundle.
@@ -29,13 +30,18 @@ for (;;) {
   const per = Math.ceil(rows / threads / 4) * 4;
   const start = Math.min(rows, index * per);
   const end = Math.min(rows, start + per);
-  if (start < end) fns[ctrl[${OP}]](ctrl[${ARGS}], ctrl[${ARGS + 1}], ctrl[${ARGS + 2}], ctrl[${ARGS + 3}], start, end);
+  if (start < end) {
+    fns[ctrl[${OP}]](ctrl[${ARGS}], ctrl[${ARGS + 1}], ctrl[${ARGS + 2}], ctrl[${ARGS + 3}], start, end, ctrl[${EXTRA}], ctrl[${EXTRA + 1}]);
+  }
   if (Atomics.add(ctrl, ${DONE}, 1) === threads - 2) Atomics.notify(ctrl, ${DONE});
 }
 `;
 
-/** Kernels of the form f(a, b, c, d, rowStart, rowEnd) that the pool can split by rows. */
-export type RowKernel = (a: number, b: number, c: number, d: number, rowStart: number, rowEnd: number) => void;
+/**
+ * Kernels of the form f(a, b, c, d, rowStart, rowEnd[, e, f]) that the pool can split by rows (a GEMV ignores the
+ * trailing pair, which wasm exports drop).
+ */
+export type RowKernel = (a: number, b: number, c: number, d: number, rowStart: number, rowEnd: number, e: number, f: number) => void;
 
 export class WorkerPool {
   private readonly ctrl = new Int32Array(new SharedArrayBuffer(CTRL_INTS * 4));
@@ -61,7 +67,7 @@ export class WorkerPool {
   }
 
   /** Run kernel `op` over `rows` rows split across the threads; returns when every slice is done. */
-  run(op: string, a: number, b: number, c: number, d: number, rows: number): void {
+  run(op: string, a: number, b: number, c: number, d: number, rows: number, e = 0, f = 0): void {
     const ctrl = this.ctrl;
     const k = this.index.get(op);
     if (k === undefined) throw new Error(`pool: ${op} is not a row kernel`);
@@ -71,11 +77,13 @@ export class WorkerPool {
     ctrl[ARGS + 2] = c;
     ctrl[ARGS + 3] = d;
     ctrl[ROWS] = rows;
+    ctrl[EXTRA] = e;
+    ctrl[EXTRA + 1] = f;
     Atomics.store(ctrl, DONE, 0);
     Atomics.add(ctrl, GEN, 1);
     Atomics.notify(ctrl, GEN);
     const per = Math.ceil(rows / this.threads / 4) * 4;
-    this.local[op](a, b, c, d, 0, Math.min(rows, per));
+    this.local[op](a, b, c, d, 0, Math.min(rows, per), e, f);
     for (let done = Atomics.load(ctrl, DONE); done < this.threads - 1; done = Atomics.load(ctrl, DONE)) {
       Atomics.wait(ctrl, DONE, done);
     }

@@ -81,6 +81,15 @@ export class Tensor {
     return new Tensor(this.engine, this.dtype, inner, this.offset + i * (this.bytes / this.shape[0]));
   }
 
+  /** Rows [start, start + count) of a 2-D (or higher) tensor, as a view of shape [count, ...shape[1:]]. */
+  rows(start: number, count: number): Tensor {
+    if (this.shape.length < 2 || !Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 0 ||
+      start + count > this.shape[0]) {
+      throw new ShapeError(`rows [${start}, ${start + count}) of a tensor of shape [${this.shape.join(", ")}]`);
+    }
+    return new Tensor(this.engine, this.dtype, [count, ...this.shape.slice(1)], this.offset + start * (this.bytes / this.shape[0]));
+  }
+
   /** The first `count` elements of a 1-D tensor, as a view. */
   prefix(count: number): Tensor {
     if (this.shape.length !== 1 || !Number.isInteger(count) || count < 0 || count > this.size) {

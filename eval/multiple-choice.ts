@@ -8,7 +8,7 @@
 import { DynactError } from "../engine/errors";
 import type { LoadedModel } from "../models/load";
 import type { Tokenizer } from "../models/tokenizer/tokenizer";
-import { nll } from "./perplexity";
+import { forEachLogits, nll } from "./perplexity";
 import type { McItem, McTask } from "./tasks";
 
 /** lm-eval's default target_delimiter, put between context and choice. */
@@ -98,14 +98,12 @@ function scoreItem({ model, tokenizer }: Pick<LoadedModel, "model" | "tokenizer"
     const head = window.slice(0, window.length - cont.length);
     if (!prefix || !sameIds(head, prefix)) {
       model.beginSequence();
-      let logits = model.forward(head[0], 0);
-      for (let pos = 1; pos < head.length; pos++) logits = model.forward(head[pos], pos);
-      prefixLogits = logits.read(); // a copy: the next forward overwrites the logits tensor
+      prefixLogits = model.prefill(head).read(); // a copy: the next forward overwrites the logits tensor
       model.beginGeneration();
       prefix = head;
     }
     let ll = -nll(prefixLogits, cont[0]);
-    for (let j = 1; j < cont.length; j++) ll -= nll(model.forward(cont[j - 1], head.length + j - 1).f32(), cont[j]);
+    forEachLogits(model, cont.slice(0, -1), head.length, (logits, pos) => (ll -= nll(logits, cont[pos - head.length + 1])));
     return ll;
   });
   const lengths = item.choices.map((choice) => [...choice].length); // code points, as Python's len

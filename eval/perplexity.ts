@@ -32,12 +32,15 @@ export function perplexity(model: LlamaModel, ids: readonly number[], opts: Perp
   let done = 0;
   for (const w of windows(ids, ctx - 1)) {
     let sum = 0;
-    let token = bos;
+    const input = [bos, ...w.ids.slice(0, -1)];
+    const score = (logits: Float32Array, pos: number) => (sum += nll(logits, w.ids[pos]));
     model.beginSequence();
-    for (let pos = 0; pos < w.ids.length; pos++) {
-      if (pos === promptLength) model.beginGeneration();
-      sum += nll(model.forward(token, pos).f32(), w.ids[pos]);
-      token = w.ids[pos];
+    // A prompt-based gate switches to generation where its prompt ends, so the prompt runs first on its own.
+    const prompt = Math.min(promptLength, input.length);
+    forEachLogits(model, input.slice(0, prompt), 0, score);
+    if (prompt < input.length) {
+      model.beginGeneration();
+      forEachLogits(model, input.slice(prompt), prompt, score);
     }
     result.push({ start: w.start, tokens: w.ids.length, nll_sum: sum });
     total += sum;
@@ -46,6 +49,21 @@ export function perplexity(model: LlamaModel, ids: readonly number[], opts: Perp
   }
   const mean = total / ids.length;
   return { mean_nll: mean, perplexity: Math.exp(mean), tokens: ids.length, windows: result };
+}
+
+/**
+ * Run ids at positions startPos… (forwardBatch chunks; token by token when the model is gated) and call `f` with
+ * each position's logits, in order.
+ */
+export function forEachLogits(
+  model: LlamaModel, ids: readonly number[], startPos: number, f: (logits: Float32Array, pos: number) => void,
+): void {
+  const V = model.config.vocabSize;
+  for (let i = 0; i < ids.length; i += model.chunkSize) {
+    const n = Math.min(model.chunkSize, ids.length - i);
+    const logits = model.forwardBatch(ids.slice(i, i + n), startPos + i).f32();
+    for (let t = 0; t < n; t++) f(logits.subarray(t * V, (t + 1) * V), startPos + i + t);
+  }
 }
 
 /** -log softmax(logits)[target], in f64. */

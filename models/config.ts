@@ -16,6 +16,8 @@ export interface LlamaConfig {
   ropeTheta: number;
   normEps: number;
   activation: ActivationName;
+  /** ReLU on the outputs of the attention and MLP norms ("ReLU Strikes Back" stage 2); absent: none. */
+  reluAfterNorm?: boolean;
   /** Llama 3.1's RoPE frequency scaling (Hugging Face rope_scaling of type llama3); absent: plain RoPE. */
   ropeScaling?: Llama3RopeScaling;
 }

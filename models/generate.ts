@@ -42,8 +42,7 @@ export function generate(loaded: LoadedModel, opts: GenerateOptions): GenerateRe
 
   const t0 = performance.now();
   model.beginSequence();
-  let logits = model.forward(promptTokens[0], 0);
-  for (let pos = 1; pos < promptTokens.length; pos++) logits = model.forward(promptTokens[pos], pos);
+  let logits = model.prefill(promptTokens);
   model.beginGeneration();
   const t1 = performance.now();
 

@@ -9,25 +9,33 @@ export class RopeTable {
   readonly sin: Tensor;
 
   constructor(engine: Engine, seqLen: number, headSize: number, theta: number, scaling?: Llama3RopeScaling) {
-    const half = headSize / 2;
-    const cos = new Float32Array(seqLen * half);
-    const sin = new Float32Array(seqLen * half);
-    for (let j = 0; j < half; j++) {
-      const base = Math.fround(1 / Math.fround(Math.pow(theta, Math.fround((2 * j) / headSize))));
-      const freq = scaling ? Math.fround(llama3Frequency(base, scaling)) : base;
-      for (let pos = 0; pos < seqLen; pos++) {
-        const angle = Math.fround(pos * freq);
-        cos[pos * half + j] = Math.cos(angle);
-        sin[pos * half + j] = Math.sin(angle);
-      }
-    }
-    this.cos = engine.from(cos, [seqLen, half]);
-    this.sin = engine.from(sin, [seqLen, half]);
+    const { cos, sin } = ropeAngles(seqLen, headSize, theta, scaling);
+    this.cos = engine.from(cos, [seqLen, headSize / 2]);
+    this.sin = engine.from(sin, [seqLen, headSize / 2]);
   }
 
   static bytes(seqLen: number, headSize: number): number {
     return 2 * (seqLen * (headSize / 2) * 4 + 64);
   }
+}
+
+/** cos/sin tables [seqLen, headSize/2] (also used by the trainer, so both rotate by the same angles). */
+export function ropeAngles(
+  seqLen: number, headSize: number, theta: number, scaling?: Llama3RopeScaling,
+): { cos: Float32Array; sin: Float32Array } {
+  const half = headSize / 2;
+  const cos = new Float32Array(seqLen * half);
+  const sin = new Float32Array(seqLen * half);
+  for (let j = 0; j < half; j++) {
+    const base = Math.fround(1 / Math.fround(Math.pow(theta, Math.fround((2 * j) / headSize))));
+    const freq = scaling ? Math.fround(llama3Frequency(base, scaling)) : base;
+    for (let pos = 0; pos < seqLen; pos++) {
+      const angle = Math.fround(pos * freq);
+      cos[pos * half + j] = Math.cos(angle);
+      sin[pos * half + j] = Math.sin(angle);
+    }
+  }
+  return { cos, sin };
 }
 
 /**

@@ -8,7 +8,6 @@ import { quantize } from "../engine/quant";
 import type { Checkpoint } from "../models/checkpoint";
 import { encodeGgufHeader, parseGgufHeader, readGgufCheckpoint, readGgufFile, readGgufTokenizer, writeGguf } from "../models/formats/gguf";
 import { metaFloat, metaInt, metaString, type GgufValue } from "../models/formats/gguf-metadata";
-import { FormatError } from "../models/formats/format-error";
 import { readLlama2cCheckpoint } from "../models/formats/llama2c";
 import { generate } from "../models/generate";
 import { buildModel, loadModel, openCheckpoint } from "../models/load";
@@ -150,9 +149,13 @@ describe.runIf(haveAssets("models/stories260K.gguf", "models/stories260K.bin", "
         expect(relError(logitsOf(readGgufCheckpoint(out), ids), base)).toBeLessThan(tol);
       });
 
-    test("a relu model cannot be written: GGUF's llama has no activation key", () => {
-      expect(() => writeGguf(path.join(dir, "relu.gguf"), { ...bin.config, activation: "relu" }, read, { dtype: "f32", tied: true }))
-        .toThrow(FormatError);
+    test("activation and ReLU-after-norm round-trip through dynact.* keys (absent for plain SiLU)", () => {
+      const out = path.join(dir, "relu.gguf");
+      writeGguf(out, { ...bin.config, activation: "relu", reluAfterNorm: true }, read, { dtype: "f32", tied: true });
+      expect(readGgufCheckpoint(out).config).toMatchObject({ activation: "relu", reluAfterNorm: true });
+      const silu = path.join(dir, "silu.gguf");
+      writeGguf(silu, bin.config, read, { dtype: "f32", tied: true });
+      expect([...readGgufFile(silu).metadata.keys()].some((k) => k.startsWith("dynact."))).toBe(false);
     });
   });
 });

@@ -44,4 +44,4 @@ export function matvec(out: Tensor, w: Tensor, x: Tensor, rowStart = 0, rowEnd =
 }
 
 // Below this a product takes a few microseconds, about what a round trip through the pool costs.
-const POOL_MIN_MACS = 1 << 16;
+export const POOL_MIN_MACS = 1 << 16;

@@ -13,6 +13,7 @@ import { brief, fieldName, FormatError } from "./format-error";
 import {
   GGUF_TYPES, metaFloat, metaInt, metaString, type GgufArray, type GgufData, type GgufMetadata, type GgufType, type GgufValue,
 } from "./gguf-metadata";
+import { dynactMetadata, readDynactKeys } from "./gguf-dynact";
 import { ggufTokenizer, ggufTokenizerMetadata } from "./gguf-tokenizer";
 
 const MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
@@ -351,7 +352,7 @@ export function ggufCheckpoint(g: GgufFile, path: string): Checkpoint {
     seqLen: metaInt(m, "llama.context_length", path),
     ropeTheta: metaFloat(m, "llama.rope.freq_base", path, 10000),
     normEps: metaFloat(m, "llama.attention.layer_norm_rms_epsilon", path),
-    activation: "silu",
+    ...readDynactKeys(m, path),
   };
   validateConfig(config, path);
   const ropeDims = metaInt(m, "llama.rope.dimension_count", path, headSize(config));
@@ -404,9 +405,6 @@ export function writeGguf(
   path: string, config: LlamaConfig, tensor: (name: string) => Float32Array, opts: GgufWriteOptions,
 ): GgufWriteResult {
   validateConfig(config, path);
-  if (config.activation !== "silu") {
-    throw new FormatError(path, "activation", `GGUF's llama architecture has no activation key (llama.cpp runs SiLU), got ${config.activation}`);
-  }
   if (config.ropeScaling) {
     throw new FormatError(path, "ropeScaling", "llama3 RoPE scaling (llama.cpp's rope_freqs tensor) is not written to GGUF yet");
   }
@@ -440,6 +438,7 @@ export function writeGguf(
     ["llama.rope.dimension_count", u32(headSize(config))],
     ["llama.rope.freq_base", { type: "f32", value: config.ropeTheta }],
     ["llama.attention.layer_norm_rms_epsilon", { type: "f32", value: config.normEps }],
+    ...dynactMetadata(config),
     ...(opts.tokenizer ? ggufTokenizerMetadata(opts.tokenizer) : []),
   ];
 

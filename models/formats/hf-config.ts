@@ -111,6 +111,7 @@ function ropeScaling(v: unknown, file: string): Llama3RopeScaling | undefined {
 export function hfConfigJson(config: LlamaConfig, opts: { tied: boolean; dtype: HfDType }, file: string): Record<string, unknown> {
   const act = Object.keys(HF_ACTIVATIONS).find((k) => HF_ACTIVATIONS[k] === config.activation);
   if (!act) throw new FormatError(file, "activation", `${config.activation} has no Hugging Face hidden_act we read back`);
+  if (config.reluAfterNorm) throw new FormatError(file, "reluAfterNorm", "transformers' LlamaForCausalLM has no ReLU after the norms");
   const s = config.ropeScaling;
   return {
     architectures: ["LlamaForCausalLM"],

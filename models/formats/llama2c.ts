@@ -6,6 +6,7 @@ import type { Checkpoint, TensorEntry } from "../checkpoint";
 import { canonicalShapes } from "../checkpoint";
 import { validateConfig, type LlamaConfig } from "../config";
 import { FormatError } from "./format-error";
+import { readSidecar, writeSidecar } from "./llama2c-sidecar";
 
 const MAGIC = 0x616b3432; // "ak42"
 const V1_HEADER_BYTES = 256;
@@ -17,7 +18,9 @@ export function readLlama2cCheckpoint(path: string): Checkpoint {
     const fileBytes = fstatSync(fd).size;
     const head = new Uint8Array(V1_HEADER_BYTES);
     const got = readSync(fd, head, 0, head.length, 0);
-    return parseLlama2cHeader(head.subarray(0, got), fileBytes, path);
+    const ckpt = parseLlama2cHeader(head.subarray(0, got), fileBytes, path);
+    Object.assign(ckpt.config, readSidecar(path));
+    return ckpt;
   } finally {
     closeSync(fd);
   }
@@ -128,7 +131,8 @@ export function writeLlama2cCheckpoint(
 ): void {
   validateConfig(config, path);
   // The header has no field for these, so a model with other values would read back as a different model.
-  const fixed = { ropeTheta: 10000, normEps: 1e-5, activation: "silu", ropeScaling: undefined } as const;
+  // (The activation and stage 2's ReLU after the norms go to a sidecar: llama2c-sidecar.ts.)
+  const fixed = { ropeTheta: 10000, normEps: 1e-5, ropeScaling: undefined } as const;
   for (const [field, value] of Object.entries(fixed)) {
     const got = config[field as keyof typeof fixed];
     if (got !== value) throw new FormatError(path, field, `llama2.c files can only hold ${value ?? "none"}, got ${JSON.stringify(got)}`);
@@ -161,6 +165,7 @@ export function writeLlama2cCheckpoint(
   } finally {
     closeSync(fd);
   }
+  writeSidecar(path, config);
 }
 
 // llama2.c's legacy freq_cis_real/imag tables, [seq_len, head_size/2] each, as its export wrote them.

@@ -1,0 +1,114 @@
+// The training loop: next-token cross-entropy (+ the L1 penalty on MLP activations) on random windows of the
+// training text, AdamW with a warm-up + cosine learning rate, gradient clipping by global norm, held-out loss
+// every evalEvery steps. Deterministic: batch `step` depends only on (seed, step), and all math is sequential.
+import { AdamW, gradNorm } from "./adamw";
+import { heldoutSequences, sampleBatch, type TextSplit } from "./data";
+import type { TrainModel } from "./model";
+import { l1Weight, learningRate } from "./schedule";
+
+export interface TrainOptions {
+  steps: number;
+  /** Peak learning rate, reached after `warmup` steps; cosine decay to lr/10 at the last step. */
+  lr: number;
+  warmup: number;
+  batch: number;
+  seq: number;
+  /** λ of the L1 penalty on act(W_gate x), averaged over positions, layers and neurons (0: none). */
+  l1: number;
+  /** Steps over which λ ramps up linearly from 0. */
+  l1Warmup: number;
+  seed: number;
+  evalEvery: number;
+  /** Tokens after the evaluation tokens kept out of training for the held-out loss. */
+  heldout: number;
+  weightDecay: number;
+  /** Maximum global gradient norm. */
+  gradClip: number;
+}
+
+export interface StepResult {
+  /** The step just done (0-based). */
+  step: number;
+  loss: number;
+  /** λ·mean|act| added to the loss. */
+  l1Penalty: number;
+  lr: number;
+  /** Before clipping. */
+  gradNorm: number;
+  zeroFraction: number[];
+}
+
+export interface EvalResult {
+  /** Mean NLL (nats) over the held-out tokens. */
+  loss: number;
+  perplexity: number;
+  tokens: number;
+  /** Per layer: fraction of act(W_gate x) exactly 0 over the held-out tokens. */
+  zeroFraction: number[];
+}
+
+const MIN_LR_RATIO = 0.1;
+
+export class Trainer {
+  readonly opt: AdamW;
+  /** The next step to run. */
+  step = 0;
+  private readonly tokens: Int32Array;
+  private readonly targets: Int32Array;
+
+  constructor(readonly model: TrainModel, readonly split: TextSplit, readonly opts: TrainOptions, readonly bos: number) {
+    this.opt = new AdamW(model.params, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: opts.weightDecay });
+    this.tokens = new Int32Array(opts.batch * opts.seq);
+    this.targets = new Int32Array(opts.batch * opts.seq);
+  }
+
+  get done(): boolean {
+    return this.step >= this.opts.steps;
+  }
+
+  runStep(): StepResult {
+    const { model, opts, step } = this;
+    const { batch: B, seq: T } = opts;
+    sampleBatch(this.split.train, B, T, this.bos, opts.seed, step, this.tokens, this.targets);
+    const f = model.forward(this.tokens, this.targets, B, T);
+    const l1 = l1Weight(step, opts.l1, opts.l1Warmup);
+    model.params.grad.fill(0);
+    model.backward(l1);
+    const norm = gradNorm(model.params);
+    const lr = learningRate(step, { lr: opts.lr, warmup: opts.warmup, steps: opts.steps, minRatio: MIN_LR_RATIO });
+    this.opt.update(lr, norm > opts.gradClip ? opts.gradClip / norm : 1);
+    this.step++;
+    return { step, loss: f.loss, l1Penalty: l1 * f.actAbsMean, lr, gradNorm: norm, zeroFraction: f.zeroFraction };
+  }
+
+  /** Held-out loss: each window of `seq` tokens from BOS, up to `batch` equal-length windows per forward pass. */
+  evaluate(): EvalResult {
+    const { batch: B, seq: T } = this.opts;
+    const seqs = heldoutSequences(this.split.heldout, T, this.bos);
+    const L = this.model.config.nLayers;
+    let nll = 0, tokens = 0;
+    const zeros = new Array<number>(L).fill(0);
+    for (let i = 0; i < seqs.length; ) {
+      const len = seqs[i].tokens.length;
+      let n = 1;
+      while (n < B && i + n < seqs.length && seqs[i + n].tokens.length === len) n++;
+      const group = seqs.slice(i, i + n);
+      const f = this.model.forward(concat(group.map((s) => s.tokens)), concat(group.map((s) => s.targets)), n, len);
+      nll += f.loss * n * len;
+      f.zeroFraction.forEach((z, l) => (zeros[l] += z * n * len));
+      tokens += n * len;
+      i += n;
+    }
+    return { loss: nll / tokens, perplexity: Math.exp(nll / tokens), tokens, zeroFraction: zeros.map((z) => z / tokens) };
+  }
+}
+
+function concat(parts: Int32Array[]): Int32Array {
+  const out = new Int32Array(parts.reduce((s, p) => s + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}

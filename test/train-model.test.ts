@@ -1,0 +1,134 @@
+// The training model as a whole: its gradient against finite differences on tiny random LLaMAs (f64, GQA,
+// tied and untied, SiLU / ReLU / ReLU after the norms, with the L1 penalty), the f32 wasm model against that
+// reference, overfitting a repeated sequence, and bit-exact determinism (same seed; a resumed run).
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, test } from "vitest";
+import type { LlamaConfig } from "../models/config";
+import { AdamW } from "../models/train/adamw";
+import { buildTrainModel } from "../models/train/build";
+import type { TextSplit } from "../models/train/data";
+import { TrainModel } from "../models/train/model";
+import { tsOps } from "../models/train/ops";
+import { Params } from "../models/train/params";
+import { readTrainCheckpoint, restoreTrainer, writeTrainCheckpoint } from "../models/train/train-checkpoint";
+import { Trainer, type TrainOptions } from "../models/train/trainer";
+import { expectGradient, randomWeights, tinyConfig, uniform } from "./train-util";
+
+const dir = mkdtempSync(path.join(os.tmpdir(), "dynact-train-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const randomTokens = (n: number, vocab: number, seed: number) =>
+  Int32Array.from(uniform(n, seed), (r) => Math.floor(((r + 1) / 2) * vocab) % vocab);
+
+const cases: [string, Partial<LlamaConfig>, boolean, number][] = [
+  ["SiLU, tied", {}, true, 0],
+  ["SiLU, untied, L1", {}, false, 0.5],
+  ["ReLU, L1", { activation: "relu" }, true, 0.5],
+  ["ReLU + ReLU after the norms, untied, L1", { activation: "relu", reluAfterNorm: true }, false, 0.5],
+];
+
+describe.each(cases)("whole model, %s", (_, over, tied, l1) => {
+  const config = tinyConfig(over);
+  const B = 2, T = 5;
+  const tokens = randomTokens(B * T, config.vocabSize, 1);
+  const targets = randomTokens(B * T, config.vocabSize, 2);
+
+  test("gradient of mean CE + λ·mean|act| equals finite differences (f64) for every parameter", () => {
+    const params = Params.from(config, tied, randomWeights(config, 3), tsOps(Float64Array));
+    const model = new TrainModel(params, B, T);
+    const f = () => {
+      const s = model.forward(tokens, targets, B, T);
+      return s.loss + l1 * s.actAbsMean;
+    };
+    f();
+    params.grad.fill(0);
+    model.backward(l1);
+    expectGradient(f, params.data as Float64Array, params.grad.slice(), "parameter");
+  });
+
+  test("the f32 wasm model gives the f64 reference's loss and gradient to f32 accuracy", () => {
+    const weights = randomWeights(config, 3);
+    const rounded = (name: string) => Float64Array.from(weights(name), Math.fround);
+    const ref = new TrainModel(Params.from(config, tied, rounded, tsOps(Float64Array)), B, T);
+    const f32 = buildTrainModel(config, tied, rounded, B, T);
+    const want = ref.forward(tokens, targets, B, T);
+    const got = f32.forward(tokens, targets, B, T);
+    for (const m of [ref, f32]) {
+      m.params.grad.fill(0);
+      m.backward(l1);
+    }
+    // A few dozen f32 operations deep, each ~6e-8 relative: 1e-5 of the largest gradient is a wide margin, and a
+    // wrong kernel index changes gradients by O(1).
+    expect(Math.abs(got.loss - want.loss)).toBeLessThan(1e-5 * want.loss);
+    const g = ref.params.grad;
+    const scale = Math.max(...Array.from(g, Math.abs));
+    f32.params.grad.forEach((v, i) => {
+      if (!(Math.abs(v - g[i]) <= 1e-5 * scale)) throw new Error(`grad[${i}]: f32 ${v}, f64 ${g[i]}`);
+    });
+    expect(got.zeroFraction).toEqual(want.zeroFraction);
+  });
+});
+
+test.each([["silu"], ["relu"]] as const)("a tiny %s model overfits a repeated sequence (loss → ~0)", (activation) => {
+  const config: LlamaConfig = { ...tinyConfig({ activation }), dim: 16, hiddenDim: 32, vocabSize: 16, seqLen: 16 };
+  const T = 16, B = 2;
+  const pattern = [3, 5, 7, 2, 9, 11, 4];
+  const text = Int32Array.from({ length: T }, (_, i) => pattern[i % pattern.length]);
+  const tokens = new Int32Array(B * T), targets = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) {
+    tokens.set([1, ...text.subarray(0, T - 1)], b * T);
+    targets.set(text, b * T);
+  }
+  const model = buildTrainModel(config, true, randomWeights(config, 5), B, T);
+  const opt = new AdamW(model.params, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0 });
+  const first = model.forward(tokens, targets, B, T).loss;
+  let loss = first;
+  for (let step = 0; step < 150; step++) {
+    loss = model.forward(tokens, targets, B, T).loss;
+    model.params.grad.fill(0);
+    model.backward(0);
+    opt.update(1e-2, 1);
+  }
+  expect(first).toBeGreaterThan(2);
+  expect(loss).toBeLessThan(0.01);
+});
+
+describe("determinism", () => {
+  const config = tinyConfig({ activation: "relu", vocabSize: 16, seqLen: 8 });
+  const split: TextSplit = { heldout: randomTokens(20, 16, 7), train: randomTokens(300, 16, 8) };
+  const opts: TrainOptions = { steps: 6, lr: 3e-3, warmup: 2, batch: 3, seq: 8, l1: 0.1, l1Warmup: 3, seed: 42,
+    evalEvery: 3, heldout: 20, weightDecay: 0.1, gradClip: 0.5 };
+  const trainer = (o: TrainOptions = opts) => new Trainer(buildTrainModel(config, true, randomWeights(config, 9), o.batch, o.seq), split, o, 1);
+  const bits = (t: Trainer) => [Float32Array.from(t.model.params.data), t.opt.m, t.opt.v].map((a) => Array.from(new Uint32Array(a.buffer)));
+
+  test("same seed, same weights and optimizer state bit for bit; another seed, other weights", () => {
+    const [a, b, c] = [trainer(), trainer(), trainer({ ...opts, seed: 43 })];
+    for (const t of [a, b, c]) while (!t.done) t.runStep();
+    expect(bits(a)).toEqual(bits(b));
+    expect(bits(a)[0]).not.toEqual(bits(c)[0]);
+  });
+
+  test("a run resumed from its checkpoint ends bit for bit where the uninterrupted run ends", () => {
+    const whole = trainer();
+    while (!whole.done) whole.runStep();
+    const first = trainer();
+    for (let i = 0; i < 3; i++) first.runStep();
+    const file = path.join(dir, "run.ckpt");
+    writeTrainCheckpoint(file, first, "data");
+    const ckpt = readTrainCheckpoint(file);
+    expect(ckpt.meta).toMatchObject({ step: 3, options: opts, data: "data", tied: true, config });
+    const resumed = new Trainer(buildTrainModel(config, true, undefined, opts.batch, opts.seq), split, ckpt.meta.options, 1);
+    restoreTrainer(resumed, ckpt);
+    while (!resumed.done) resumed.runStep();
+    expect(bits(resumed)).toEqual(bits(whole));
+  });
+
+  test("held-out evaluation covers every held-out token once", () => {
+    const e = trainer().evaluate();
+    expect(e.tokens).toBe(20);
+    expect(e.perplexity).toBeCloseTo(Math.exp(e.loss), 10);
+    expect(e.zeroFraction).toHaveLength(config.nLayers);
+  });
+});
