@@ -6,7 +6,7 @@ import type { FfnStatsSummary } from "../models/ffn-stats";
 import { KV_POLICIES, parseHeadGateSpec, type KvPolicy } from "../models/gates/head-gate";
 import { parseGateSpec, type GateSpec } from "../models/gates/spec";
 import type { LoadedModel } from "../models/load";
-import { buildNeuronGate, buildTeal, gateBytes } from "../eval/gate-factory";
+import { buildHeadGate, buildNeuronGate, buildTeal, gateBytes, headGateBytes } from "../eval/gate-factory";
 import { readTextTokens } from "../eval/text";
 import { isPosInt, number } from "./args";
 import { UsageError } from "./usage-error";
@@ -32,7 +32,8 @@ export const GATE_HELP = `      --act NAME          silu, relu, relu2 or gelu: r
                           (default mask)
       --calib-text FILE   text to calibrate cats/cett/teal on (first --calib-tokens tokens, default 4096)
       --head-gate SPEC    attention head gate (default dense): topk:F (keep fraction F of heads by query norm),
-                          norm:F (oracle: by each head's output norm; accuracy simulation)
+                          norm:F (oracle: by each head's output norm; accuracy simulation),
+                          predictor:FILE[:topk:F] (from fit-predictors --heads: heads chosen from the input)
       --kv-policy P       for skipped heads: keep (K/V still written), skip (no K/V: the cache keeps a hole),
                           mask (full compute, output masked) (default keep)`;
 
@@ -61,10 +62,12 @@ export function parseGateOptions(v: Record<string, unknown>): GateChoice {
   }
   const calibTokens = number(v["calib-tokens"] as string | undefined, "--calib-tokens", 4096, isPosInt, "a positive integer");
   const headGate = (v["head-gate"] as string | undefined) ?? "dense";
-  try {
-    parseHeadGateSpec(headGate, 1);
-  } catch (e) {
-    throw new UsageError((e as Error).message);
+  if (!headGate.startsWith("predictor:")) {
+    try {
+      parseHeadGateSpec(headGate, 1);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
   }
   const kvPolicy = ((v["kv-policy"] as string | undefined) ?? "keep") as KvPolicy;
   if (!KV_POLICIES.includes(kvPolicy)) throw new UsageError(`--kv-policy must be one of ${KV_POLICIES.join(", ")}, got '${kvPolicy}'`);
@@ -77,7 +80,10 @@ export function parseGateOptions(v: Record<string, unknown>): GateChoice {
 /** Load options the gate choice needs: transposed W_down for gather mode, transposed W_o for head gates. */
 export function layoutFor(g: GateChoice): { transposeDown: boolean; transposeWo: boolean; reserveBytes: number } {
   // reserveBytes: engine room for the gate's own tensors (a predictor's weights).
-  return { transposeDown: g.mode === "gather", transposeWo: g.headGate !== "dense", reserveBytes: gateBytes(g.spec) };
+  return {
+    transposeDown: g.mode === "gather", transposeWo: g.headGate !== "dense",
+    reserveBytes: gateBytes(g.spec) + headGateBytes(g.headGate),
+  };
 }
 
 /** Install the chosen gate on a loaded model (calibrating first when the gate needs it). */
@@ -94,7 +100,7 @@ export function applyGate(loaded: LoadedModel, g: GateChoice, log: (line: string
   model.configureTeal(buildTeal(g.spec, model, {
     calibrationIds: g.calibText ? () => readTextTokens(g.calibText!, tokenizer, g.calibTokens) : undefined,
   }));
-  model.configureHeads(parseHeadGateSpec(g.headGate, model.config.nHeads), g.kvPolicy);
+  model.configureHeads(buildHeadGate(g.headGate, model), g.kvPolicy);
 }
 
 /**

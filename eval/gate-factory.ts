@@ -6,6 +6,8 @@ import { readCalibration } from "../models/gates/calibration";
 import type { NeuronGate } from "../models/gates/neuron-gate";
 import { readPredictor, readPredictorHeader } from "../models/gates/predictor-file";
 import { PredictorGate, predictorBytes } from "../models/gates/predictor-gate";
+import { parseHeadGateSpec, type HeadGate } from "../models/gates/head-gate";
+import { HeadPredictorGate } from "../models/gates/head-predictor-gate";
 import { PromptGate } from "../models/gates/prompt-gate";
 import { formatGateSpec, type GateSpec } from "../models/gates/spec";
 import { ThresholdGate } from "../models/gates/threshold-gate";
@@ -48,6 +50,7 @@ export function buildNeuronGate(spec: GateSpec, model: LlamaModel, opts: GateFac
     }
     case "predictor": {
       const p = readPredictor(spec.file, model);
+      if (p.header.units === "heads") throw new DynactError(`${spec.file}: a head predictor: use it with --head-gate`);
       try {
         return new PredictorGate(formatGateSpec(spec), p, model, spec.keep);
       } catch (e) {
@@ -71,4 +74,27 @@ export function buildTeal(spec: GateSpec, model: LlamaModel, opts: GateFactoryOp
     throw new DynactError(`--ffn-gate ${formatGateSpec(spec)}: TEAL needs calibration: pass --calib-text FILE`);
   }
   return calibrateTeal(model, opts.calibrationIds(), spec.sparsity, { ctx: opts.ctx });
+}
+
+/** Head gate specs: dense, topk:F, norm:F, predictor:FILE[:topk:F] (default: the fraction it was fitted for). */
+export function buildHeadGate(spec: string, model: LlamaModel): HeadGate | null {
+  const p = headPredictorSpec(spec);
+  if (!p) return parseHeadGateSpec(spec, model.config.nHeads);
+  const predictor = readPredictor(p.file, model);
+  const keep = p.keep ?? Number(predictor.header.label.split(":")[1]);
+  return new HeadPredictorGate(spec, predictor, model, keep);
+}
+
+/** Engine bytes a head gate keeps in the model's engine: pass (with gateBytes) as loadModel's reserveBytes. */
+export function headGateBytes(spec: string): number {
+  const p = headPredictorSpec(spec);
+  return p ? predictorBytes(readPredictorHeader(p.file)) : 0;
+}
+
+function headPredictorSpec(spec: string): { file: string; keep: number | null } | null {
+  if (!spec.startsWith("predictor:")) return null;
+  const m = /^predictor:(.+?)(?::topk:([0-9.]+))?$/.exec(spec)!;
+  const keep = m[2] === undefined ? null : Number(m[2]);
+  if (keep !== null && !(keep > 0 && keep <= 1)) throw new DynactError(`--head-gate ${spec}: the kept fraction must be in (0, 1]`);
+  return { file: m[1], keep };
 }

@@ -31,6 +31,7 @@ export interface AttentionStatsSummary {
 
 export class AttentionBlock {
   private gate: HeadGate | null = null;
+  tracer: HeadTracer | null = null;
   /** TEAL: sparsifies the attention output before W_o (point 1). */
   teal: TealHook | null = null;
   private policy: KvPolicy = "keep";
@@ -60,6 +61,20 @@ export class AttentionBlock {
 
   static bytes(c: LlamaConfig): number {
     return 4 * (3 * c.dim + c.nHeads * c.seqLen + 2 * c.nHeads) + 8 * 64;
+  }
+
+  /** ‖W_o,h · o_h‖ for every head h (W_o transposed). */
+  private contributionNorms(lw: LayerWeights, o: Tensor): Float32Array {
+    const scores = new Float32Array(this.c.nHeads);
+    const one = this.heads.i32();
+    for (let h = 0; h < this.c.nHeads; h++) {
+      one[0] = h;
+      scatterHeads(this.contribution, lw.wo, o, this.heads, 1, this.hs);
+      let s = 0;
+      for (const v of this.contribution.f32()) s += v * v;
+      scores[h] = Math.sqrt(s);
+    }
+    return scores;
   }
 
   configure(gate: HeadGate | null, policy: KvPolicy, woTransposed: boolean): void {
@@ -94,16 +109,27 @@ export class AttentionBlock {
     const validMap = valid.u8();
     const group = c.nHeads / c.nKvHeads;
 
-    // The query of every head: the gates' scores need it (and mask computes everything).
-    matvec(q, lw.wq, x);
-    rope(q, hs, cos, sin);
     let count = c.nHeads;
     const idx = this.heads.i32();
+    if (gate?.score === "input") count = gate.select(l, null, idx, x);
+    if (gate?.score === "input" && this.policy !== "mask" && count < c.nHeads) {
+      // Heads known from the input: only their query rows (row ranges give each row the bits of the full product).
+      for (let i = 0; i < count; i++) {
+        const h = idx[i];
+        matvec(q, lw.wq, x, h * hs, (h + 1) * hs);
+        rope(q.slice(h * hs, hs), hs, cos, sin);
+      }
+    } else {
+      // The query of every head: the query-norm score needs it, and mask and the oracle compute everything.
+      matvec(q, lw.wq, x);
+      rope(q, hs, cos, sin);
+    }
     if (gate?.score === "query-norm") {
       count = gate.select(l, headNorms(q.f32(), c.nHeads, hs), idx);
     }
     // Keys and values: under skip, only KV heads that a kept query head reads (when the heads are known yet).
-    const skipKnown = this.policy === "skip" && gate?.score === "query-norm" && count < c.nHeads;
+    const known = gate?.score === "query-norm" || gate?.score === "input";
+    const skipKnown = this.policy === "skip" && known && count < c.nHeads;
     const kvActive = new Uint8Array(c.nKvHeads).fill(skipKnown ? 0 : 1);
     if (skipKnown) for (let i = 0; i < count; i++) kvActive[Math.floor(idx[i] / group)] = 1;
     if (!skipKnown) {
@@ -132,13 +158,7 @@ export class AttentionBlock {
       }
     }
     if (gate?.score === "output-norm") {
-      const scores = new Float32Array(c.nHeads);
-      for (let h = 0; h < c.nHeads; h++) {
-        this.heads.i32()[0] = h;
-        scatterHeads(this.contribution, lw.wo, o, this.heads, 1, hs);
-        scores[h] = Math.hypot(...this.contribution.f32());
-      }
-      count = gate.select(l, scores, idx);
+      count = gate.select(l, this.contributionNorms(lw, o), idx);
       if (this.policy === "skip") {
         // The oracle saw every head; the cache keeps only the KV heads its kept heads read.
         const used = new Uint8Array(c.nKvHeads);
@@ -151,6 +171,7 @@ export class AttentionBlock {
     this.active[l] += count / c.nHeads;
     for (let g = 0; g < c.nKvHeads; g++) this.holes[l] += validMap[g * c.seqLen + pos] ? 0 : 1 / c.nKvHeads;
 
+    if (this.tracer && !gate) this.tracer(l, x, this.contributionNorms(lw, o));
     if (!gate || count === c.nHeads) {
       if (lw.woTransposed) scatterHeads(out, lw.wo, o, this.allHeads, c.nHeads, hs);
       else matvec(out, lw.wo, o);
@@ -170,9 +191,9 @@ export class AttentionBlock {
     }
   }
 
-  /** No head gate: every head runs, as runBatch computes them. */
+  /** No head gate and no tracer: every head runs and nothing observes a token, as in runBatch. */
   get dense(): boolean {
-    return this.gate === null;
+    return this.gate === null && this.tracer === null;
   }
 
   /**
@@ -209,6 +230,9 @@ export class AttentionBlock {
     this.active[l] += T;
   }
 }
+
+/** Sees each layer's block input and every head's contribution norm ‖W_o,h · o_h‖ on the dense path. */
+export type HeadTracer = (l: number, x: Tensor, contributionNorms: Float32Array) => void;
 
 function headNorms(q: Float32Array, nHeads: number, hs: number): Float32Array {
   const out = new Float32Array(nHeads);

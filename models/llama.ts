@@ -13,7 +13,7 @@ import { matvec } from "../engine/ops/matvec";
 import { rmsnorm } from "../engine/ops/rmsnorm";
 import type { Tensor } from "../engine/tensor";
 import { ACTIVATION_MODULES, type Activation } from "./activation";
-import { AttentionBlock, type AttentionStatsSummary } from "./attention";
+import { AttentionBlock, type AttentionStatsSummary, type HeadTracer } from "./attention";
 import { BatchState, chunkTokens } from "./batch";
 import type { HeadGate, KvPolicy } from "./gates/head-gate";
 import type { TealHook } from "./teal";
@@ -127,6 +127,11 @@ export class LlamaModel {
     this.teal = hook;
     this.attn.teal = hook;
     this.ffn.teal = hook;
+  }
+
+  /** Observe each layer's block input and per-head contribution norms on the dense attention path; null to stop. */
+  traceHeads(tracer: HeadTracer | null): void {
+    this.attn.tracer = tracer;
   }
 
   /** Swap the head gate and KV policy (same weights; statistics start afresh). */

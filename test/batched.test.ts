@@ -8,6 +8,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomTensor } from "../bench/random-model";
 import { rowBytes, type DType } from "../engine/dtype";
+import { ShapeError } from "../engine/errors";
 import { matmul } from "../engine/ops/matmul";
 import { matvec } from "../engine/ops/matvec";
 import { quantize } from "../engine/quant";
@@ -86,6 +87,14 @@ describe("matmul (GEMM)", () => {
         expectSameBits(`${dtype} 3 threads`, results[2], results[0]);
       }), { numRuns: 20 });
     engine.startThreads(1);
+  });
+
+  it("rejects mismatched shapes and weight types it has no kernel for", () => {
+    const [w, x] = [place(0, [3, 8], 0), place(1, [2, 8], 0)];
+    expect(() => matmul(place(2, [2, 4], 0), w, x)).toThrow(ShapeError);
+    expect(() => matmul(place(2, [3, 3], 0), w, x)).toThrow(ShapeError);
+    expect(() => matmul(place(2, [2, 3], 0), w, place(1, [2, 7], 0))).toThrow(ShapeError);
+    expect(() => matmul(place(2, [2, 3], 0), placeBytes(0, "i32", [3, 8], 0), x)).toThrow(ShapeError);
   });
 });
 

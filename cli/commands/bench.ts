@@ -2,6 +2,7 @@ import { runAttentionBench } from "../../bench/attention";
 import { runDecodeBench } from "../../bench/decode";
 import { runGatedDecodeBench } from "../../bench/gated-decode";
 import { runKernelBench } from "../../bench/kernels";
+import { runPrefillBench } from "../../bench/prefill";
 import { crossovers, runSparseFfnBench } from "../../bench/sparse-ffn";
 import { shapeByName, SHAPES } from "../../bench/shapes";
 import type { Summary } from "../../bench/stats";
@@ -29,7 +30,10 @@ across machines. Suites:
   gated      end-to-end decode at the stories110M shape: dense vs neuron gates in gather mode (calibrated on
              random tokens; predictor:F = a fitted rank-32 predictor keeping the top F, its cost included)
                --gates G1,G2 (default dense,cats:0.5,cett:0.2,predictor:0.5)  --rounds R  --steps N
-  attention  the attention block at head sparsity 0/50/75%, keep vs skip KV, contexts 256 and 1024`;
+  attention  the attention block at head sparsity 0/50/75%, keep vs skip KV, contexts 256 and 1024
+  prefill    prompt processing (64 tokens) batched vs token by token, f32, at the stories shapes
+               --shapes A,B  --rounds R (default 3)  --threads T,U (default 1,2)
+             --json: {"prefill":[{"shape","dtype","threads","prefill_tokens_per_second",…}]}`;
 
 const fmt = (x: Summary) => `${x.median.toFixed(1)} (${x.min.toFixed(1)}–${x.max.toFixed(1)})`;
 
@@ -93,8 +97,21 @@ export async function run(argv: string[]): Promise<void> {
       return print({ attention: rows }, () => rows.map((r) =>
         `context ${r.context} head sparsity ${r.head_sparsity} ${r.policy}: ${r.ms.toFixed(3)} ms (${r.speedup.toFixed(2)}× dense)`));
     }
+    case "prefill": {
+      let shapes;
+      try {
+        shapes = v.shapes?.split(",").map(shapeByName);
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+      const threads = (v.threads ?? "1,2").split(",").map((t) => number(t, "--threads", 1, isPosInt, "comma-separated positive integers"));
+      const rows = runPrefillBench({ shapes, rounds: v.rounds === undefined ? 3 : rounds, threads, log });
+      return print({ prefill: rows }, () => rows.map((r) =>
+        `${r.shape.padEnd(12)} ${r.dtype} ${r.threads} thread${r.threads > 1 ? "s" : ""}: batched ${fmt(r.prefill_tokens_per_second)} tok/s, ` +
+        `token by token ${fmt(r.token_by_token_tokens_per_second)} tok/s`));
+    }
     default:
-      throw new UsageError(`unknown benchmark '${suite}' (available: decode, kernels, ffn, gated, attention)`);
+      throw new UsageError(`unknown benchmark '${suite}' (available: decode, kernels, ffn, gated, attention, prefill)`);
   }
 }
 

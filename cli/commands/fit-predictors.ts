@@ -1,4 +1,5 @@
 import { fitPredictors } from "../../eval/predictor/fit";
+import { fitHeadPredictors } from "../../eval/predictor/fit-heads";
 import { TRAIN_DEFAULTS } from "../../eval/predictor/train";
 import { readTextTokens } from "../../eval/text";
 import { ACTIVATIONS, type ActivationName } from "../../models/config";
@@ -17,6 +18,9 @@ Train a low-rank activation predictor per layer (DejaVu / PowerInfer style): log
 MLP's normalised input x, fitted by AdamW on the weighted binary cross-entropy against oracle labels traced from
 dense passes over the text (the last ${100 * T.heldOut}% of the tokens held out for early stopping and the report).
 Use the file with --ffn-gate predictor:FILE (logit > 0) or predictor:FILE:topk:F.
+With --heads, one predictor per layer learns the attention heads instead: from the attention block's normalised
+input, the top --keep fraction of heads by their contribution ‖W_o,h · o_h‖ (the norm oracle's choice); use it with
+--head-gate predictor:FILE.
 
   -d, --data FILE      training text
   -o, --output FILE    predictor file to write
@@ -26,6 +30,8 @@ Use the file with --ffn-gate predictor:FILE (logit > 0) or predictor:FILE:topk:F
       --sigma NAME     relu or identity: the predictor's hidden nonlinearity (default relu)
       --act NAME       activation of the model to fit for (default: the model's)
       --lookahead      layer l's predictor reads layer l-1's input: the set is chosen one layer ahead
+      --heads          fit head predictors (labels: top --keep fraction of heads by contribution norm)
+      --keep F         with --heads: the kept fraction of heads (default 0.5)
       --max-tokens N   trace the first N tokens of the text, every one a sample (default 4096)
       --ctx N          positions per window including BOS (default: the model's context)
       --epochs N       at most N epochs (default ${T.epochs}); early stopping after ${T.patience} without progress
@@ -45,6 +51,8 @@ export async function run(argv: string[]): Promise<void> {
     sigma: { type: "string" },
     act: { type: "string" },
     lookahead: { type: "boolean", default: false },
+    heads: { type: "boolean", default: false },
+    keep: { type: "string" },
     "max-tokens": { type: "string" },
     ctx: { type: "string" },
     epochs: { type: "string" },
@@ -77,14 +85,20 @@ export async function run(argv: string[]): Promise<void> {
     seed: number(v.seed, "--seed", T.seed, (n) => isPosInt(n) && n <= Number.MAX_SAFE_INTEGER, "a positive integer"),
   };
   const log = (line: string) => process.stderr.write(`${line}\n`);
-  const loaded = loadModel(file, { tokenizer: v.tokenizer, activation: v.act as ActivationName | undefined, contextLength: ctx, threads: threadsOption(v.threads) });
+  const keep = number(v.keep, "--keep", 0.5, (n) => n > 0 && n <= 1, "a fraction in (0, 1]");
+  const loaded = loadModel(file, {
+    tokenizer: v.tokenizer, activation: v.act as ActivationName | undefined, contextLength: ctx, threads: threadsOption(v.threads),
+    transposeWo: v.heads,
+  });
   const ids = readTextTokens(data, loaded.tokenizer, maxTokens);
-  const p = fitPredictors(loaded.model, ids, { label, rank, sigma, lookahead: v.lookahead!, ctx, train, onProgress: progressLine(log) });
+  const p = v.heads
+    ? fitHeadPredictors(loaded.model, ids, { keep, rank, sigma, ctx, train, onProgress: progressLine(log) })
+    : fitPredictors(loaded.model, ids, { label, rank, sigma, lookahead: v.lookahead!, ctx, train, onProgress: progressLine(log) });
   writePredictor(out, p);
   if (v.json) return void console.log(JSON.stringify(p.header));
   const h = p.header;
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`.padStart(7);
-  console.log(`wrote ${out}: ${h.label} labels, rank ${h.rank}, sigma ${h.sigma}${h.lookahead ? ", lookahead" : ""}, ` +
+  console.log(`wrote ${out}: ${h.units === "heads" ? "heads, " : ""}${h.label} labels, rank ${h.rank}, sigma ${h.sigma}${h.lookahead ? ", lookahead" : ""}, ` +
     `${h.training.samples} samples (held-out metrics, logit > 0)`);
   console.log("layer  recall  precis      F1  sparsity  oracle sparsity  epochs");
   h.metrics.forEach((m, l) => console.log(

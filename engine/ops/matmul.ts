@@ -4,6 +4,8 @@ import type { Tensor } from "../tensor";
 import { check, checkF32, shapeOf } from "./check";
 import { POOL_MIN_MACS } from "./matvec";
 
+const GEMM_DTYPES = new Set(["f32", "f16", "bf16", "q8_0", "q4_0"]);
+
 /**
  * out[t, :] = w · x[t, :] for every row t of x: [T, n], w: [d, n] (f32, f16, bf16, q8_0 or q4_0), out: [T, d] —
  * the batched matvec (prompt processing). Every output is the matvec of its row bit for bit: the kernels reduce
@@ -17,7 +19,7 @@ export function matmul(out: Tensor, w: Tensor, x: Tensor): void {
   const tokens = x.shape[0];
   check("matmul", w.shape.length === 2 && x.shape.length === 2 && x.shape[1] === n && out.shape.length === 2 &&
     out.shape[0] === tokens && out.shape[1] === d, () => `w ${shapeOf(w)}, x ${shapeOf(x)}, out ${shapeOf(out)}`);
-  check("matmul", ["f32", "f16", "bf16", "q8_0", "q4_0"].includes(w.dtype), () => `${w.dtype} weights`);
+  check("matmul", GEMM_DTYPES.has(w.dtype), () => `${w.dtype} weights`);
   const engine = w.engine;
   const k = engine.kernels;
   let xArg = x.offset;

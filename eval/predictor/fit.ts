@@ -8,6 +8,7 @@ import { layerValues, type Predictor, type PredictorHeader, type Sigma } from ".
 import type { LlamaModel } from "../../models/llama";
 import { calibrate } from "../calibrate";
 import { collectLabelledTraces } from "./traces";
+import type { Params } from "./low-rank";
 import { TRAIN_DEFAULTS, trainPredictor, type TrainOptions } from "./train";
 
 export interface FitOptions {
@@ -56,7 +57,12 @@ export function fitPredictors(model: LlamaModel, ids: readonly number[], opts: F
     },
     metrics: trained.map((t) => t.metrics),
   };
-  const weights = trained.map(({ params: p }) => {
+  return { header, weights: packWeights(header, trained.map((t) => t.params)) };
+}
+
+/** Each layer's W1, b1, W2, b2 in one array, as the file stores them. */
+export function packWeights(header: PredictorHeader, params: Params[]): Float32Array[] {
+  return params.map((p) => {
     const w = new Float32Array(layerValues(header));
     let at = 0;
     for (const part of [p.w1, p.b1, p.w2, p.b2]) {
@@ -65,5 +71,4 @@ export function fitPredictors(model: LlamaModel, ids: readonly number[], opts: F
     }
     return w;
   });
-  return { header, weights };
 }

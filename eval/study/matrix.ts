@@ -2,7 +2,8 @@
 // `sparsity` is the x-axis of the plots: the target sparsity where the gate has one (cats, topk, griffin, heads),
 // otherwise the sparsity measured for the cell (cett).
 
-export type Family = "dense" | "cett" | "cett-global" | "cats" | "topk" | "griffin" | "teal" | "predictor" | "heads-norm" | "heads-topk";
+export type Family = "dense" | "cett" | "cett-global" | "cats" | "topk" | "griffin" | "teal" | "predictor" | "heads-norm" | "heads-topk" |
+  "heads-predictor";
 
 export interface CellSpec {
   model: string;
@@ -18,6 +19,8 @@ export interface MatrixOptions {
   quick: boolean;
   /** Predictor files per model (from fit-predictors), when available. */
   predictors?: Map<string, string>;
+  /** Head predictor files per model (fit-predictors --heads), when available. */
+  headPredictors?: Map<string, string>;
 }
 
 export function studyMatrix(models: string[], opts: MatrixOptions): CellSpec[] {
@@ -43,6 +46,10 @@ export function studyMatrix(models: string[], opts: MatrixOptions): CellSpec[] {
       for (const kvPolicy of ["keep", "skip"] as const) {
         cells.push({ model, family: "heads-norm", target: round(1 - keep), ffnGate: "dense", headGate: `norm:${keep}`, kvPolicy });
         cells.push({ model, family: "heads-topk", target: round(1 - keep), ffnGate: "dense", headGate: `topk:${keep}`, kvPolicy });
+        const hp = opts.headPredictors?.get(model);
+        if (hp) {
+          cells.push({ model, family: "heads-predictor", target: round(1 - keep), ffnGate: "dense", headGate: `predictor:${hp}:topk:${keep}`, kvPolicy });
+        }
       }
     }
   }

@@ -51,7 +51,7 @@ function drawPlots(r: StudyResult): Record<string, string> {
   const headSeries: Series[] = [];
   for (const m of r.models) {
     const dense = r.cells.find((c) => c.model === m.path && c.family === "dense");
-    for (const f of ["heads-norm", "heads-topk"] as const) {
+    for (const f of ["heads-norm", "heads-topk", "heads-predictor"] as const) {
       for (const policy of ["keep", "skip"] as const) {
         const cells = r.cells.filter((c) => c.model === m.path && c.family === f && c.kvPolicy === policy);
         if (!cells.length) continue;
@@ -140,6 +140,11 @@ function pitfalls(r: StudyResult): string[] {
     if (norm && qnorm) {
       lines1.push(`for heads at 50%, the oracle (output norm) gives ${num(norm.perplexity)} and the query-norm score ${num(qnorm.perplexity)} ` +
         `— ${qnorm.perplexity > norm.perplexity ? "a cheap score misses the important heads: **agrees**" : "the cheap score does as well: **disagrees**"}.`);
+    }
+    const hpred = at("heads-predictor", 0.5, "keep");
+    if (norm && hpred) {
+      lines1.push(`a trained head predictor (from the block input, before any attention product) gives ${num(hpred.perplexity)} ` +
+        `at 50% heads vs the oracle's ${num(norm.perplexity)}.`);
     }
     out.push(`1. *Predicting active heads and neurons is hard.* ${lines1.join(" ") || "not measured in this matrix."}`);
     // 2. sparsity of SiLU

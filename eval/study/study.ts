@@ -10,12 +10,12 @@ import { argmax } from "../../engine/ops/argmax";
 import type { AttentionStatsSummary } from "../../models/attention";
 import type { FfnStatsSummary } from "../../models/ffn-stats";
 import { modelFingerprint, textFingerprint, writeCalibration } from "../../models/gates/calibration";
-import { parseHeadGateSpec } from "../../models/gates/head-gate";
 import { parseGateSpec, type GateSpec } from "../../models/gates/spec";
 import type { LlamaModel } from "../../models/llama";
 import { loadModel, type LoadedModel } from "../../models/load";
 import { calibrate } from "../calibrate";
-import { buildNeuronGate, buildTeal, gateBytes } from "../gate-factory";
+import { buildHeadGate, buildNeuronGate, buildTeal, gateBytes, headGateBytes } from "../gate-factory";
+import { fitHeadPredictors } from "../predictor/fit-heads";
 import { fitPredictors } from "../predictor/fit";
 import type { LabelRule } from "../../models/gates/label-rule";
 import { writePredictor } from "../../models/gates/predictor-file";
@@ -90,7 +90,8 @@ export async function study(o: StudyOptions): Promise<StudyResult> {
   const tasks: McTask[] = o.tasks.map(readTask);
   mkdirSync(path.join(o.outDir, "predictors"), { recursive: true });
   const predictorFiles = new Map(o.models.map((m, i) => [m, path.join(o.outDir, "predictors", `${i}-${path.basename(m)}.pred`)]));
-  const cells = studyMatrix(o.models, { quick: o.quick, predictors: predictorFiles });
+  const headFiles = new Map(o.models.map((m, i) => [m, path.join(o.outDir, "predictors", `${i}-${path.basename(m)}.heads.pred`)]));
+  const cells = studyMatrix(o.models, { quick: o.quick, predictors: predictorFiles, headPredictors: headFiles });
   const results: CellResult[] = [];
   const models: ModelSummary[] = [];
   let done = 0;
@@ -114,9 +115,17 @@ export async function study(o: StudyOptions): Promise<StudyResult> {
         label, rank: o.quick ? 16 : 32, sigma: "relu", lookahead: false, ctx, maxSamples: o.quick ? 1024 : 2048,
       }));
     }
+    const headFile = headFiles.get(file)!;
+    if (!existsSync(headFile)) {
+      log(`${path.basename(file)}: fitting head predictors`);
+      const fitter = loadModel(file, { tokenizer: o.tokenizer, transposeWo: true });
+      writePredictor(headFile, fitHeadPredictors(fitter.model, calibIds, {
+        keep: 0.5, rank: o.quick ? 16 : 32, sigma: "relu", ctx, maxSamples: o.quick ? 1024 : 2048,
+      }));
+    }
     const sparse = loadModel(file, {
       tokenizer: o.tokenizer, transposeDown: true, transposeWo: true,
-      reserveBytes: gateBytes({ kind: "predictor", file: predictorFile, keep: null }),
+      reserveBytes: gateBytes({ kind: "predictor", file: predictorFile, keep: null }) + headGateBytes(`predictor:${headFile}`),
     });
     calibCount = calibIds.length;
     const fingerprint = modelFingerprint(rows.model);
@@ -164,7 +173,7 @@ function runCell(cell: CellSpec, rows: LoadedModel, sparse: LoadedModel, c: Cell
   const spec = parseGateSpec(cell.ffnGate);
   const model = sparse.model;
   const promptLength = spec.kind === "griffin" || spec.kind === "tda" ? Math.floor((c.ctx - 1) / 2) : 0;
-  const heads = parseHeadGateSpec(cell.headGate, model.config.nHeads);
+  const heads = buildHeadGate(cell.headGate, model);
   const dense = cell.family === "dense";
   // One gate for both runs (a predictor's tensors are allocated once, in the reserved engine bytes).
   const gate = dense ? null : buildNeuronGate(calibrated(spec, model, c), model);

@@ -2,13 +2,21 @@
 //   topk:F  score = ‖q_h‖ (the query norm; needs the query of every head)
 //   norm:F  score = ‖W_o,h · o_h‖, the head's actual contribution to the residual — an oracle: it needs every
 //           head's attention output, so it only simulates accuracy
-export type HeadScore = "query-norm" | "output-norm";
+//   predictor:FILE  a trained predictor reads the block input: the heads are known before any product
+import type { Tensor } from "../../engine/tensor";
+
+export type HeadScore = "query-norm" | "output-norm" | "input";
 
 export interface HeadGate {
   readonly spec: string;
   readonly score: HeadScore;
-  /** Write the active heads (ascending) into idx and return how many; scores has one value per head. */
-  select(l: number, scores: Float32Array, idx: Int32Array): number;
+  /**
+   * Write the active heads (ascending) into idx and return how many. `scores` has one value per head for the
+   * query-norm and output-norm gates; input gates read `x`, the normalised block input.
+   */
+  select(l: number, scores: Float32Array | null, idx: Int32Array, x?: Tensor): number;
+  /** Multiply-adds the gate itself spent on its last choice. */
+  readonly selectMacs?: number;
 }
 
 export class TopHeadsGate implements HeadGate {
@@ -18,7 +26,8 @@ export class TopHeadsGate implements HeadGate {
     this.k = Math.round(keep * nHeads);
   }
 
-  select(_l: number, scores: Float32Array, idx: Int32Array): number {
+  select(_l: number, scores: Float32Array | null, idx: Int32Array): number {
+    if (!scores) throw new Error("TopHeadsGate needs scores");
     const order = Array.from(scores.keys()).sort((a, b) => scores[b] - scores[a] || a - b);
     const chosen = order.slice(0, this.k).sort((a, b) => a - b);
     idx.set(chosen);

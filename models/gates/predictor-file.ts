@@ -38,6 +38,8 @@ export interface PredictorHeader {
   layers: number;
   /** Predictor l reads layer l-1's input (layer 0 its own): the set is known one layer ahead (DejaVu). */
   lookahead: boolean;
+  /** What the logits choose: MLP neurons (absent: neurons, the first files) or attention heads. */
+  units?: "neurons" | "heads";
   tokens: number;
   training: Record<string, number>;
   metrics: LayerMetrics[];
