@@ -27,6 +27,11 @@ export interface AttentionStatsSummary {
   head_active_fraction: number[];
   /** Mean fraction of KV heads left as holes at each new position, per layer. */
   kv_hole_fraction: number[];
+  /**
+   * Multiply-adds of the four projections (q, k, v, o) done, plus the head gate's own (a predictor's; the oracle's
+   * scoring), as a fraction of the dense projections', per layer.
+   */
+  proj_mac_fraction: number[];
 }
 
 export class AttentionBlock {
@@ -45,6 +50,7 @@ export class AttentionBlock {
   private tokens = 0;
   private active: number[];
   private holes: number[];
+  private macs: number[];
 
   constructor(engine: Engine, private readonly c: LlamaConfig, private readonly cache: KVCache, private readonly rope: RopeTable) {
     this.hs = headSize(c);
@@ -57,6 +63,7 @@ export class AttentionBlock {
     this.contribution = engine.tensor([c.dim]);
     this.active = new Array<number>(c.nLayers).fill(0);
     this.holes = new Array<number>(c.nLayers).fill(0);
+    this.macs = new Array<number>(c.nLayers).fill(0);
   }
 
   static bytes(c: LlamaConfig): number {
@@ -84,6 +91,7 @@ export class AttentionBlock {
     this.tokens = 0;
     this.active.fill(0);
     this.holes.fill(0);
+    this.macs.fill(0);
   }
 
   summary(): AttentionStatsSummary {
@@ -92,6 +100,7 @@ export class AttentionBlock {
       tokens: n,
       head_active_fraction: this.active.map((a) => (n ? a / n : 0)),
       kv_hole_fraction: this.holes.map((h) => (n ? h / n : 0)),
+      proj_mac_fraction: this.macs.map((m) => (n ? m / n : 0)),
     };
   }
 
@@ -169,6 +178,11 @@ export class AttentionBlock {
 
     this.teal?.apply(l, 1, o);
     this.active[l] += count / c.nHeads;
+    const qHeads = gate?.score === "input" && this.policy !== "mask" ? count : c.nHeads;
+    const kvHeads = skipKnown ? kvActive.reduce((a, b) => a + b, 0) : c.nKvHeads;
+    const oHeads = gate && this.policy !== "mask" ? count : c.nHeads;
+    const gateMacs = gate?.score === "output-norm" ? c.dim * c.dim : (gate?.selectMacs ?? 0);
+    this.macs[l] += ((qHeads + oHeads + 2 * kvHeads) * hs * c.dim + gateMacs) / ((2 * c.nHeads + 2 * c.nKvHeads) * hs * c.dim);
     for (let g = 0; g < c.nKvHeads; g++) this.holes[l] += validMap[g * c.seqLen + pos] ? 0 : 1 / c.nKvHeads;
 
     if (this.tracer && !gate) this.tracer(l, x, this.contributionNorms(lw, o));
@@ -228,6 +242,7 @@ export class AttentionBlock {
     matmul(out, lw.wo, o);
     this.tokens += T;
     this.active[l] += T;
+    this.macs[l] += T;
   }
 }
 

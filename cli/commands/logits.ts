@@ -24,8 +24,7 @@ export async function run(argv: string[]): Promise<void> {
   if (ids.length > model.config.seqLen) {
     throw new DynactError(`the prompt is ${ids.length} tokens, longer than the context of ${model.config.seqLen}`);
   }
-  let logits = new Float32Array(0);
-  ids.forEach((id, pos) => (logits = model.forward(id, pos).read()));
+  const logits = model.prefill(ids, 0).read();
   if (v.json) {
     console.log(JSON.stringify({ ids, logits: Array.from(logits) }));
     return;

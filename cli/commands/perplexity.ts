@@ -65,6 +65,7 @@ export async function run(argv: string[]): Promise<void> {
     const a = loaded.model.attentionStats;
     const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
     console.log(`active heads per layer: ${a.head_active_fraction.map(pct).join(" ")}; KV holes: ${a.kv_hole_fraction.map(pct).join(" ")}`);
+    console.log(`attention projection multiply-adds done: ${a.proj_mac_fraction.map(pct).join(" ")}`);
   }
   log(`${(r.tokens / seconds).toFixed(1)} tokens/s scored`);
 }
