@@ -33,7 +33,7 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "data/t
     expect(r.code, r.stderr).toBe(0);
     for (const f of ["report.md", "report.json", ...Object.values(PLOTS)]) expect(readdirSync(dir)).toContain(f);
     const report = JSON.parse(readFileSync(path.join(dir, "report.json"), "utf8"));
-    expect(report.cells.length).toBe(18);
+    expect(report.cells.length).toBe(19);
     const dense = report.cells.find((c: { family: string }) => c.family === "dense");
     expect(dense.perplexity).toBeGreaterThan(3);
     expect(dense.perplexity).toBeLessThan(6);
@@ -47,7 +47,7 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "data/t
   test("the SVGs are well-formed with the expected series", () => {
     const series = (f: string) => [...readFileSync(path.join(dir, f), "utf8").matchAll(/data-series="([^"]+)"/g)].map((m) => m[1]);
     for (const f of Object.values(PLOTS)) expect(wellFormed(readFileSync(path.join(dir, f), "utf8")), f).toBe(true);
-    expect(series(PLOTS.pplVsSparsity)).toEqual(["cett", "cett-global", "cats", "topk", "griffin", "teal", "predictor"]);
+    expect(series(PLOTS.pplVsSparsity)).toEqual(["cett", "cett-global", "cats", "topk", "griffin", "tda", "teal", "predictor"]);
     expect(series(PLOTS.predictorRecall)).toEqual(["stories260K.bin"]);
     expect(series(PLOTS.heads)).toEqual(["norm keep", "norm skip", "topk keep", "topk skip", "predictor keep", "predictor skip"]);
     expect(series(PLOTS.layerSparsity)).toEqual(["stories260K.bin"]);

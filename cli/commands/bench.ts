@@ -2,6 +2,7 @@ import { runAttentionBench } from "../../bench/attention";
 import { runDecodeBench } from "../../bench/decode";
 import { runGatedDecodeBench } from "../../bench/gated-decode";
 import { runKernelBench } from "../../bench/kernels";
+import { runPerplexityBench } from "../../bench/perplexity";
 import { runPrefillBench } from "../../bench/prefill";
 import { crossovers, runSparseFfnBench } from "../../bench/sparse-ffn";
 import { shapeByName, SHAPES } from "../../bench/shapes";
@@ -31,6 +32,7 @@ across machines. Suites:
              random tokens; predictor:F = a fitted rank-32 predictor keeping the top F, its cost included)
                --gates G1,G2 (default dense,cats:0.5,cett:0.2,predictor:0.5)  --rounds R  --steps N
   attention  the attention block at head sparsity 0/50/75%, keep vs skip KV, contexts 256 and 1024
+  perplexity tokens scored per second by dynact perplexity, batched vs token by token  --shapes A,B  --rounds R
   prefill    prompt processing (64 tokens) batched vs token by token, f32, at the stories shapes
                --shapes A,B  --rounds R (default 3)  --threads T,U (default 1,2)
              --json: {"prefill":[{"shape","dtype","threads","prefill_tokens_per_second",…}]}`;
@@ -110,8 +112,19 @@ export async function run(argv: string[]): Promise<void> {
         `${r.shape.padEnd(12)} ${r.dtype} ${r.threads} thread${r.threads > 1 ? "s" : ""}: batched ${fmt(r.prefill_tokens_per_second)} tok/s, ` +
         `token by token ${fmt(r.token_by_token_tokens_per_second)} tok/s`));
     }
+    case "perplexity": {
+      let shapes;
+      try {
+        shapes = (v.shapes ?? "stories15M,stories110M").split(",").map(shapeByName);
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+      const rows = runPerplexityBench({ shapes, rounds: v.rounds === undefined ? 3 : rounds, log });
+      return print({ perplexity: rows }, () => rows.map((r) =>
+        `${r.shape.padEnd(12)} ${r.tokens} tokens: batched ${fmt(r.batched_tokens_per_second)} tok/s, token by token ${fmt(r.token_by_token_tokens_per_second)} tok/s`));
+    }
     default:
-      throw new UsageError(`unknown benchmark '${suite}' (available: decode, kernels, ffn, gated, attention, prefill)`);
+      throw new UsageError(`unknown benchmark '${suite}' (available: decode, kernels, ffn, gated, attention, prefill, perplexity)`);
   }
 }
 

@@ -2,8 +2,8 @@
 // `sparsity` is the x-axis of the plots: the target sparsity where the gate has one (cats, topk, griffin, heads),
 // otherwise the sparsity measured for the cell (cett).
 
-export type Family = "dense" | "cett" | "cett-global" | "cats" | "topk" | "griffin" | "teal" | "predictor" | "heads-norm" | "heads-topk" |
-  "heads-predictor";
+export type Family = "dense" | "cett" | "cett-global" | "cats" | "topk" | "griffin" | "tda" | "teal" | "predictor" | "heads-norm" |
+  "heads-topk" | "heads-predictor";
 
 export interface CellSpec {
   model: string;
@@ -34,6 +34,7 @@ export function studyMatrix(models: string[], opts: MatrixOptions): CellSpec[] {
     cells.push(ffn("dense", 0, "dense"));
     for (const t of cetts) cells.push(ffn("cett", t, `cett:${t}`));
     cells.push(ffn("cett-global", 0.2, "cett-global:0.2"));
+    cells.push(ffn("tda", 0.2, "tda:0.2"));
     for (const s of sparsities) {
       cells.push(ffn("cats", s, `cats:${s}`));
       cells.push(ffn("topk", s, `topk:${round(1 - s)}`));

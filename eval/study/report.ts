@@ -14,7 +14,7 @@ export const PLOTS = {
   models: "models_side_by_side.svg",
 };
 
-const FFN_FAMILIES: Family[] = ["cett", "cett-global", "cats", "topk", "griffin", "teal", "predictor"];
+const FFN_FAMILIES: Family[] = ["cett", "cett-global", "cats", "topk", "griffin", "tda", "teal", "predictor"];
 
 export function writeReport(r: StudyResult, dir: string): void {
   writeFileSync(path.join(dir, "report.json"), `${JSON.stringify(r, null, 1)}\n`);
@@ -25,7 +25,10 @@ export function writeReport(r: StudyResult, dir: string): void {
 
 // Prompt-based gates run dense over the prompt half of each window: their sparsity is that of the generated half.
 // TEAL gates no neuron: its sparsity is that of the linears' inputs, its target.
-const sparsity = (c: CellResult) => (c.family === "griffin" || c.family === "teal" ? c.target : 1 - c.active_mean);
+// TDA keeps a data-dependent set chosen from the prompt: the measured active fraction averages the dense prompt half
+// and the generated half, so the generated half's sparsity is about 2·(1 − active).
+const sparsity = (c: CellResult) =>
+  c.family === "griffin" || c.family === "teal" ? c.target : c.family === "tda" ? 2 * (1 - c.active_mean) : 1 - c.active_mean;
 const label = (r: StudyResult, model: string) => r.models.find((m) => m.path === model)?.label ?? model;
 
 function drawPlots(r: StudyResult): Record<string, string> {

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Run every benchmark suite and keep the JSON in bench/results/ with a description of the machine.
+# Peers: LLAMA2C_RUN (llama2.c `run`) and LLAMA_BENCH (llama.cpp `llama-bench`), built outside the repo.
+# Usage: scripts/bench-all.sh [suite …]   (default: every suite)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=bench/results
+mkdir -p "$out"
+{
+  echo "date: $(date -u +%FT%TZ)"
+  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), $(nproc) cores"
+  echo "memory: $(free -g | awk '/Mem:/ {print $2}') GiB; node $(node --version)"
+  echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "llama2.c: ${LLAMA2C_RUN:-not given}; llama.cpp: ${LLAMA_BENCH:-not given}"
+} > "$out/machine.txt"
+suites=("$@")
+[ ${#suites[@]} -gt 0 ] || suites=(decode decode-quant decode-threads prefill perplexity ffn attention gated kernels)
+for s in "${suites[@]}"; do
+  echo "== $s" >&2
+  case "$s" in
+    decode) node dist/cli.js bench decode --rounds 5 --steps 128 --json > "$out/decode-f32.json" ;;
+    decode-quant) node dist/cli.js bench decode --shapes stories110M --dtypes q8_0,q4_0 --rounds 5 --steps 128 --json > "$out/decode-quant.json" ;;
+    decode-threads) LLAMA2C_RUN= LLAMA_BENCH= node dist/cli.js bench decode --shapes stories42M,stories110M --threads 1,2 --rounds 5 --steps 128 --json > "$out/decode-threads.json" ;;
+    *) node dist/cli.js bench "$s" --json > "$out/$s.json" ;;
+  esac
+done
