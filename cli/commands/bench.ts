@@ -2,6 +2,7 @@ import { runAttentionBench } from "../../bench/attention";
 import { runDecodeBench } from "../../bench/decode";
 import { runGatedDecodeBench } from "../../bench/gated-decode";
 import { runKernelBench } from "../../bench/kernels";
+import { runLoadBench } from "../../bench/load";
 import { runPerplexityBench } from "../../bench/perplexity";
 import { runPrefillBench } from "../../bench/prefill";
 import { crossovers, runSparseFfnBench } from "../../bench/sparse-ffn";
@@ -32,6 +33,7 @@ across machines. Suites:
              random tokens; predictor:F = a fitted rank-32 predictor keeping the top F, its cost included)
                --gates G1,G2 (default dense,cats:0.5,cett:0.2,predictor:0.5)  --rounds R  --steps N
   attention  the attention block at head sparsity 0/50/75%, keep vs skip KV, contexts 256 and 1024
+  load       checkpoint load time vs \`cat FILE > /dev/null\` (warm cache)  --shapes A,B (default stories110M)
   perplexity tokens scored per second by dynact perplexity, batched vs token by token  --shapes A,B  --rounds R
   prefill    prompt processing (64 tokens) batched vs token by token, f32, at the stories shapes
                --shapes A,B  --rounds R (default 3)  --threads T,U (default 1,2)
@@ -112,6 +114,17 @@ export async function run(argv: string[]): Promise<void> {
         `${r.shape.padEnd(12)} ${r.dtype} ${r.threads} thread${r.threads > 1 ? "s" : ""}: batched ${fmt(r.prefill_tokens_per_second)} tok/s, ` +
         `token by token ${fmt(r.token_by_token_tokens_per_second)} tok/s`));
     }
+    case "load": {
+      let shapes;
+      try {
+        shapes = (v.shapes ?? "stories110M").split(",").map(shapeByName);
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+      const rows = runLoadBench({ shapes, rounds, log });
+      return print({ load: rows }, () => rows.map((r) =>
+        `${r.shape.padEnd(12)} ${(r.bytes / 1e6).toFixed(0)} MB: load ${fmt(r.load_ms)} ms, cat ${fmt(r.cat_ms)} ms, ratio ${r.ratio.toFixed(2)}×`));
+    }
     case "perplexity": {
       let shapes;
       try {
@@ -124,7 +137,7 @@ export async function run(argv: string[]): Promise<void> {
         `${r.shape.padEnd(12)} ${r.tokens} tokens: batched ${fmt(r.batched_tokens_per_second)} tok/s, token by token ${fmt(r.token_by_token_tokens_per_second)} tok/s`));
     }
     default:
-      throw new UsageError(`unknown benchmark '${suite}' (available: decode, kernels, ffn, gated, attention, prefill, perplexity)`);
+      throw new UsageError(`unknown benchmark '${suite}' (available: decode, kernels, ffn, gated, attention, prefill, perplexity, load)`);
   }
 }
 
