@@ -39,7 +39,7 @@ function stepTokensPerSecond(model: TrainModel, opt: AdamW, tokens: Int32Array, 
   const step = () => {
     model.forward(tokens, targets, B, T);
     model.params.grad.fill(0);
-    model.backward(0.01);
+    model.backward(new Array<number>(model.config.nLayers).fill(0.01));
     opt.update(1e-4, Math.min(1, 1 / gradNorm(model.params)));
   };
   step();

@@ -26,6 +26,7 @@ export const TRAIN_OPTIONS = {
   seq: { type: "string" },
   l1: { type: "string" },
   "l1-warmup": { type: "string" },
+  sparsity: { type: "string" },
   seed: { type: "string" },
   "eval-every": { type: "string" },
   heldout: { type: "string" },
@@ -49,6 +50,8 @@ export const TRAIN_HELP = `  -m, --model PATH        the checkpoint to start fro
       --seq T             positions per sequence, BOS first (default 256)
       --l1 λ              L1 penalty λ·mean|act(W_gate x)| on the MLP activations (default 0)
       --l1-warmup N       steps over which λ ramps up linearly from 0 (default 0: full λ from the start)
+      --sparsity F        steer each layer's λ toward a fraction F of exact zeros of act(W_gate x) (default 0:
+                          one λ for all layers)
       --seed S            batch sampling seed, 0 to 2^32-1 (default 1): same seed, same weights bit for bit
       --eval-every K      held-out loss (and a checkpoint) every K steps (default 100)
       --heldout N         held-out tokens (default 4096)
@@ -68,6 +71,7 @@ const RULES: Record<keyof TrainOptions, [flag: keyof typeof TRAIN_OPTIONS, check
   seq: ["seq", (n) => isPosInt(n) && n >= 2, "an integer >= 2"],
   l1: ["l1", (n) => n >= 0, "a number >= 0"],
   l1Warmup: ["l1-warmup", isNonNegInt, "a non-negative integer"],
+  sparsity: ["sparsity", (n) => n >= 0 && n < 1, "a fraction in [0, 1)"],
   seed: ["seed", (n) => isNonNegInt(n) && n <= MAX_SEED, `an integer from 0 to ${MAX_SEED}`],
   evalEvery: ["eval-every", isPosInt, "a positive integer"],
   heldout: ["heldout", isPosInt, "a positive integer"],
@@ -89,7 +93,7 @@ function withDefaults(g: Partial<TrainOptions>, seqLen: number): TrainOptions {
   const steps = g.steps ?? 1000;
   return {
     steps, lr: g.lr ?? 2e-3, warmup: g.warmup ?? Math.min(100, Math.floor(steps / 10)), batch: g.batch ?? 4,
-    seq: g.seq ?? Math.min(256, seqLen), l1: g.l1 ?? 0, l1Warmup: g.l1Warmup ?? 0, seed: g.seed ?? 1,
+    seq: g.seq ?? Math.min(256, seqLen), l1: g.l1 ?? 0, l1Warmup: g.l1Warmup ?? 0, sparsity: g.sparsity ?? 0, seed: g.seed ?? 1,
     evalEvery: g.evalEvery ?? 100, heldout: g.heldout ?? 4096, weightDecay: g.weightDecay ?? 0, gradClip: g.gradClip ?? 1,
   };
 }
@@ -156,7 +160,8 @@ export async function runTraining(argv: string[], relufy: boolean, help: string)
       `zeros ${(100 * zeros).toFixed(1)}% lr ${r.lr.toExponential(2)} ${(trainTokens / trainSeconds).toFixed(0)} tok/s`);
     if (trainer.step % opts.evalEvery === 0 || trainer.done) {
       last = trainer.evaluate();
-      log(`step ${trainer.step}: train loss ${(lossSum / lossSteps).toFixed(4)}, ${evalLine(last)}`);
+      log(`step ${trainer.step}: train loss ${(lossSum / lossSteps).toFixed(4)}, ${evalLine(last)}` +
+        (opts.l1 > 0 ? `, λ per layer ${r.l1.map((x) => x.toPrecision(3)).join(" ")}` : ""));
       lossSum = lossSteps = 0;
       writeTrainCheckpoint(checkpointFile, trainer, fingerprint);
     }

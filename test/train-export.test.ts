@@ -33,7 +33,7 @@ function trained(over: Partial<LlamaConfig>, tied: boolean): { model: TrainModel
   for (let i = 0; i < 3; i++) {
     model.forward(tokens, tokens.map((t) => (t + 1) % config.vocabSize), 1, T);
     model.params.grad.fill(0);
-    model.backward(0.1);
+    model.backward([0.1, 0.1]);
     opt.update(1e-2, 1);
   }
   return { model, tokens };

@@ -22,11 +22,12 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const randomTokens = (n: number, vocab: number, seed: number) =>
   Int32Array.from(uniform(n, seed), (r) => Math.floor(((r + 1) / 2) * vocab) % vocab);
 
-const cases: [string, Partial<LlamaConfig>, boolean, number][] = [
-  ["SiLU, tied", {}, true, 0],
-  ["SiLU, untied, L1", {}, false, 0.5],
-  ["ReLU, L1", { activation: "relu" }, true, 0.5],
-  ["ReLU + ReLU after the norms, untied, L1", { activation: "relu", reluAfterNorm: true }, false, 0.5],
+// λ per layer (the tiny models have two layers).
+const cases: [string, Partial<LlamaConfig>, boolean, number[]][] = [
+  ["SiLU, tied", {}, true, [0, 0]],
+  ["SiLU, untied, L1", {}, false, [0.5, 0.2]],
+  ["ReLU, L1", { activation: "relu" }, true, [0.5, 0.2]],
+  ["ReLU + ReLU after the norms, untied, L1", { activation: "relu", reluAfterNorm: true }, false, [0.3, 0.6]],
 ];
 
 describe.each(cases)("whole model, %s", (_, over, tied, l1) => {
@@ -35,12 +36,12 @@ describe.each(cases)("whole model, %s", (_, over, tied, l1) => {
   const tokens = randomTokens(B * T, config.vocabSize, 1);
   const targets = randomTokens(B * T, config.vocabSize, 2);
 
-  test("gradient of mean CE + λ·mean|act| equals finite differences (f64) for every parameter", () => {
+  test("gradient of mean CE + mean_l λ_l·mean|act_l| equals finite differences (f64) for every parameter", () => {
     const params = Params.from(config, tied, randomWeights(config, 3), tsOps(Float64Array));
     const model = new TrainModel(params, B, T);
     const f = () => {
       const s = model.forward(tokens, targets, B, T);
-      return s.loss + l1 * s.actAbsMean;
+      return s.loss + (l1[0] * s.actAbsMean[0] + l1[1] * s.actAbsMean[1]) / 2;
     };
     f();
     params.grad.fill(0);
@@ -88,7 +89,7 @@ test.each([["silu"], ["relu"]] as const)("a tiny %s model overfits a repeated se
   for (let step = 0; step < 150; step++) {
     loss = model.forward(tokens, targets, B, T).loss;
     model.params.grad.fill(0);
-    model.backward(0);
+    model.backward([0, 0]);
     opt.update(1e-2, 1);
   }
   expect(first).toBeGreaterThan(2);
@@ -98,16 +99,17 @@ test.each([["silu"], ["relu"]] as const)("a tiny %s model overfits a repeated se
 describe("determinism", () => {
   const config = tinyConfig({ activation: "relu", vocabSize: 16, seqLen: 8 });
   const split: TextSplit = { heldout: randomTokens(20, 16, 7), train: randomTokens(300, 16, 8) };
-  const opts: TrainOptions = { steps: 6, lr: 3e-3, warmup: 2, batch: 3, seq: 8, l1: 0.1, l1Warmup: 3, seed: 42,
-    evalEvery: 3, heldout: 20, weightDecay: 0.1, gradClip: 0.5 };
+  const opts: TrainOptions = { steps: 6, lr: 3e-3, warmup: 2, batch: 3, seq: 8, l1: 0.1, l1Warmup: 3, sparsity: 0.8,
+    seed: 42, evalEvery: 3, heldout: 20, weightDecay: 0.1, gradClip: 0.5 };
   const trainer = (o: TrainOptions = opts) => new Trainer(buildTrainModel(config, true, randomWeights(config, 9), o.batch, o.seq), split, o, 1);
-  const bits = (t: Trainer) => [Float32Array.from(t.model.params.data), t.opt.m, t.opt.v].map((a) => Array.from(new Uint32Array(a.buffer)));
+  const bits = (t: Trainer) => [[Float32Array.from(t.model.params.data), t.opt.m, t.opt.v].map((a) => Array.from(new Uint32Array(a.buffer))),
+    t.l1Scale];
 
   test("same seed, same weights and optimizer state bit for bit; another seed, other weights", () => {
     const [a, b, c] = [trainer(), trainer(), trainer({ ...opts, seed: 43 })];
     for (const t of [a, b, c]) while (!t.done) t.runStep();
     expect(bits(a)).toEqual(bits(b));
-    expect(bits(a)[0]).not.toEqual(bits(c)[0]);
+    expect(bits(a)[0][0]).not.toEqual(bits(c)[0][0]);
   });
 
   test("a run resumed from its checkpoint ends bit for bit where the uninterrupted run ends", () => {
@@ -123,6 +125,14 @@ describe("determinism", () => {
     restoreTrainer(resumed, ckpt);
     while (!resumed.done) resumed.runStep();
     expect(bits(resumed)).toEqual(bits(whole));
+  });
+
+  test("the sparsity target raises λ in layers short of it and lowers it in layers past it", () => {
+    for (const [sparsity, raised] of [[0.99, true], [0.01, false]] as const) {
+      const t = trainer({ ...opts, sparsity, l1Warmup: 0 });
+      while (!t.done) t.runStep();
+      expect(t.l1Scale.every((k) => (raised ? k > 1 : k < 1))).toBe(true);
+    }
   });
 
   test("held-out evaluation covers every held-out token once", () => {

@@ -10,7 +10,7 @@ import type { Tensor } from "../../engine/tensor";
 import type { LlamaModel } from "../llama";
 import { Labeler, parseLabelRule } from "./label-rule";
 import type { GateScratch, NeuronGate } from "./neuron-gate";
-import { predictorMacs, type Predictor, type PredictorHeader } from "./predictor-file";
+import { predictorMacs, type Predictor, type PredictorHeader, type Sigma } from "./predictor-file";
 
 /** The smallest positive f32: `logit >= MIN_POSITIVE` is `logit > 0`. */
 const MIN_POSITIVE = 2 ** -149;
@@ -24,11 +24,31 @@ export function predictorBytes(h: PredictorHeader): number {
   return 4 * values + 64 * (layers * TENSORS_PER_LAYER + SCRATCH_TENSORS);
 }
 
-interface LayerTensors {
+export interface LayerTensors {
   w1: Tensor;
   b1: Tensor;
   w2: Tensor;
   b2: Tensor;
+}
+
+/** A predictor's per-layer weights as tensors in the model's engine (within its reserved bytes). */
+export function predictorTensors(p: Predictor, model: LlamaModel): LayerTensors[] {
+  const { rank: r, dim: d, hidden: h } = p.header;
+  const e = model.engine;
+  return p.weights.map((w) => {
+    let at = 0;
+    const part = (shape: number[]) => e.from(w.subarray(at, (at += shape.reduce((a, b) => a * b))), shape);
+    return { w1: part([r, d]), b1: part([r]), w2: part([h, r]), b2: part([h]) };
+  });
+}
+
+/** logits = W2·σ(W1·x + b1) + b2 (mid: scratch of the rank). */
+export function predictorLogits(t: LayerTensors, sigma: Sigma, x: Tensor, mid: Tensor, logits: Tensor): void {
+  matvec(mid, t.w1, x);
+  add(mid, mid, t.b1);
+  if (sigma === "relu") relu(mid, mid);
+  matvec(logits, t.w2, mid);
+  add(logits, logits, t.b2);
 }
 
 export class PredictorGate implements NeuronGate {
@@ -46,13 +66,9 @@ export class PredictorGate implements NeuronGate {
 
   /** keep: null selects logit > 0; a fraction keeps that many top logits. */
   constructor(readonly spec: string, private readonly p: Predictor, model: LlamaModel, keep: number | null) {
-    const { rank: r, dim: d, hidden: h } = p.header;
+    const { rank: r, hidden: h } = p.header;
     const e = model.engine;
-    this.layers = p.weights.map((w) => {
-      let at = 0;
-      const part = (shape: number[]) => e.from(w.subarray(at, (at += shape.reduce((a, b) => a * b))), shape);
-      return { w1: part([r, d]), b1: part([r]), w2: part([h, r]), b2: part([h]) };
-    });
+    this.layers = predictorTensors(p, model);
     this.mid = e.tensor([r]);
     this.logits = e.tensor([h]);
     this.next = e.tensor([h], "i32");
@@ -90,12 +106,7 @@ export class PredictorGate implements NeuronGate {
 
   /** Predictor l's set for input x, written to idx. */
   private predict(l: number, x: Tensor, idx: Tensor, work: Tensor): number {
-    const { w1, b1, w2, b2 } = this.layers[l];
-    matvec(this.mid, w1, x);
-    add(this.mid, this.mid, b1);
-    if (this.p.header.sigma === "relu") relu(this.mid, this.mid);
-    matvec(this.logits, w2, this.mid);
-    add(this.logits, this.logits, b2);
+    predictorLogits(this.layers[l], this.p.header.sigma, x, this.mid, this.logits);
     return this.k === null ? selectThreshold(idx, this.logits, MIN_POSITIVE) : selectTopk(idx, this.logits, this.k, work);
   }
 }

@@ -4,7 +4,7 @@
 //   x = embed(tokens)
 //   per layer: x += Wo · attention(rope(Wq·n1), rope(Wk·n1), Wv·n1),  n1 = [relu] norm(x)
 //              x += Wdown · (act(Wgate·n2) ⊙ Wup·n2),                   n2 = [relu] norm(x)
-//   loss = mean CE(Wout · norm(x)) + λ · mean |act(Wgate·n2)|   (over positions, layers and neurons)
+//   loss = mean CE(Wout · norm(x)) + mean over layers l of λ_l · mean |act(Wgate·n2)|  (over positions, neurons)
 import { headSize, kvDim, type LlamaConfig } from "../config";
 import { ropeAngles } from "../rope";
 import type { TrainActivation } from "./activation";
@@ -54,8 +54,8 @@ function bufferPlan(c: LlamaConfig, maxB: number, maxT: number) {
 export interface ForwardStats {
   /** Mean cross-entropy over the batch's positions (nats). */
   loss: number;
-  /** Mean |act(W_gate x)| over positions, layers and neurons (the L1 penalty before λ). */
-  actAbsMean: number;
+  /** Per layer: mean |act(W_gate x)| over positions and neurons (the L1 penalty before λ). */
+  actAbsMean: number[];
   /** Per layer: fraction of act(W_gate x) that is exactly 0. */
   zeroFraction: number[];
 }
@@ -138,8 +138,11 @@ export class TrainModel {
     return { ...stats, loss: sum / N };
   }
 
-  /** Gradients of mean CE + l1 · mean|act| into params.grad (accumulating: zero them first). */
-  backward(l1: number): void {
+  /**
+   * Gradients of mean CE + (1/L)·Σ_l l1[l]·mean|act_l| into params.grad (accumulating: zero them first); l1 has
+   * one λ per layer.
+   */
+  backward(l1: readonly number[]): void {
     const c = this.config, p = this.params, { B, T, tokens } = this;
     const N = B * T, D = c.dim, KV = kvDim(c), Hd = c.hiddenDim, V = c.vocabSize;
     const { dx, dn, dq, dk, dv, dO, dg, du, dh } = this;
@@ -149,7 +152,6 @@ export class TrainModel {
     dn.fill(0, 0, N * D);
     this.ops.matmulBackward(dn, p.gradient("output"), this.logitsBuf, this.nf, p.value("output"), N, D, V);
     rmsnormBackward(dx, p.gradient("output_norm"), dn, this.xf, p.value("output_norm"), this.rstdf, N, D);
-    const l1PerActivation = l1 / (c.nLayers * N * Hd);
     for (let l = c.nLayers - 1; l >= 0; l--) {
       const s = this.layers[l];
       const w = (name: string) => p.value(`blk.${l}.${name}`);
@@ -159,7 +161,7 @@ export class TrainModel {
       this.ops.matmulBackward(dh, gw("ffn_down"), dx, s.h, w("ffn_down"), N, Hd, D);
       dg.fill(0, 0, N * Hd);
       du.fill(0, 0, N * Hd);
-      gatedBackward(dg, du, dh, s.g, s.u, s.a, N * Hd, this.activation, l1PerActivation);
+      gatedBackward(dg, du, dh, s.g, s.u, s.a, N * Hd, this.activation, l1[l] / (c.nLayers * N * Hd));
       dn.fill(0, 0, N * D);
       this.ops.matmulBackward(dn, gw("ffn_gate"), dg, s.n2, w("ffn_gate"), N, D, Hd);
       this.ops.matmulBackward(dn, gw("ffn_up"), du, s.n2, w("ffn_up"), N, D, Hd);
@@ -198,7 +200,7 @@ export class TrainModel {
     // Each layer writes its output straight into the next layer's x1 (the last into xf).
     let x = this.layers[0].x1;
     embeddingForward(x, p.value("token_embd"), tokens, N, D);
-    let absTotal = 0;
+    const actAbsMean: number[] = [];
     const zeroFraction: number[] = [];
     for (let l = 0; l < c.nLayers; l++) {
       const s = this.layers[l];
@@ -216,7 +218,7 @@ export class TrainModel {
       this.ops.matmulForward(s.g, s.n2, w("ffn_gate"), N, D, Hd);
       this.ops.matmulForward(s.u, s.n2, w("ffn_up"), N, D, Hd);
       gatedForward(s.h, s.a, s.g, s.u, N * Hd, this.activation);
-      absTotal += absSum(s.a, N * Hd);
+      actAbsMean.push(absSum(s.a, N * Hd) / (N * Hd));
       let zeros = 0;
       for (let i = 0; i < N * Hd; i++) if (s.a[i] === 0) zeros++;
       zeroFraction.push(zeros / (N * Hd));
@@ -226,7 +228,7 @@ export class TrainModel {
     }
     rmsnormForward(this.nf, this.rstdf, this.xf, p.value("output_norm"), N, D, c.normEps);
     this.ops.matmulForward(this.logitsBuf, this.nf, p.value("output"), N, D, c.vocabSize);
-    return { actAbsMean: absTotal / (c.nLayers * N * Hd), zeroFraction };
+    return { actAbsMean, zeroFraction };
   }
 
   /** RMSNorm, then stage 2's ReLU. */

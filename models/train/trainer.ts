@@ -1,6 +1,8 @@
 // The training loop: next-token cross-entropy (+ the L1 penalty on MLP activations) on random windows of the
 // training text, AdamW with a warm-up + cosine learning rate, gradient clipping by global norm, held-out loss
 // every evalEvery steps. Deterministic: batch `step` depends only on (seed, step), and all math is sequential.
+// With a sparsity target, each layer's λ is steered toward it: one uniform λ over-sparsifies some layers (paying
+// perplexity for nothing) while others stay short of the target.
 import { AdamW, gradNorm } from "./adamw";
 import { heldoutSequences, sampleBatch, type TextSplit } from "./data";
 import type { TrainModel } from "./model";
@@ -17,6 +19,11 @@ export interface TrainOptions {
   l1: number;
   /** Steps over which λ ramps up linearly from 0. */
   l1Warmup: number;
+  /**
+   * Target fraction of exact zeros of act(W_gate x) per layer (0: none). After each step, layer l's λ is
+   * multiplied by exp(SPARSITY_GAIN · (target − its zero fraction in the batch)).
+   */
+  sparsity: number;
   seed: number;
   evalEvery: number;
   /** Tokens after the evaluation tokens kept out of training for the held-out loss. */
@@ -30,8 +37,10 @@ export interface StepResult {
   /** The step just done (0-based). */
   step: number;
   loss: number;
-  /** λ·mean|act| added to the loss. */
+  /** The L1 term added to the loss: mean over layers of λ_l·mean|act_l|. */
   l1Penalty: number;
+  /** λ_l per layer at this step. */
+  l1: number[];
   lr: number;
   /** Before clipping. */
   gradNorm: number;
@@ -48,11 +57,15 @@ export interface EvalResult {
 }
 
 const MIN_LR_RATIO = 0.1;
+/** Per step and unit of sparsity shortfall: a 5-point shortfall doubles a layer's λ in about 30 steps. */
+export const SPARSITY_GAIN = 0.5;
 
 export class Trainer {
   readonly opt: AdamW;
   /** The next step to run. */
   step = 0;
+  /** Per layer: the factor on λ the sparsity target has steered to (all 1 without a target). */
+  l1Scale: number[];
   private readonly tokens: Int32Array;
   private readonly targets: Int32Array;
 
@@ -60,6 +73,7 @@ export class Trainer {
     this.opt = new AdamW(model.params, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: opts.weightDecay });
     this.tokens = new Int32Array(opts.batch * opts.seq);
     this.targets = new Int32Array(opts.batch * opts.seq);
+    this.l1Scale = new Array<number>(model.config.nLayers).fill(1);
   }
 
   get done(): boolean {
@@ -71,14 +85,19 @@ export class Trainer {
     const { batch: B, seq: T } = opts;
     sampleBatch(this.split.train, B, T, this.bos, opts.seed, step, this.tokens, this.targets);
     const f = model.forward(this.tokens, this.targets, B, T);
-    const l1 = l1Weight(step, opts.l1, opts.l1Warmup);
+    const base = l1Weight(step, opts.l1, opts.l1Warmup);
+    const l1 = this.l1Scale.map((k) => base * k);
     model.params.grad.fill(0);
     model.backward(l1);
+    if (opts.sparsity > 0 && base > 0) {
+      this.l1Scale = this.l1Scale.map((k, l) => k * Math.exp(SPARSITY_GAIN * (opts.sparsity - f.zeroFraction[l])));
+    }
     const norm = gradNorm(model.params);
     const lr = learningRate(step, { lr: opts.lr, warmup: opts.warmup, steps: opts.steps, minRatio: MIN_LR_RATIO });
     this.opt.update(lr, norm > opts.gradClip ? opts.gradClip / norm : 1);
     this.step++;
-    return { step, loss: f.loss, l1Penalty: l1 * f.actAbsMean, lr, gradNorm: norm, zeroFraction: f.zeroFraction };
+    const l1Penalty = l1.reduce((sum, x, l) => sum + x * f.actAbsMean[l], 0) / l1.length;
+    return { step, loss: f.loss, l1Penalty, l1, lr, gradNorm: norm, zeroFraction: f.zeroFraction };
   }
 
   /** Held-out loss: each window of `seq` tokens from BOS, up to `batch` equal-length windows per forward pass. */
