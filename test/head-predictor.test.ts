@@ -67,6 +67,10 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "data/t
     model.configureHeads(null, "keep");
   });
 
+  test("gates built again from the same file share its tensors (one reservation serves them all)", () => {
+    for (const keep of [0.25, 0.5, 0.75, 1]) expect(buildHeadGate(`predictor:${file}:topk:${keep}`, model)).not.toBeNull();
+  });
+
   test("neuron and head predictor files refuse each other's flag", () => {
     expect(() => buildNeuronGate(parseGateSpec(`predictor:${file}`), model)).toThrow(/head predictor/);
     expect(() => buildHeadGate(`predictor:${file}:topk:2`, model)).toThrow(/kept fraction/);

@@ -17,13 +17,11 @@ export class HeadPredictorGate implements HeadGate {
   private readonly k: number;
 
   constructor(readonly spec: string, private readonly p: Predictor, model: LlamaModel, keep: number) {
-    const { rank: r, dim: d, hidden: h } = p.header;
+    const { dim: d, hidden: h } = p.header;
     if (p.header.units !== "heads" || h !== model.config.nHeads || d !== model.config.dim) {
       throw new DynactError(`${spec}: not a head predictor for this model (fit one with 'dynact fit-predictors --heads')`);
     }
-    this.layers = predictorTensors(p, model);
-    this.mid = model.engine.tensor([r]);
-    this.logits = model.engine.tensor([h]);
+    ({ layers: this.layers, mid: this.mid, logits: this.logits } = predictorTensors(p, model));
     this.k = Math.max(1, Math.round(keep * h));
     this.selectMacs = predictorMacs(p.header);
   }

@@ -31,15 +31,37 @@ export interface LayerTensors {
   b2: Tensor;
 }
 
-/** A predictor's per-layer weights as tensors in the model's engine (within its reserved bytes). */
-export function predictorTensors(p: Predictor, model: LlamaModel): LayerTensors[] {
-  const { rank: r, dim: d, hidden: h } = p.header;
+// Tensors of the predictors a model already holds: gates built again from the same file (one per kept fraction,
+// one per study cell) share them, so the bytes reserved for one predictor suffice.
+const loaded = new WeakMap<LlamaModel, Map<string, PredictorTensors>>();
+
+export interface PredictorTensors {
+  layers: LayerTensors[];
+  /** Scratch for one evaluation: σ(W1·x + b1), the logits, and a lookahead set. */
+  mid: Tensor;
+  logits: Tensor;
+  next: Tensor;
+}
+
+/** A predictor's per-layer weights and scratch in the model's engine (within its reserved bytes), loaded once. */
+export function predictorTensors(p: Predictor, model: LlamaModel): PredictorTensors {
+  const h0 = p.header;
+  const key = JSON.stringify([h0.units, h0.model_fingerprint, h0.text_fingerprint, h0.label, h0.rank, h0.sigma, h0.lookahead,
+    h0.training, h0.metrics.map((m) => m.held_out_loss)]);
+  let byKey = loaded.get(model);
+  if (!byKey) loaded.set(model, (byKey = new Map()));
+  const cached = byKey.get(key);
+  if (cached) return cached;
+  const { rank: r, dim: d, hidden: h } = h0;
   const e = model.engine;
-  return p.weights.map((w) => {
+  const layers = p.weights.map((w) => {
     let at = 0;
     const part = (shape: number[]) => e.from(w.subarray(at, (at += shape.reduce((a, b) => a * b))), shape);
     return { w1: part([r, d]), b1: part([r]), w2: part([h, r]), b2: part([h]) };
   });
+  const tensors = { layers, mid: e.tensor([r]), logits: e.tensor([h]), next: e.tensor([h], "i32") };
+  byKey.set(key, tensors);
+  return tensors;
 }
 
 /** logits = W2·σ(W1·x + b1) + b2 (mid: scratch of the rank). */
@@ -66,12 +88,8 @@ export class PredictorGate implements NeuronGate {
 
   /** keep: null selects logit > 0; a fraction keeps that many top logits. */
   constructor(readonly spec: string, private readonly p: Predictor, model: LlamaModel, keep: number | null) {
-    const { rank: r, hidden: h } = p.header;
-    const e = model.engine;
-    this.layers = predictorTensors(p, model);
-    this.mid = e.tensor([r]);
-    this.logits = e.tensor([h]);
-    this.next = e.tensor([h], "i32");
+    const h = p.header.hidden;
+    ({ layers: this.layers, mid: this.mid, logits: this.logits, next: this.next } = predictorTensors(p, model));
     this.k = keep === null ? null : Math.round(keep * h);
     this.macs = predictorMacs(p.header);
     const t = p.header.label_thresholds;

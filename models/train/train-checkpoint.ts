@@ -1,6 +1,5 @@
 // A training run's state on disk, to resume it exactly: the config (activation included), the options, the
-// step and per-layer λ factors (numbers survive JSON exactly), a fingerprint of the data, then the parameters
-// and AdamW's two moments as f32.
+// step, a fingerprint of the data, then the parameters and AdamW's two moments as f32.
 // Layout: "DYNT", u32 version, u32 JSON byte length, the JSON, zero padding to a multiple of 4, then
 // 3 × n f32 (parameters, first moments, second moments), little-endian.
 import { closeSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
@@ -16,8 +15,6 @@ export interface TrainCheckpointMeta {
   tied: boolean;
   /** The next step to run. */
   step: number;
-  /** Trainer.l1Scale: the sparsity target's per-layer factors on λ. */
-  l1Scale: number[];
   options: TrainOptions;
   /** splitFingerprint of the text it was trained on. */
   data: string;
@@ -35,8 +32,7 @@ export interface TrainCheckpoint {
 export function writeTrainCheckpoint(path: string, trainer: Trainer, data: string): void {
   const p = trainer.model.params;
   const meta: TrainCheckpointMeta = {
-    config: p.config, tied: p.tied, step: trainer.step, l1Scale: trainer.l1Scale, options: trainer.opts, data,
-    params: p.data.length,
+    config: p.config, tied: p.tied, step: trainer.step, options: trainer.opts, data, params: p.data.length,
   };
   const json = Buffer.from(JSON.stringify(meta));
   const head = Buffer.alloc(Math.ceil((12 + json.length) / 4) * 4);
@@ -90,5 +86,4 @@ export function restoreTrainer(trainer: Trainer, ckpt: TrainCheckpoint): void {
   trainer.opt.v.set(ckpt.v);
   trainer.opt.t = ckpt.meta.step;
   trainer.step = ckpt.meta.step;
-  trainer.l1Scale = [...ckpt.meta.l1Scale];
 }

@@ -1,6 +1,6 @@
-// Training buffers in engine memory, so the f32 matmuls run on the SIMD matvec kernel and attention on the
+// Training buffers in engine memory, so the f32 matmuls run on the SIMD GEMM kernel and attention on the
 // training attention kernels (kernels-as/train_attention.ts): on stories260K's shapes a step is ~5× faster than
-// with the plain-TS loops (bench/train.ts). Every product is put in the matvec kernel's form C[r, :] = B · A[r, :]:
+// with the plain-TS loops (bench/train.ts). Every product is put in the GEMM kernel's form C[r, :] = B · A[r, :]:
 // the backward products first transpose their operands into scratch (O(N·(I+O)) moves against O(N·I·O)
 // multiply-adds), and results that accumulate go through scratch and the add kernel.
 import { Engine } from "../../engine/engine";
@@ -55,9 +55,9 @@ export class WasmOps implements TrainOps {
     return a.byteOffset;
   }
 
-  /** C[r, :] = B · A[r, :] for r < R: A [R, K], B [M, K], C [R, M]. */
+  /** C[r, :] = B · A[r, :] for r < R: A [R, K], B [M, K], C [R, M] (the GEMM kernel: B's rows act as W's). */
   private product(c: number, a: number, b: number, R: number, K: number, M: number): void {
-    for (let r = 0; r < R; r++) this.k.matvec_f32(c + 4 * r * M, b, a + 4 * r * K, K, 0, M);
+    this.k.gemm_f32(c, b, a, K, 0, M, R, M);
   }
 
   matmulForward(y: Floats, x: Floats, w: Floats, N: number, I: number, O: number): void {
