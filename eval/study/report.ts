@@ -29,6 +29,8 @@ export function writeReport(r: StudyResult, dir: string): void {
 // and the generated half, so the generated half's sparsity is about 2·(1 − active).
 const sparsity = (c: CellResult) =>
   c.family === "griffin" || c.family === "teal" ? c.target : c.family === "tda" ? 2 * (1 - c.active_mean) : 1 - c.active_mean;
+/** A gate spec as the report shows it: files by their base name. */
+const short = (spec: string) => spec.replace(/[^:]*\/([^/:]+)/g, "$1");
 const label = (r: StudyResult, model: string) => r.models.find((m) => m.path === model)?.label ?? model;
 
 function drawPlots(r: StudyResult): Record<string, string> {
@@ -102,12 +104,12 @@ function markdown(r: StudyResult): string {
   for (const c of r.cells.filter((x) => x.headGate === "dense")) {
     const dense = denseOf(r, c.model);
     const cett = c.ffn.cett.filter((x): x is number => x !== null);
-    out.push(`| ${label(r, c.model)} | ${c.ffnGate} | ${pct(sparsity(c))} | ${num(c.perplexity)} | ${delta(c, dense)} | ` +
+    out.push(`| ${label(r, c.model)} | ${short(c.ffnGate)} | ${pct(sparsity(c))} | ${num(c.perplexity)} | ${delta(c, dense)} | ` +
       `${cett.length ? num(mean(cett)) : "–"} | ${pct(c.mac_fraction)} | ${num(c.decode_tokens_per_second, 1)} | ${taskText(c)} |`);
   }
   out.push("", "## Attention heads and KV policies", "", "| model | head gate | KV policy | heads active | KV holes (mean) | perplexity | Δ vs dense | decode tok/s |", "|---|---|---|---|---|---|---|---|");
   for (const c of r.cells.filter((x) => x.headGate !== "dense")) {
-    out.push(`| ${label(r, c.model)} | ${c.headGate} | ${c.kvPolicy} | ${pct(c.head_active_mean)} | ${pct(mean(c.attention.kv_hole_fraction))} | ` +
+    out.push(`| ${label(r, c.model)} | ${short(c.headGate)} | ${c.kvPolicy} | ${pct(c.head_active_mean)} | ${pct(mean(c.attention.kv_hole_fraction))} | ` +
       `${num(c.perplexity)} | ${delta(c, denseOf(r, c.model))} | ${num(c.decode_tokens_per_second, 1)} |`);
   }
   out.push("", "## The paper's three pitfalls, measured here", "");
@@ -171,7 +173,7 @@ function pitfalls(r: StudyResult): string[] {
     const keep = at("heads-topk", 0.5, "keep") ?? at("heads-norm", 0.5, "keep");
     const skip = keep ? at(keep.family, 0.5, "skip") : undefined;
     out.push(`3. *Skipping KV-cache writes throws information away.* ${keep && skip
-      ? `at 50% head sparsity (${keep.headGate}), keep gives perplexity ${num(keep.perplexity)} and skip ${num(skip.perplexity)} ` +
+      ? `at 50% head sparsity (${short(keep.headGate)}), keep gives perplexity ${num(keep.perplexity)} and skip ${num(skip.perplexity)} ` +
         `(${pct(mean(skip.attention.kv_hole_fraction))} of KV entries left as holes) — ${skip.perplexity > keep.perplexity ? "**agrees**" : "**disagrees**"}.`
       : "not measured in this matrix."}`, "");
   }
