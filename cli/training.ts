@@ -50,8 +50,8 @@ export const TRAIN_HELP = `  -m, --model PATH        the checkpoint to start fro
       --seq T             positions per sequence, BOS first (default 256)
       --l1 λ              L1 penalty λ·mean|act(W_gate x)| on the MLP activations (default 0)
       --l1-warmup N       steps over which λ ramps up linearly from 0 (default 0: full λ from the start)
-      --sparsity F        steer each layer's λ toward a fraction F of exact zeros of act(W_gate x): λ·e^(10·(F − z))
-                          for a layer at zero fraction z in the batch, within λ/8 … 8λ (default 0: one λ)
+      --sparsity F        steer each layer's λ toward a fraction F of exact zeros of act(W_gate x): a layer at zero
+                          fraction z in the batch gets λ·min(2, e^(30·(F − z))) (default 0: one λ for all layers)
       --seed S            batch sampling seed, 0 to 2^32-1 (default 1): same seed, same weights bit for bit
       --eval-every K      held-out loss (and a checkpoint) every K steps (default 100)
       --heldout N         held-out tokens (default 4096)

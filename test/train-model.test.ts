@@ -13,7 +13,7 @@ import { TrainModel } from "../models/train/model";
 import { tsOps } from "../models/train/ops";
 import { Params } from "../models/train/params";
 import { readTrainCheckpoint, restoreTrainer, writeTrainCheckpoint } from "../models/train/train-checkpoint";
-import { Trainer, type TrainOptions } from "../models/train/trainer";
+import { MAX_L1_SCALE, SPARSITY_GAIN, Trainer, type TrainOptions } from "../models/train/trainer";
 import { expectGradient, randomWeights, tinyConfig, uniform } from "./train-util";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "dynact-train-"));
@@ -130,7 +130,7 @@ describe("determinism", () => {
     const o = { ...opts, l1: 0.1, l1Warmup: 0 };
     for (const [sparsity, above] of [[0.99, true], [0.01, false]] as const) {
       const r = trainer({ ...o, sparsity }).runStep();
-      r.l1.forEach((x, l) => expect(x).toBeCloseTo(0.1 * Math.min(8, Math.max(1 / 8, Math.exp(10 * (sparsity - r.zeroFraction[l])))), 12));
+      r.l1.forEach((x, l) => expect(x).toBeCloseTo(0.1 * Math.min(MAX_L1_SCALE, Math.exp(SPARSITY_GAIN * (sparsity - r.zeroFraction[l]))), 12));
       expect(r.l1.every((x) => (above ? x > 0.1 : x < 0.1))).toBe(true);
     }
   });
