@@ -46,12 +46,13 @@ export const TRAIN_HELP = `  -m, --model PATH        the checkpoint to start fro
       --steps N           optimizer steps (default 1000)
       --lr LR             peak learning rate (default 2e-3); linear warm-up, cosine decay to LR/10
       --warmup N          warm-up steps (default: steps/10, at most 100)
-      --batch B           sequences per step (default 4)
-      --seq T             positions per sequence, BOS first (default 256)
+      --batch B           sequences per step (default 8)
+      --seq T             positions per sequence, BOS first (default 128)
       --l1 λ              L1 penalty λ·mean|act(W_gate x)| on the MLP activations (default 0)
       --l1-warmup N       steps over which λ ramps up linearly from 0 (default 0: full λ from the start)
       --sparsity F        steer each layer's λ toward a fraction F of exact zeros of act(W_gate x): a layer at zero
-                          fraction z in the batch gets λ·min(2, e^(30·(F − z))) (default 0: one λ for all layers)
+                          fraction z in the batch gets λ·clamp(1 + (F − z)/0.02, 0, 2): 2λ two points short of
+                          F, none two points past it (default 0: one λ for all layers)
       --seed S            batch sampling seed, 0 to 2^32-1 (default 1): same seed, same weights bit for bit
       --eval-every K      held-out loss (and a checkpoint) every K steps (default 100)
       --heldout N         held-out tokens (default 4096)
@@ -92,8 +93,8 @@ function givenOptions(v: Record<string, unknown>): Partial<TrainOptions> {
 function withDefaults(g: Partial<TrainOptions>, seqLen: number): TrainOptions {
   const steps = g.steps ?? 1000;
   return {
-    steps, lr: g.lr ?? 2e-3, warmup: g.warmup ?? Math.min(100, Math.floor(steps / 10)), batch: g.batch ?? 4,
-    seq: g.seq ?? Math.min(256, seqLen), l1: g.l1 ?? 0, l1Warmup: g.l1Warmup ?? 0, sparsity: g.sparsity ?? 0, seed: g.seed ?? 1,
+    steps, lr: g.lr ?? 2e-3, warmup: g.warmup ?? Math.min(100, Math.floor(steps / 10)), batch: g.batch ?? 8,
+    seq: g.seq ?? Math.min(128, seqLen), l1: g.l1 ?? 0, l1Warmup: g.l1Warmup ?? 0, sparsity: g.sparsity ?? 0, seed: g.seed ?? 1,
     evalEvery: g.evalEvery ?? 100, heldout: g.heldout ?? 4096, weightDecay: g.weightDecay ?? 0, gradClip: g.gradClip ?? 1,
   };
 }

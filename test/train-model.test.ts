@@ -13,7 +13,7 @@ import { TrainModel } from "../models/train/model";
 import { tsOps } from "../models/train/ops";
 import { Params } from "../models/train/params";
 import { readTrainCheckpoint, restoreTrainer, writeTrainCheckpoint } from "../models/train/train-checkpoint";
-import { MAX_L1_SCALE, SPARSITY_GAIN, Trainer, type TrainOptions } from "../models/train/trainer";
+import { l1Steering, Trainer, type TrainOptions } from "../models/train/trainer";
 import { expectGradient, randomWeights, tinyConfig, uniform } from "./train-util";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "dynact-train-"));
@@ -126,12 +126,13 @@ describe("determinism", () => {
     expect(bits(resumed)).toEqual(bits(whole));
   });
 
-  test("the sparsity target raises λ in layers short of it and lowers it in layers past it", () => {
+  test("the sparsity target doubles λ in layers well short of it and removes it from layers well past it", () => {
+    expect([0.7, 0.79, 0.8, 0.81, 0.9].map((z) => l1Steering(0.8, z))).toEqual([2, 1.5, 1, 0.5, 0].map((x) => expect.closeTo(x, 12)));
     const o = { ...opts, l1: 0.1, l1Warmup: 0 };
     for (const [sparsity, above] of [[0.99, true], [0.01, false]] as const) {
       const r = trainer({ ...o, sparsity }).runStep();
-      r.l1.forEach((x, l) => expect(x).toBeCloseTo(0.1 * Math.min(MAX_L1_SCALE, Math.exp(SPARSITY_GAIN * (sparsity - r.zeroFraction[l]))), 12));
-      expect(r.l1.every((x) => (above ? x > 0.1 : x < 0.1))).toBe(true);
+      r.l1.forEach((x, l) => expect(x).toBe(0.1 * l1Steering(sparsity, r.zeroFraction[l])));
+      expect(r.l1.every((x) => (above ? x === 0.2 : x === 0))).toBe(true);
     }
   });
 
