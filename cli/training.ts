@@ -50,9 +50,9 @@ export const TRAIN_HELP = `  -m, --model PATH        the checkpoint to start fro
       --seq T             positions per sequence, BOS first (default 128)
       --l1 λ              L1 penalty λ·mean|act(W_gate x)| on the MLP activations (default 0)
       --l1-warmup N       steps over which λ ramps up linearly from 0 (default 0: full λ from the start)
-      --sparsity F        steer each layer's λ toward a fraction F of exact zeros of act(W_gate x): a layer at zero
-                          fraction z in the batch gets λ·clamp(1 + (F − z)/0.02, 0, 2): 2λ two points short of
-                          F, none two points past it (default 0: one λ for all layers)
+      --sparsity F        lower λ for layers past a fraction F of exact zeros of act(W_gate x): a layer at zero
+                          fraction z in the batch gets λ·clamp(1 + (F − z)/0.02, 0, 1): λ up to F, none two
+                          points past it (default 0: λ for every layer)
       --seed S            batch sampling seed, 0 to 2^32-1 (default 1): same seed, same weights bit for bit
       --eval-every K      held-out loss (and a checkpoint) every K steps (default 100)
       --heldout N         held-out tokens (default 4096)

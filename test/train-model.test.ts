@@ -126,13 +126,13 @@ describe("determinism", () => {
     expect(bits(resumed)).toEqual(bits(whole));
   });
 
-  test("the sparsity target doubles λ in layers well short of it and removes it from layers well past it", () => {
-    expect([0.7, 0.79, 0.8, 0.81, 0.9].map((z) => l1Steering(0.8, z))).toEqual([2, 1.5, 1, 0.5, 0].map((x) => expect.closeTo(x, 12)));
+  test("the sparsity target keeps λ for layers short of it and removes it from layers past it", () => {
+    expect([0.7, 0.8, 0.81, 0.9].map((z) => l1Steering(0.8, z))).toEqual([1, 1, 0.5, 0].map((x) => expect.closeTo(x, 12)));
     const o = { ...opts, l1: 0.1, l1Warmup: 0 };
     for (const [sparsity, above] of [[0.99, true], [0.01, false]] as const) {
       const r = trainer({ ...o, sparsity }).runStep();
       r.l1.forEach((x, l) => expect(x).toBe(0.1 * l1Steering(sparsity, r.zeroFraction[l])));
-      expect(r.l1.every((x) => (above ? x === 0.2 : x === 0))).toBe(true);
+      expect(r.l1.every((x) => (above ? x === 0.1 : x === 0))).toBe(true);
     }
   });
 
