@@ -2,6 +2,7 @@
 // errors (exit 2), numbers are checked, and every command shares the model/tokenizer options.
 import { availableParallelism } from "node:os";
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { ACTIVATIONS, type ActivationName } from "../models/config";
 import { UsageError } from "./usage-error";
 
 export type Options = NonNullable<ParseArgsConfig["options"]>;
@@ -40,6 +41,55 @@ export const isPosInt = (n: number) => Number.isInteger(n) && n > 0;
 /** --threads N: threads for the matrix products; default: the machine's cores. */
 export function threadsOption(v: string | undefined): number {
   return number(v, "--threads", availableParallelism(), (n) => isPosInt(n) && n <= 256, "a positive integer");
+}
+
+/** --act NAME: the activation to swap in for the checkpoint's; undefined keeps the checkpoint's. */
+export function activationOption(v: string | undefined): ActivationName | undefined {
+  if (v !== undefined && !ACTIVATIONS.includes(v as ActivationName)) {
+    throw new UsageError(`--act must be one of ${ACTIVATIONS.join(", ")}, got '${v}'`);
+  }
+  return v as ActivationName | undefined;
+}
+
+/** --ctx N: positions per window including BOS; undefined: the model's context. */
+export function ctxOption(v: string | undefined): number | undefined {
+  return v === undefined ? undefined : number(v, "--ctx", 0, isPosInt, "a positive integer");
+}
+
+/** The options of commands that fit something on a text and write it to a file (calibrate, fit-predictors). */
+export const TEXT_FIT_OPTIONS = {
+  ...MODEL_OPTIONS,
+  data: { type: "string", short: "d" },
+  output: { type: "string", short: "o" },
+  act: { type: "string" },
+  "max-tokens": { type: "string" },
+  ctx: { type: "string" },
+} as const satisfies Options;
+
+export interface TextFitArgs {
+  model: string;
+  data: string;
+  output: string;
+  activation: ActivationName | undefined;
+  /** Tokens of the text to use, from its start. */
+  maxTokens: number;
+  ctx: number | undefined;
+  threads: number;
+}
+
+/** The TEXT_FIT_OPTIONS values, checked: -m, -d and -o are required; --max-tokens defaults to 4096. */
+export function textFitArgs(v: {
+  model?: string; data?: string; output?: string; act?: string; "max-tokens"?: string; ctx?: string; threads?: string;
+}): TextFitArgs {
+  return {
+    model: requireString(v.model, "-m/--model"),
+    data: requireString(v.data, "-d/--data"),
+    output: requireString(v.output, "-o/--output"),
+    activation: activationOption(v.act),
+    maxTokens: number(v["max-tokens"], "--max-tokens", 4096, isPosInt, "a positive integer"),
+    ctx: ctxOption(v.ctx),
+    threads: threadsOption(v.threads),
+  };
 }
 
 

@@ -1,6 +1,6 @@
 // Options that choose the MLP's activation, neuron gate and execution mode; shared by generate, perplexity and
 // calibrate.
-import { ACTIVATIONS, type ActivationName } from "../models/config";
+import type { ActivationName } from "../models/config";
 import type { FfnMode } from "../models/ffn";
 import type { FfnStatsSummary } from "../models/ffn-stats";
 import { KV_POLICIES, parseHeadGateSpec, type KvPolicy } from "../models/gates/head-gate";
@@ -8,7 +8,7 @@ import { parseGateSpec, type GateSpec } from "../models/gates/spec";
 import type { LoadedModel } from "../models/load";
 import { buildHeadGate, buildNeuronGate, buildTeal, gateBytes, headGateBytes } from "../eval/gate-factory";
 import { readTextTokens } from "../eval/text";
-import { isPosInt, number } from "./args";
+import { activationOption, isPosInt, number } from "./args";
 import { UsageError } from "./usage-error";
 import { DynactError } from "../engine/errors";
 
@@ -16,6 +16,7 @@ export const GATE_OPTIONS = {
   act: { type: "string" },
   "ffn-gate": { type: "string" },
   "ffn-mode": { type: "string" },
+  "down-dtype": { type: "string" },
   "calib-text": { type: "string" },
   "calib-tokens": { type: "string" },
   "head-gate": { type: "string" },
@@ -27,9 +28,12 @@ export const GATE_HELP = `      --act NAME          silu, relu, relu2 or gelu: r
                           CETT), topk:F (keep fraction F per token), threshold:FILE (from dynact calibrate),
                           griffin:F / tda:T (neurons chosen from the prompt: top fraction F, or score >= T × top),
                           predictor:FILE[:topk:F] (from dynact fit-predictors: logit > 0, or the top F logits),
-                          teal:S (TEAL: zero the fraction S of smallest inputs of every linear; mask mode only)
+                          teal:S (TEAL: zero the fraction S of smallest inputs of every linear; f32 gather
+                          mode runs every linear as a column gather over W stored transposed)
       --ffn-mode MODE     mask (dense compute, zero outside S; measures CETT) or gather (real sparse kernels)
                           (default mask)
+      --down-dtype T      gather mode: the dtype of the transposed W_down, q8_0 (re-blocked along its new rows: a
+                          requantization) or f16; default q8_0 for Q8_0/Q4_0 files, else the file's f32/f16
       --calib-text FILE   text to calibrate cats/cett/teal on (first --calib-tokens tokens, default 4096)
       --head-gate SPEC    attention head gate (default dense): topk:F (keep fraction F of heads by query norm),
                           norm:F (oracle: by each head's output norm; accuracy simulation),
@@ -43,17 +47,20 @@ export interface GateChoice {
   kvPolicy: KvPolicy;
   spec: GateSpec;
   mode: FfnMode;
+  /** A quantized model's transposed W_down (gather mode). */
+  downDType?: "q8_0" | "f16";
   calibText?: string;
   calibTokens: number;
 }
 
 export function parseGateOptions(v: Record<string, unknown>): GateChoice {
-  const act = v.act as string | undefined;
-  if (act !== undefined && !ACTIVATIONS.includes(act as ActivationName)) {
-    throw new UsageError(`--act must be one of ${ACTIVATIONS.join(", ")}, got '${act}'`);
-  }
+  const act = activationOption(v.act as string | undefined);
   const mode = (v["ffn-mode"] as string | undefined) ?? "mask";
   if (mode !== "mask" && mode !== "gather") throw new UsageError(`--ffn-mode must be mask or gather, got '${mode}'`);
+  const downDType = v["down-dtype"] as string | undefined;
+  if (downDType !== undefined && downDType !== "q8_0" && downDType !== "f16") {
+    throw new UsageError(`--down-dtype must be q8_0 or f16, got '${downDType}'`);
+  }
   let spec: GateSpec;
   try {
     spec = parseGateSpec((v["ffn-gate"] as string | undefined) ?? "dense");
@@ -72,16 +79,19 @@ export function parseGateOptions(v: Record<string, unknown>): GateChoice {
   const kvPolicy = ((v["kv-policy"] as string | undefined) ?? "keep") as KvPolicy;
   if (!KV_POLICIES.includes(kvPolicy)) throw new UsageError(`--kv-policy must be one of ${KV_POLICIES.join(", ")}, got '${kvPolicy}'`);
   return {
-    activation: act as ActivationName | undefined, headGate, kvPolicy, spec, mode,
+    activation: act, headGate, kvPolicy, spec, mode, downDType,
     calibText: v["calib-text"] as string | undefined, calibTokens,
   };
 }
 
 /** Load options the gate choice needs: transposed W_down for gather mode, transposed W_o for head gates. */
-export function layoutFor(g: GateChoice): { transposeDown: boolean; transposeWo: boolean; reserveBytes: number } {
+export function layoutFor(g: GateChoice): {
+  transposeDown: boolean; transposeWo: boolean; reserveBytes: number; downDType?: "q8_0" | "f16"; transposeInputs: boolean;
+} {
   // reserveBytes: engine room for the gate's own tensors (a predictor's weights).
   return {
-    transposeDown: g.mode === "gather", transposeWo: g.headGate !== "dense",
+    transposeDown: g.mode === "gather", transposeWo: g.headGate !== "dense", downDType: g.downDType,
+    transposeInputs: g.mode === "gather" && g.spec.kind === "teal",
     reserveBytes: gateBytes(g.spec) + headGateBytes(g.headGate),
   };
 }

@@ -10,6 +10,7 @@ import * as generate from "./commands/generate";
 import * as inspect from "./commands/inspect";
 import * as logits from "./commands/logits";
 import * as perplexity from "./commands/perplexity";
+import * as quantReport from "./commands/quant-report";
 import * as relufy from "./commands/relufy";
 import * as studyCommand from "./commands/study";
 import * as train from "./commands/train";
@@ -22,7 +23,7 @@ interface Command {
 }
 
 const COMMANDS: Record<string, Command> = { generate, inspect, logits, perplexity, eval: evalCommand, calibrate,
-  "fit-predictors": fitPredictors, convert, bench, study: studyCommand, relufy, train };
+  "fit-predictors": fitPredictors, convert, "quant-report": quantReport, bench, study: studyCommand, relufy, train };
 
 const HELP = `dynact — LLaMA inference in WebAssembly, built to measure dynamic activation
 
@@ -37,6 +38,7 @@ commands:
   calibrate  fit per-layer thresholds for cats/cett neuron gates
   fit-predictors  train low-rank activation predictors (--ffn-gate predictor:FILE)
   convert    convert a checkpoint to gguf, safetensors or llama2c (f32, f16, bf16, q8_0, q4_0)
+  quant-report  what f16/q8_0/q4_0 cost: perplexity change, top-1 agreement and KL against the model as stored
   study      the dynamic-activation study: a matrix of gates, a report with plots
   relufy     fine-tune a SiLU model into its ReLU counterpart (optional L1 sparsity penalty)
   train      continue training a checkpoint on a text

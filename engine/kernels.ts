@@ -11,16 +11,22 @@ export interface Kernels {
   matvec_bf16(out: number, w: number, x: number, n: number, rowStart: number, rowEnd: number): void;
   /** x: n f32 (n a multiple of 32) -> n/32 Q8_0 blocks at dst. */
   quantize_q8_0(dst: number, x: number, n: number): void;
-  /** xq: x quantized by quantize_q8_0. */
-  matvec_q8_0(out: number, w: number, xq: number, n: number, rowStart: number, rowEnd: number): void;
-  matvec_q4_0(out: number, w: number, xq: number, n: number, rowStart: number, rowEnd: number): void;
+  /** x: n f32 (n a multiple of 32) -> the activation of the quantized products (ACT_BLOCK_BYTES per 32) at dst. */
+  quantize_act_q8_0(dst: number, x: number, n: number): void;
+  /** xa: x quantized by quantize_act_q8_0. r4: rows interleaved by four (rowStart, rowEnd multiples of 4 or rowEnd = d). */
+  matvec_q8_0(out: number, w: number, xa: number, n: number, rowStart: number, rowEnd: number): void;
+  matvec_q4_0(out: number, w: number, xa: number, n: number, rowStart: number, rowEnd: number): void;
+  matvec_q8_0_r4(out: number, w: number, xa: number, n: number, rowStart: number, rowEnd: number): void;
+  matvec_q4_0_r4(out: number, w: number, xa: number, n: number, rowStart: number, rowEnd: number): void;
   /** out[t, r] = w[r,:] · x[t,:] for t < tokens, rows [rowStart, rowEnd); out rows outStride floats apart. */
   gemm_f32(out: number, w: number, x: number, n: number, rowStart: number, rowEnd: number, tokens: number, outStride: number): void;
   gemm_f16(out: number, w: number, x: number, n: number, rowStart: number, rowEnd: number, tokens: number, outStride: number): void;
   gemm_bf16(out: number, w: number, x: number, n: number, rowStart: number, rowEnd: number, tokens: number, outStride: number): void;
-  /** xq: `tokens` rows quantized by quantize_q8_0, one after another. */
-  gemm_q8_0(out: number, w: number, xq: number, n: number, rowStart: number, rowEnd: number, tokens: number, outStride: number): void;
-  gemm_q4_0(out: number, w: number, xq: number, n: number, rowStart: number, rowEnd: number, tokens: number, outStride: number): void;
+  /** xa: `tokens` rows quantized by quantize_act_q8_0, one after another. */
+  gemm_q8_0(out: number, w: number, xa: number, n: number, rowStart: number, rowEnd: number, tokens: number, outStride: number): void;
+  gemm_q4_0(out: number, w: number, xa: number, n: number, rowStart: number, rowEnd: number, tokens: number, outStride: number): void;
+  gemm_q8_0_r4(out: number, w: number, xa: number, n: number, rowStart: number, rowEnd: number, tokens: number, outStride: number): void;
+  gemm_q4_0_r4(out: number, w: number, xa: number, n: number, rowStart: number, rowEnd: number, tokens: number, outStride: number): void;
   sum_f32(x: number, n: number): number;
   rmsnorm_f32(out: number, x: number, w: number, n: number, eps: number): void;
   rope_f32(x: number, nHeads: number, headSize: number, cos: number, sin: number): void;
@@ -36,6 +42,15 @@ export interface Kernels {
   argmax_f32(x: number, n: number): number;
   matvec_rows_f32(out: number, w: number, x: number, n: number, idx: number, count: number): void;
   scatter_axpy_f32(out: number, wt: number, a: number, idx: number, count: number, dim: number): void;
+  /** xq: x quantized by quantize_q8_0; rows S[k] of a Q8_0 / Q4_0 matrix. */
+  matvec_rows_q8_0(out: number, w: number, xq: number, n: number, idx: number, count: number): void;
+  matvec_rows_q4_0(out: number, w: number, xq: number, n: number, idx: number, count: number): void;
+  /** wt: Q8_0 [hidden, dim] (dim a multiple of 32). */
+  scatter_axpy_q8_0(out: number, wt: number, a: number, idx: number, count: number, dim: number): void;
+  /** wt: F16 [hidden, dim]. */
+  scatter_axpy_f16(out: number, wt: number, a: number, idx: number, count: number, dim: number): void;
+  /** idx/vals[0..count) = the nonzero entries of x (ascending); returns count. */
+  compact_nonzero_f32(idx: number, vals: number, x: number, n: number): number;
   gather_f32(out: number, src: number, idx: number, count: number): void;
   scatter_f32(out: number, src: number, idx: number, count: number): void;
   scatter_heads_f32(out: number, wt: number, o: number, heads: number, count: number, headSize: number, dim: number): void;

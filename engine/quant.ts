@@ -131,13 +131,16 @@ export function quantize(dtype: DType, x: Float32Array): Uint8Array {
       return quantizeQ4_0(x);
     case "i32":
     case "u8":
-      throw new ShapeError(`quantize: ${dtype} is not a float dtype`);
+    case "q8_0_r4":
+    case "q4_0_r4":
+      throw new ShapeError(`quantize: ${dtype} is not a float dtype of plain rows`);
   }
 }
 
 /** The n values stored in `bytes` as dtype (little-endian, ggml's block layouts). */
 export function dequantize(dtype: DType, bytes: Uint8Array, n: number): Float32Array {
   if (dtype === "i32" || dtype === "u8") throw new ShapeError(`dequantize: ${dtype} is not a float dtype`);
+  if (dtype === "q8_0_r4" || dtype === "q4_0_r4") throw new ShapeError(`dequantize: ${dtype} rows are interleaved (engine/repack.ts dequantizeMatrix)`);
   const need = rowBytes(dtype, n);
   if (bytes.length < need) throw new ShapeError(`dequantize: ${n} ${dtype} values need ${need} bytes, got ${bytes.length}`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, need);

@@ -1,7 +1,7 @@
 // Plain-TypeScript reference for every op: the oracle the property tests compare the kernels against.
 // Written for clarity, not speed; accumulates in f64 so that it is the more exact side of a comparison.
 import { isQuantized, type DType } from "./dtype";
-import { dequantize, quantizeQ8_0 } from "./quant";
+import { dequantize, quantize, quantizeQ8_0 } from "./quant";
 
 export function matvecRef(w: Float32Array, x: Float32Array, d: number, n: number): Float32Array {
   const out = new Float32Array(d);
@@ -132,9 +132,10 @@ export function scatterAxpyRef(wt: Float32Array, a: ArrayLike<number>, idx: Arra
   return Float32Array.from(out);
 }
 
+/** S = { i : scores[i] > eps }, ascending (strict: a score of exactly eps is dropped). */
 export function selectThresholdRef(scores: ArrayLike<number>, eps: number): number[] {
   const out: number[] = [];
-  for (let i = 0; i < scores.length; i++) if (scores[i] >= eps) out.push(i);
+  for (let i = 0; i < scores.length; i++) if (scores[i] > eps) out.push(i);
   return out;
 }
 
@@ -142,4 +143,28 @@ export function selectThresholdRef(scores: ArrayLike<number>, eps: number): numb
 export function selectTopkRef(scores: ArrayLike<number>, k: number): number[] {
   const order = Array.from({ length: scores.length }, (_, i) => i).sort((a, b) => scores[b] - scores[a] || a - b);
   return order.slice(0, Math.min(k, scores.length)).sort((a, b) => a - b);
+}
+
+/** matvecRows with w stored as `dtype` (f32, q8_0, q4_0): dequantized rows; x rounded through Q8_0 for quantized w. */
+export function matvecRowsDTypeRef(dtype: DType, w: Uint8Array, x: Float32Array, d: number, n: number, idx: ArrayLike<number>): Float32Array {
+  const xs = isQuantized(dtype) ? dequantize("q8_0", quantizeQ8_0(x), n) : x;
+  return matvecRowsRef(dequantize(dtype, w, d * n), xs, n, idx);
+}
+
+/** scatterAxpy with Wt [h, dim] stored as `dtype` (f32, f16, q8_0 with blocks along dim): the dequantized rows. */
+export function scatterAxpyDTypeRef(
+  dtype: DType, wt: Uint8Array, a: ArrayLike<number>, idx: ArrayLike<number>, h: number, dim: number,
+): Float32Array {
+  return scatterAxpyRef(dequantize(dtype, wt, h * dim), a, idx, dim);
+}
+
+/**
+ * W [rows, cols] stored as `from` -> Wᵀ [cols, rows] encoded as `to` along its new rows: what loadWeights does to
+ * W_down for the column scatter (for from = q8_0, to = q8_0 a requantization: decode, transpose, re-block).
+ */
+export function transposeEncodeRef(from: DType, w: Uint8Array, rows: number, cols: number, to: DType): Uint8Array {
+  const v = dequantize(from, w, rows * cols);
+  const t = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = v[r * cols + c];
+  return quantize(to, t);
 }

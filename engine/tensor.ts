@@ -74,8 +74,8 @@ export class Tensor {
 
   /** Row i of a 2-D (or higher) tensor, as a tensor of shape[1:]. */
   row(i: number): Tensor {
-    if (this.shape.length < 2 || i < 0 || i >= this.shape[0]) {
-      throw new ShapeError(`row ${i} of a tensor of shape [${this.shape.join(", ")}]`);
+    if (this.shape.length < 2 || i < 0 || i >= this.shape[0] || interleaved(this.dtype)) {
+      throw new ShapeError(`row ${i} of a ${this.dtype} tensor of shape [${this.shape.join(", ")}]`);
     }
     const inner = this.shape.slice(1);
     return new Tensor(this.engine, this.dtype, inner, this.offset + i * (this.bytes / this.shape[0]));
@@ -84,8 +84,10 @@ export class Tensor {
   /** Rows [start, start + count) of a 2-D (or higher) tensor, as a view of shape [count, ...shape[1:]]. */
   rows(start: number, count: number): Tensor {
     if (this.shape.length < 2 || !Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 0 ||
-      start + count > this.shape[0]) {
-      throw new ShapeError(`rows [${start}, ${start + count}) of a tensor of shape [${this.shape.join(", ")}]`);
+      start + count > this.shape[0] ||
+      // interleaved groups of four rows stay whole
+      (interleaved(this.dtype) && (start % 4 !== 0 || (count % 4 !== 0 && start + count !== this.shape[0])))) {
+      throw new ShapeError(`rows [${start}, ${start + count}) of a ${this.dtype} tensor of shape [${this.shape.join(", ")}]`);
     }
     return new Tensor(this.engine, this.dtype, [count, ...this.shape.slice(1)], this.offset + start * (this.bytes / this.shape[0]));
   }
@@ -106,4 +108,8 @@ export class Tensor {
     }
     return t;
   }
+}
+
+function interleaved(dtype: DType): boolean {
+  return dtype === "q8_0_r4" || dtype === "q4_0_r4";
 }

@@ -1,8 +1,9 @@
-// Fitting per-layer thresholds for threshold gates on calibration text (dense forward passes, traced):
-//   cats:S          ε_l = the S-quantile of |act(g)| in layer l (CATS)
+// Fitting per-layer thresholds for threshold gates on calibration text (dense forward passes, traced). A gate
+// keeps s_i > ε and drops s_i ≤ ε (a score of exactly ε is dropped: on a ReLU model ε = 0 drops the exact zeros).
+//   cats:S          ε_l = the S-quantile of |act(g)| in layer l (CATS): dropping s ≤ ε_l drops a fraction ≥ S
 //   cett:T          ε_l such that the mean CETT of layer l is T, score |act(g_i)|·‖W_down[:,i]‖
 //   cett-global:T   one ε for every layer, mean CETT over layers T
-// CETT(ε) of a token = ‖Σ_{i: s_i<ε} a_i·W_down[:,i]‖ / ‖W_down·a‖ with a = act(g) ⊙ u; it is evaluated with the
+// CETT(ε) of a token = ‖Σ_{i: s_i≤ε} a_i·W_down[:,i]‖ / ‖W_down·a‖ with a = act(g) ⊙ u; it is evaluated with the
 // sparse kernels (column scatter over the dropped neurons) on a separate engine holding the traces.
 import { Engine } from "../engine/engine";
 import { DynactError } from "../engine/errors";
@@ -14,6 +15,7 @@ import { formatGateSpec, type GateSpec } from "../models/gates/spec";
 import type { ScoreKind } from "../models/gates/threshold-gate";
 import type { LlamaModel } from "../models/llama";
 import { windows } from "./text";
+import { dequantizeMatrix } from "../engine/repack";
 
 export type CalibratedSpec = Extract<GateSpec, { kind: "cats" | "cett" | "cett-global" }>;
 
@@ -31,9 +33,17 @@ export function calibrate(model: LlamaModel, ids: readonly number[], spec: Calib
   const score: ScoreKind = spec.kind === "cats" ? "act" : "act-downnorm";
   const traces = collectTraces(model, ids, opts);
   const norms = score === "act-downnorm" ? model.downNorms().map((t) => t.read()) : null;
-  // scores s and activations a per layer: [samples × hidden]
-  const scores = traces.map((tr, l) => tr.gate.map((g, i) => Math.abs(g) * (norms ? norms[l][i % h] : 1)));
-  const acts = traces.map((tr) => tr.gate.map((g, i) => g * tr.up[i]));
+  // Activations a and scores s per layer, [samples × hidden], computed in place over the traces (no second copy):
+  // up becomes a = act(g)·u, then gate becomes s.
+  const acts = traces.map((tr) => {
+    for (let i = 0; i < tr.up.length; i++) tr.up[i] *= tr.gate[i];
+    return tr.up;
+  });
+  const scores = traces.map((tr, l) => {
+    const g = tr.gate;
+    for (let i = 0; i < g.length; i++) g[i] = Math.abs(g[i]) * (norms ? norms[l][i % h] : 1);
+    return g;
+  });
 
   const cett = new CettEvaluator(model, acts, scores);
   const layers = Array.from({ length: nLayers }, (_, l) => l);
@@ -43,15 +53,15 @@ export function calibrate(model: LlamaModel, ids: readonly number[], spec: Calib
   } else if (spec.kind === "cett") {
     thresholds = layers.map((l) => {
       opts.onProgress?.("fitting", l, nLayers);
-      return cett.fit([l], spec.target, scores[l]);
+      return cett.fit([l], spec.target, Float32Array.from(scores[l]).sort());
     });
   } else {
     const pooled = new Float32Array(scores.reduce((n, s) => n + s.length, 0));
     scores.reduce((at, s) => (pooled.set(s, at), at + s.length), 0);
-    thresholds = new Array<number>(nLayers).fill(cett.fit(layers, spec.target, pooled));
+    thresholds = new Array<number>(nLayers).fill(cett.fit(layers, spec.target, pooled.sort()));
   }
   const measured = {
-    active_fraction: scores.map((s, l) => s.reduce((n, v) => n + (v >= thresholds[l] ? 1 : 0), 0) / s.length),
+    active_fraction: scores.map((s, l) => s.reduce((n, v) => n + (v > thresholds[l] ? 1 : 0), 0) / s.length),
     cett: layers.map((l) => cett.mean(l, thresholds[l])),
   };
   return {
@@ -114,11 +124,21 @@ export function traceSamples(model: LlamaModel, ids: readonly number[], opts: Ca
   }
 }
 
-/** The value below which a fraction q of the values lie (q = 0: −∞, keep everything). */
+/**
+ * The threshold ε for which dropping the values v ≤ ε (keeping v > ε) drops a fraction q of them: the ⌈q·n⌉-th
+ * smallest value. Values tied with it are dropped too, so the fraction dropped is at least q — on a ReLU model
+ * where more than a fraction q are exact zeros, ε = 0 and every zero is dropped. q = 0 (or q·n < 1): −∞, keep
+ * everything.
+ */
 export function quantile(values: Float32Array, q: number): number {
-  if (q <= 0) return -Infinity;
-  const sorted = Float32Array.from(values).sort();
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+  return quantileOfSorted(Float32Array.from(values).sort(), q);
+}
+
+/** quantile() of values sorted ascending. */
+function quantileOfSorted(sorted: Float32Array, q: number): number {
+  // How many values to drop; the slack absorbs rounding in q·n (0.3 · 10 = 3.0000000000000004).
+  const drop = Math.min(sorted.length, Math.ceil(q * sorted.length - 1e-6));
+  return drop <= 0 ? -Infinity : sorted[drop - 1];
 }
 
 /** Mean CETT of the sampled tokens of each layer for a threshold, computed with the engine's sparse kernels. */
@@ -141,7 +161,12 @@ class CettEvaluator {
     this.engine = Engine.create(traceBytes + 4 * (h * dim + 3 * h + dim) + 64 * (2 * acts.length + 8));
     this.wdT = this.engine.tensor([h, dim]);
     this.a = acts.map((a) => this.engine.from(a, [this.samples, h]));
-    this.negScores = scores.map((s) => this.engine.from(s.map((v) => -v), [this.samples, h]));
+    this.negScores = scores.map((s) => {
+      const t = this.engine.tensor([this.samples, h]);
+      const v = t.f32();
+      for (let i = 0; i < s.length; i++) v[i] = -s[i];
+      return t;
+    });
     this.idx = this.engine.tensor([h], "i32");
     this.compact = this.engine.tensor([h]);
     this.out = this.engine.tensor([dim]);
@@ -159,7 +184,8 @@ class CettEvaluator {
   private load(l: number): void {
     if (this.loaded === l) return;
     const lw = this.model.weights.layers[l];
-    const w = lw.wDown.f32();
+    const [rows, cols] = lw.wDown.shape;
+    const w = lw.wDown.dtype === "f32" ? lw.wDown.f32() : dequantizeMatrix(lw.wDown.dtype, lw.wDown.bytesView(), rows, cols);
     if (lw.downTransposed) this.wdT.write(w);
     else {
       const [dim, h] = lw.wDown.shape;
@@ -169,14 +195,15 @@ class CettEvaluator {
     this.loaded = l;
   }
 
-  /** Mean CETT of layer l when neurons with score < eps are dropped. */
+  /** Mean CETT of layer l when neurons with score ≤ eps are dropped. */
   mean(l: number, eps: number): number {
     if (eps === -Infinity) return 0;
     this.load(l);
+    const negEps = nextF32Below(-eps);
     let sum = 0;
     for (let t = 0; t < this.samples; t++) {
-      // dropped: s < eps  ⇔  -s > -eps  ⇔  -s >= the next f32 above -eps
-      const count = selectThreshold(this.idx, this.negScores[l].row(t), nextF32Above(-eps));
+      // dropped: s ≤ eps  ⇔  -s ≥ -eps  ⇔  -s > the next f32 below -eps
+      const count = selectThreshold(this.idx, this.negScores[l].row(t), negEps);
       if (count === 0 || this.full[l][t] === 0) continue;
       gather(this.compact, this.a[l].row(t), this.idx, count);
       scatterAxpy(this.out, this.wdT, this.compact, this.idx, count);
@@ -185,11 +212,10 @@ class CettEvaluator {
     return sum / this.samples;
   }
 
-  /** ε whose mean CETT over `layers` is closest to target: bisection over quantiles of the pooled scores. */
-  fit(layers: number[], target: number, pooled: Float32Array): number {
+  /** ε whose mean CETT over `layers` is closest to target: bisection over quantiles of the pooled scores (sorted). */
+  fit(layers: number[], target: number, sorted: Float32Array): number {
     if (target <= 0) return -Infinity;
-    const sorted = Float32Array.from(pooled).sort();
-    const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+    const at = (q: number) => quantileOfSorted(sorted, q);
     const meanAt = (eps: number) => layers.reduce((s, l) => s + this.mean(l, eps), 0) / layers.length;
     let lo = 0;
     let hi = 1;
@@ -212,10 +238,10 @@ function norm(v: Float32Array): number {
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
-/** The smallest f32 greater than x (x finite). */
-function nextF32Above(x: number): number {
+/** The largest f32 less than x (x finite). */
+function nextF32Below(x: number): number {
   f32[0] = x;
-  if (f32[0] === 0) return 1.4e-45;
-  u32[0] += f32[0] > 0 ? 1 : -1;
+  if (f32[0] === 0) return -(2 ** -149);
+  u32[0] += f32[0] > 0 ? -1 : 1;
   return f32[0];
 }

@@ -92,7 +92,7 @@ export function abs_mul_f32(out: usize, x: usize, c: usize, n: i32): void {
   }
 }
 
-// x_i = 0 where |x_i| < t (TEAL's input-side magnitude sparsity), in place.
+// x_i = 0 where |x_i| <= t (TEAL's input-side magnitude sparsity; keeps |x_i| > t, as the threshold gates), in place.
 export function sparsify_f32(x: usize, n: i32, t: f32): void {
   const tv = f32x4.splat(t);
   const n4 = n & ~3;
@@ -100,10 +100,10 @@ export function sparsify_f32(x: usize, n: i32, t: f32): void {
   for (; i < n4; i += 4) {
     const p = x + (<usize>i << 2);
     const v = v128.load(p);
-    v128.store(p, v128.and(v, f32x4.ge(f32x4.abs(v), tv)));
+    v128.store(p, v128.and(v, f32x4.gt(f32x4.abs(v), tv)));
   }
   for (; i < n; i++) {
     const p = x + (<usize>i << 2);
-    if (Mathf.abs(load<f32>(p)) < t) store<f32>(p, 0);
+    if (!(Mathf.abs(load<f32>(p)) > t)) store<f32>(p, 0);
   }
 }

@@ -102,7 +102,7 @@ export function gemm_f32(out: usize, w: usize, x: usize, n: i32, rowStart: i32, 
 }
 
 // 16-bit and quantized weights: the GEMV kernels' own loops with a token loop inside each block of four rows.
-// x of gemm_q8_0/q4_0 is `tokens` activations quantized by quantize_q8_0, one row after another.
+// x of the quantized ones is `tokens` activations quantized by quantize_act_q8_0, one after another.
 export function gemm_f16(out: usize, w: usize, x: usize, n: i32, rowStart: i32, rowEnd: i32, tokens: i32, outStride: i32): void {
   matvecHalf(out, w, x, n, rowStart, rowEnd, tokens, outStride, false);
 }
@@ -111,10 +111,18 @@ export function gemm_bf16(out: usize, w: usize, x: usize, n: i32, rowStart: i32,
   matvecHalf(out, w, x, n, rowStart, rowEnd, tokens, outStride, true);
 }
 
-export function gemm_q8_0(out: usize, w: usize, xq: usize, n: i32, rowStart: i32, rowEnd: i32, tokens: i32, outStride: i32): void {
-  matvecQuant(out, w, xq, n, rowStart, rowEnd, tokens, outStride, false);
+export function gemm_q8_0(out: usize, w: usize, xa: usize, n: i32, rowStart: i32, rowEnd: i32, tokens: i32, outStride: i32): void {
+  matvecQuant(out, w, xa, n, rowStart, rowEnd, tokens, outStride, false, false);
 }
 
-export function gemm_q4_0(out: usize, w: usize, xq: usize, n: i32, rowStart: i32, rowEnd: i32, tokens: i32, outStride: i32): void {
-  matvecQuant(out, w, xq, n, rowStart, rowEnd, tokens, outStride, true);
+export function gemm_q4_0(out: usize, w: usize, xa: usize, n: i32, rowStart: i32, rowEnd: i32, tokens: i32, outStride: i32): void {
+  matvecQuant(out, w, xa, n, rowStart, rowEnd, tokens, outStride, true, false);
+}
+
+export function gemm_q8_0_r4(out: usize, w: usize, xa: usize, n: i32, rowStart: i32, rowEnd: i32, tokens: i32, outStride: i32): void {
+  matvecQuant(out, w, xa, n, rowStart, rowEnd, tokens, outStride, false, true);
+}
+
+export function gemm_q4_0_r4(out: usize, w: usize, xa: usize, n: i32, rowStart: i32, rowEnd: i32, tokens: i32, outStride: i32): void {
+  matvecQuant(out, w, xa, n, rowStart, rowEnd, tokens, outStride, true, true);
 }

@@ -1,12 +1,22 @@
 // Matrix-vector products with Q8_0 / Q4_0 weights, as llama.cpp does them: the activation x is quantized once
-// per product to Q8_0 blocks (quantize_q8_0, into a scratch buffer the caller owns), then each block of a row
+// per product to Q8_0 values (quantize_act_q8_0, into a scratch buffer the caller owns), then each block of a row
 // is an exact integer dot product of int8 weights with int8 activations (widened to i16, i32x4.dot_i16x8_s),
-// scaled by d_w·d_x and accumulated in f32. Same row-range contract as matvec_f32; xq is the Q8_0 activation.
+// scaled by d_w·d_x and accumulated in f32. Same row-range contract as matvec_f32; xa is the quantized activation.
+//
+// The activation is kept in a kernel-private layout (ACT_BLOCK_BYTES per block, see quantize_act_q8_0): its quants
+// already widened to i16, its scales already f32, and Q4_0's offset term -8·Σq precomputed, since every row of the
+// product reuses them. The values are exactly ggml's Q8_0 activation (quantize_q8_0 writes that format itself).
 //
 // Four rows share each block of x. Their four integer sums are reduced into one i32x4 (lane i = row i), their
 // four f16 scales converted in one SIMD step, and lane i of one f32 accumulator collects row i block by block:
 // each row's value is fl(acc + fl(S_b · fl(d_w·d_x))) over its blocks in order, whatever the block of rows, and
 // a last block of fewer than four rows repeats the last row in the missing lanes (stored only for real rows).
+//
+// Weights come in two layouts with the same bytes per row: ggml's (`rows`: each row's blocks one after another)
+// and `r4` (engine/repack.ts), where the rows of each group of four are interleaved block by block — the group's
+// four f16 scales, then its four rows' quants — so a product streams one sequential run of memory instead of four
+// short ones, which the hardware prefetcher follows much better (measured 1.3-1.5x on weights streamed from DRAM).
+// A last group of G < 4 rows is interleaved the same way with G rows.
 //
 // Kept over the f32-dequantize path (widen each weight block to f32, multiply by f32 x, scale the block's sum by
 // d_w; no activation quantization), which measured slower everywhere, one thread, ms per product (best of 30):
@@ -17,7 +27,7 @@
 //   q4_0 256x768 in cache   0.024     0.047
 //   q4_0 768x768 DRAM       0.098     0.163
 //   q4_0 2048x2048 DRAM     0.710     1.085
-import { f16_to_f32, f16x4_to_f32x4, f32_to_f16, QK, QS, Q4_0_BLOCK_BYTES, Q8_0_BLOCK_BYTES } from "./blocks";
+import { ACT_BLOCK_BYTES, f16_to_f32, f16x4_to_f32x4, f32_to_f16, QK, QS, Q4_0_BLOCK_BYTES, Q8_0_BLOCK_BYTES, widen_lo } from "./blocks";
 
 // x (n f32, n a multiple of 32) -> n/32 Q8_0 blocks at dst, bit for bit as ggml's quantize_row_q8_0_ref (and
 // engine/quant.ts quantizeQ8_0): d = amax/127, q = roundf(x·(1/d)) with ties away from zero.
@@ -59,85 +69,161 @@ export function quantize_q8_0(dst: usize, x: usize, n: i32): void {
   return i32x4.trunc_sat_f32x4_s(f32x4.add(t, v128.and(up, one)));
 }
 
-export function matvec_q8_0(out: usize, w: usize, xq: usize, n: i32, rowStart: i32, rowEnd: i32): void {
-  matvecQuant(out, w, xq, n, rowStart, rowEnd, 1, 0, false);
+// x (n f32, n a multiple of 32) -> the activation layout of the products below, n/32 blocks:
+//   bytes [0, 64·nb)        block b's 32 quants as i16 at 64·b (values of quantize_q8_0, sign-extended)
+//   bytes [64·nb, 68·nb)    block b's scale as f32 (the f16 that quantize_q8_0 stores, converted exactly)
+//   bytes [68·nb, 72·nb)    block b's -8·Σq as i32 (Q4_0's nibble offset of 8, applied once per block of rows)
+export function quantize_act_q8_0(dst: usize, x: usize, n: i32): void {
+  const signBit = i32x4.splat(<i32>0x80000000);
+  const nb = n / QK;
+  const scales = dst + (<usize>nb << 6);
+  const offsets = scales + (<usize>nb << 2);
+  const m8 = i16x8.splat(-8);
+  for (let b = 0; b < nb; b++) {
+    const xb = x + (<usize>b << 7);
+    const yb = dst + (<usize>b << 6);
+    const v0 = v128.load(xb), v1 = v128.load(xb, 16), v2 = v128.load(xb, 32), v3 = v128.load(xb, 48);
+    const v4 = v128.load(xb, 64), v5 = v128.load(xb, 80), v6 = v128.load(xb, 96), v7 = v128.load(xb, 112);
+    const m = f32x4.max(
+      f32x4.max(f32x4.max(f32x4.abs(v0), f32x4.abs(v1)), f32x4.max(f32x4.abs(v2), f32x4.abs(v3))),
+      f32x4.max(f32x4.max(f32x4.abs(v4), f32x4.abs(v5)), f32x4.max(f32x4.abs(v6), f32x4.abs(v7))),
+    );
+    const amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)),
+      max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+    const d = amax / <f32>127;
+    const inv = <f32>1 / d; // as quantize_q8_0: 0 where 1/d overflows
+    const id = f32x4.splat(isFinite(inv) ? inv : <f32>0);
+    store<f32>(scales + (<usize>b << 2), f16_to_f32(f32_to_f16(d)));
+    const q0 = i16x8.narrow_i32x4_s(roundAway(f32x4.mul(v0, id), signBit), roundAway(f32x4.mul(v1, id), signBit));
+    const q1 = i16x8.narrow_i32x4_s(roundAway(f32x4.mul(v2, id), signBit), roundAway(f32x4.mul(v3, id), signBit));
+    const q2 = i16x8.narrow_i32x4_s(roundAway(f32x4.mul(v4, id), signBit), roundAway(f32x4.mul(v5, id), signBit));
+    const q3 = i16x8.narrow_i32x4_s(roundAway(f32x4.mul(v6, id), signBit), roundAway(f32x4.mul(v7, id), signBit));
+    v128.store(yb, q0);
+    v128.store(yb, q1, 16);
+    v128.store(yb, q2, 32);
+    v128.store(yb, q3, 48);
+    const c = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(q0, m8), i32x4.dot_i16x8_s(q1, m8)),
+      i32x4.add(i32x4.dot_i16x8_s(q2, m8), i32x4.dot_i16x8_s(q3, m8)));
+    store<i32>(offsets + (<usize>b << 2), i32x4.extract_lane(c, 0) + i32x4.extract_lane(c, 1) +
+      i32x4.extract_lane(c, 2) + i32x4.extract_lane(c, 3));
+  }
 }
 
-export function matvec_q4_0(out: usize, w: usize, xq: usize, n: i32, rowStart: i32, rowEnd: i32): void {
-  matvecQuant(out, w, xq, n, rowStart, rowEnd, 1, 0, true);
+export function matvec_q8_0(out: usize, w: usize, xa: usize, n: i32, rowStart: i32, rowEnd: i32): void {
+  matvecQuant(out, w, xa, n, rowStart, rowEnd, 1, 0, false, false);
 }
 
-// Integer dot product of one weight block at p with the activation block widened to i16 (x0..x3 = values
-// 0-7, 8-15, 16-23, 24-31), as four i32 partial sums. Q8_0: load8x8_s loads and sign-extends eight quants in
-// one instruction. Q4_0: the nibbles are widened unsigned (0..15) to i16 and masked/shifted there (the low
-// nibbles of bytes 0-15 are values 0-15, the high ones 16-31); their offset of 8 comes in as c = -8·Σx.
-@inline function blockDot(p: usize, x0: v128, x1: v128, x2: v128, x3: v128, c: v128, q4: bool): v128 {
+export function matvec_q4_0(out: usize, w: usize, xa: usize, n: i32, rowStart: i32, rowEnd: i32): void {
+  matvecQuant(out, w, xa, n, rowStart, rowEnd, 1, 0, true, false);
+}
+
+export function matvec_q8_0_r4(out: usize, w: usize, xa: usize, n: i32, rowStart: i32, rowEnd: i32): void {
+  matvecQuant(out, w, xa, n, rowStart, rowEnd, 1, 0, false, true);
+}
+
+export function matvec_q4_0_r4(out: usize, w: usize, xa: usize, n: i32, rowStart: i32, rowEnd: i32): void {
+  matvecQuant(out, w, xa, n, rowStart, rowEnd, 1, 0, true, true);
+}
+
+// Integer dot product of one block of quants at p with the activation block x0..x3 (values 0-7, 8-15, 16-23,
+// 24-31 as i16), as four i32 partial sums. Q8_0: load8x8_s loads and sign-extends eight quants in one
+// instruction. Q4_0: the nibbles are widened unsigned (0..15) to i16 and masked/shifted there (the low nibbles of
+// bytes 0-15 are values 0-15, the high ones 16-31); their offset of 8 is added per block of rows by the caller.
+@inline export function blockDot(p: usize, x0: v128, x1: v128, x2: v128, x3: v128, q4: bool): v128 {
   if (q4) {
-    const q = v128.load(p + QS);
+    const q = v128.load(p);
     const a = i16x8.extend_low_i8x16_u(q), b = i16x8.extend_high_i8x16_u(q);
     const low = i16x8.splat(15);
-    return i32x4.add(c, i32x4.add(
+    return i32x4.add(
       i32x4.add(i32x4.dot_i16x8_s(v128.and(a, low), x0), i32x4.dot_i16x8_s(v128.and(b, low), x1)),
       i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_u(a, 4), x2), i32x4.dot_i16x8_s(i16x8.shr_u(b, 4), x3)),
-    ));
+    );
   }
   return i32x4.add(
-    i32x4.add(i32x4.dot_i16x8_s(v128.load8x8_s(p + QS), x0), i32x4.dot_i16x8_s(v128.load8x8_s(p + QS + 8), x1)),
-    i32x4.add(i32x4.dot_i16x8_s(v128.load8x8_s(p + QS + 16), x2), i32x4.dot_i16x8_s(v128.load8x8_s(p + QS + 24), x3)),
+    i32x4.add(i32x4.dot_i16x8_s(v128.load8x8_s(p), x0), i32x4.dot_i16x8_s(v128.load8x8_s(p, 8), x1)),
+    i32x4.add(i32x4.dot_i16x8_s(v128.load8x8_s(p, 16), x2), i32x4.dot_i16x8_s(v128.load8x8_s(p, 24), x3)),
   );
 }
 
 // [Σ s0, Σ s1, Σ s2, Σ s3]: the four rows' block sums in one vector (integer adds: exact in any order).
-@inline function transposeSum(s0: v128, s1: v128, s2: v128, s3: v128): v128 {
+@inline export function transposeSum(s0: v128, s1: v128, s2: v128, s3: v128): v128 {
   const s01 = i32x4.add(i32x4.shuffle(s0, s1, 0, 4, 1, 5), i32x4.shuffle(s0, s1, 2, 6, 3, 7));
   const s23 = i32x4.add(i32x4.shuffle(s2, s3, 0, 4, 1, 5), i32x4.shuffle(s2, s3, 2, 6, 3, 7));
   return i32x4.add(i32x4.shuffle(s01, s23, 0, 1, 4, 5), i32x4.shuffle(s01, s23, 2, 3, 6, 7));
 }
 
-// Also the batched product (gemm.ts): `tokens` activations, Q8_0 rows one after another at xq, outputs `outStride`
-// floats apart. Each block of four rows is run for every token while it is in L1, by the same code as one product.
+// Four f16 scales held as lane = h << 16 -> f32x4. Scales of real weights are normal halves, which three
+// operations convert; a zero or subnormal one (exponent field 0) takes the exact general conversion.
+@inline export function scalesToF32(w: v128): v128 {
+  if (v128.any_true(i32x4.eq(v128.and(w, i32x4.splat(0x7c000000)), i32x4.splat(0)))) return f16x4_to_f32x4(w);
+  return i32x4.add(v128.and(i32x4.shr_s(w, 3), i32x4.splat(<i32>0x8fffffff)), i32x4.splat(112 << 23));
+}
+
+// Also the batched product (gemm.ts): `tokens` activations one after another at xa, outputs `outStride` floats
+// apart. Each block of four rows is run for every token while it is in L1, by the same code as one product.
+// r4 weights: rowStart is a multiple of 4 and rowEnd a multiple of 4 or the matrix's last row (engine/ops check).
 @inline export function matvecQuant(
-  out: usize, w: usize, xq: usize, n: i32, rowStart: i32, rowEnd: i32, tokens: i32, outStride: i32, q4: bool,
+  out: usize, w: usize, xa: usize, n: i32, rowStart: i32, rowEnd: i32, tokens: i32, outStride: i32, q4: bool, r4: bool,
 ): void {
   const blockBytes = q4 ? Q4_0_BLOCK_BYTES : Q8_0_BLOCK_BYTES;
+  const quantBytes: usize = q4 ? 16 : 32;
   const nb = n / QK;
   const rowBytes = <usize>nb * blockBytes;
-  const xRowBytes = <usize>nb * Q8_0_BLOCK_BYTES;
+  const actBytes = <usize>nb * ACT_BLOCK_BYTES;
   const last = rowEnd - 1;
+  const rows = r4 ? rowEnd : 0;
   for (let r = rowStart; r < rowEnd; r += 4) {
+    // r4: the group's G rows are interleaved; G < 4 only for the last group of the matrix (rowEnd is its end).
+    const g: usize = r4 ? <usize>min(4, rows - r) : 4;
+    const step: usize = r4 ? g * blockBytes : blockBytes;
     for (let t = 0; t < tokens; t++) {
-      let w0 = w + <usize>r * rowBytes;
-      let w1 = w + <usize>min(r + 1, last) * rowBytes;
-      let w2 = w + <usize>min(r + 2, last) * rowBytes;
-      let w3 = w + <usize>min(r + 3, last) * rowBytes;
+      // Per row k: the address of its scale (s_k) and of its quants (q_k) in the current block.
+      let s0: usize, s1: usize, s2: usize, s3: usize;
+      if (r4) {
+        s0 = w + <usize>r * rowBytes;
+        s1 = s0 + (<usize>min(1, g - 1) << 1);
+        s2 = s0 + (<usize>min(2, g - 1) << 1);
+        s3 = s0 + (<usize>min(3, g - 1) << 1);
+      } else {
+        s0 = w + <usize>r * rowBytes;
+        s1 = w + <usize>min(r + 1, last) * rowBytes;
+        s2 = w + <usize>min(r + 2, last) * rowBytes;
+        s3 = w + <usize>min(r + 3, last) * rowBytes;
+      }
+      const q0: usize = r4 ? (g << 1) : QS;
+      const q1: usize = r4 ? q0 + <usize>min(1, g - 1) * quantBytes - (s1 - s0) : QS;
+      const q2: usize = r4 ? q0 + <usize>min(2, g - 1) * quantBytes - (s2 - s0) : QS;
+      const q3: usize = r4 ? q0 + <usize>min(3, g - 1) * quantBytes - (s3 - s0) : QS;
       let acc = f32x4.splat(0);
-      let xb = xq + <usize>t * xRowBytes;
+      const xt = xa + <usize>t * actBytes;
+      let xb = xt;
+      let xs = xt + (<usize>nb << 6);
       for (let b = 0; b < nb; b++) {
-        const x0 = v128.load8x8_s(xb + QS), x1 = v128.load8x8_s(xb + QS + 8);
-        const x2 = v128.load8x8_s(xb + QS + 16), x3 = v128.load8x8_s(xb + QS + 24);
-        let c = i32x4.splat(0);
-        if (q4) {
-          const m8 = i16x8.splat(-8);
-          c = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(x0, m8), i32x4.dot_i16x8_s(x1, m8)),
-            i32x4.add(i32x4.dot_i16x8_s(x2, m8), i32x4.dot_i16x8_s(x3, m8)));
-        }
-        const sums = transposeSum(
-          blockDot(w0, x0, x1, x2, x3, c, q4), blockDot(w1, x0, x1, x2, x3, c, q4),
-          blockDot(w2, x0, x1, x2, x3, c, q4), blockDot(w3, x0, x1, x2, x3, c, q4),
+        const x0 = v128.load(xb), x1 = v128.load(xb, 16), x2 = v128.load(xb, 32), x3 = v128.load(xb, 48);
+        let sums = transposeSum(
+          blockDot(s0 + q0, x0, x1, x2, x3, q4), blockDot(s1 + q1, x0, x1, x2, x3, q4),
+          blockDot(s2 + q2, x0, x1, x2, x3, q4), blockDot(s3 + q3, x0, x1, x2, x3, q4),
         );
+        if (q4) sums = i32x4.add(sums, v128.load32_splat(xs + (<usize>nb << 2)));
         // The rows' f16 scales into the upper halves of the lanes (lane i = d_i << 16), converted at once.
-        let dw = i32x4.splat(0);
-        dw = v128.load16_lane(w0, dw, 1);
-        dw = v128.load16_lane(w1, dw, 3);
-        dw = v128.load16_lane(w2, dw, 5);
-        dw = v128.load16_lane(w3, dw, 7);
-        const scale = f32x4.mul(f16x4_to_f32x4(dw), f32x4.splat(f16_to_f32(<u32>load<u16>(xb))));
+        let dw: v128;
+        if (r4 && g == 4) {
+          dw = widen_lo(v128.load64_zero(s0));
+        } else {
+          dw = i32x4.splat(0);
+          dw = v128.load16_lane(s0, dw, 1);
+          dw = v128.load16_lane(s1, dw, 3);
+          dw = v128.load16_lane(s2, dw, 5);
+          dw = v128.load16_lane(s3, dw, 7);
+        }
+        const scale = f32x4.mul(scalesToF32(dw), v128.load32_splat(xs));
         acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sums), scale));
-        w0 += blockBytes;
-        w1 += blockBytes;
-        w2 += blockBytes;
-        w3 += blockBytes;
-        xb += Q8_0_BLOCK_BYTES;
+        s0 += step;
+        s1 += step;
+        s2 += step;
+        s3 += step;
+        xb += 64;
+        xs += 4;
       }
       const o = out + <usize>t * (<usize>outStride << 2) + (<usize>r << 2);
       store<f32>(o, f32x4.extract_lane(acc, 0));

@@ -1,5 +1,5 @@
 // Index selection for neuron gates: which of n scores survive. Selection, not a sort.
-//   select_threshold_f32  S = { i : score[i] >= eps }, ascending; returns |S|
+//   select_threshold_f32  S = { i : score[i] > eps } (strict: a score of exactly eps is dropped), ascending; returns |S|
 //   kth_largest_f32       the k-th largest score (1-based), by quickselect on a scratch copy
 //   select_topk_f32       exactly k indices, ascending: all scores above the k-th largest, then ties from the lowest id
 
@@ -10,7 +10,7 @@ export function select_threshold_f32(idx: usize, scores: usize, n: i32, eps: f32
   let count = 0;
   let i = 0;
   for (; i < n4; i += 4) {
-    let mask = i32x4.bitmask(f32x4.ge(v128.load(scores + (<usize>i << 2)), e));
+    let mask = i32x4.bitmask(f32x4.gt(v128.load(scores + (<usize>i << 2)), e));
     while (mask != 0) {
       const lane = ctz(mask);
       store<i32>(idx + (<usize>count << 2), i + lane);
@@ -19,7 +19,7 @@ export function select_threshold_f32(idx: usize, scores: usize, n: i32, eps: f32
     }
   }
   for (; i < n; i++) {
-    if (load<f32>(scores + (<usize>i << 2)) >= eps) {
+    if (load<f32>(scores + (<usize>i << 2)) > eps) {
       store<i32>(idx + (<usize>count << 2), i);
       count++;
     }

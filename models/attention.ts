@@ -12,7 +12,7 @@ import { attention } from "../engine/ops/attention";
 import { matmul } from "../engine/ops/matmul";
 import { matvec } from "../engine/ops/matvec";
 import { rope } from "../engine/ops/rope";
-import { scatterHeads } from "../engine/ops/sparse";
+import { matvecColumns, scatterAxpy, scatterHeads } from "../engine/ops/sparse";
 import type { Tensor } from "../engine/tensor";
 import { headSize, type LlamaConfig } from "./config";
 import type { HeadGate, KvPolicy } from "./gates/head-gate";
@@ -46,7 +46,15 @@ export class AttentionBlock {
   private readonly heads: Tensor; // i32 active heads
   private readonly allHeads: Tensor;
   private readonly contribution: Tensor;
+  // TEAL column gather (weights stored transposed): the nonzero inputs of a product, as indices and values.
+  private readonly colIdx: Tensor;
+  private readonly colVals: Tensor;
   private readonly hs: number;
+  private readonly shape: { nHeads: number; nKvHeads: number; headSize: number };
+  // Per-token scratch, allocated once: a score per query head (query or contribution norms), and per KV head
+  // whether this position writes it.
+  private readonly headScores: Float32Array;
+  private readonly kvActive: Uint8Array;
   private tokens = 0;
   private active: number[];
   private holes: number[];
@@ -54,6 +62,9 @@ export class AttentionBlock {
 
   constructor(engine: Engine, private readonly c: LlamaConfig, private readonly cache: KVCache, private readonly rope: RopeTable) {
     this.hs = headSize(c);
+    this.shape = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headSize: this.hs };
+    this.headScores = new Float32Array(c.nHeads);
+    this.kvActive = new Uint8Array(c.nKvHeads);
     this.q = engine.tensor([c.dim]);
     this.o = engine.tensor([c.dim]);
     this.att = engine.tensor([c.nHeads, c.seqLen]);
@@ -61,18 +72,20 @@ export class AttentionBlock {
     this.allHeads = engine.tensor([c.nHeads], "i32");
     this.allHeads.i32().forEach((_, i, a) => (a[i] = i));
     this.contribution = engine.tensor([c.dim]);
+    this.colIdx = engine.tensor([c.dim], "i32");
+    this.colVals = engine.tensor([c.dim]);
     this.active = new Array<number>(c.nLayers).fill(0);
     this.holes = new Array<number>(c.nLayers).fill(0);
     this.macs = new Array<number>(c.nLayers).fill(0);
   }
 
   static bytes(c: LlamaConfig): number {
-    return 4 * (3 * c.dim + c.nHeads * c.seqLen + 2 * c.nHeads) + 8 * 64;
+    return 4 * (5 * c.dim + c.nHeads * c.seqLen + 2 * c.nHeads) + 10 * 64;
   }
 
-  /** ‖W_o,h · o_h‖ for every head h (W_o transposed). */
+  /** ‖W_o,h · o_h‖ for every head h (W_o transposed), in headScores (clobbers heads[0]). */
   private contributionNorms(lw: LayerWeights, o: Tensor): Float32Array {
-    const scores = new Float32Array(this.c.nHeads);
+    const scores = this.headScores;
     const one = this.heads.i32();
     for (let h = 0; h < this.c.nHeads; h++) {
       one[0] = h;
@@ -112,7 +125,7 @@ export class AttentionBlock {
     const cos = this.rope.cos.row(pos);
     const sin = this.rope.sin.row(pos);
     const valid = this.cache.valid[l];
-    const shape = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headSize: hs };
+    const { shape, kvActive } = this;
     const gate = this.gate;
     this.tokens++;
     const validMap = valid.u8();
@@ -128,22 +141,30 @@ export class AttentionBlock {
         matvec(q, lw.wq, x, h * hs, (h + 1) * hs);
         rope(q.slice(h * hs, hs), hs, cos, sin);
       }
+    } else if (lw.inputsTransposed) {
+      // TEAL gather: q, k and v as column gathers over x's nonzero entries (no head gate: checked at configure).
+      const nonzero = matvecColumns(q, lw.wq, x, this.colIdx, this.colVals);
+      scatterAxpy(k, lw.wk, this.colVals, this.colIdx, nonzero);
+      scatterAxpy(v, lw.wv, this.colVals, this.colIdx, nonzero);
+      rope(q, hs, cos, sin);
     } else {
       // The query of every head: the query-norm score needs it, and mask and the oracle compute everything.
       matvec(q, lw.wq, x);
       rope(q, hs, cos, sin);
     }
     if (gate?.score === "query-norm") {
-      count = gate.select(l, headNorms(q.f32(), c.nHeads, hs), idx);
+      count = gate.select(l, headNorms(q.f32(), hs, this.headScores), idx);
     }
     // Keys and values: under skip, only KV heads that a kept query head reads (when the heads are known yet).
     const known = gate?.score === "query-norm" || gate?.score === "input";
     const skipKnown = this.policy === "skip" && known && count < c.nHeads;
-    const kvActive = new Uint8Array(c.nKvHeads).fill(skipKnown ? 0 : 1);
+    kvActive.fill(skipKnown ? 0 : 1);
     if (skipKnown) for (let i = 0; i < count; i++) kvActive[Math.floor(idx[i] / group)] = 1;
     if (!skipKnown) {
-      matvec(k, lw.wk, x);
-      matvec(v, lw.wv, x);
+      if (!lw.inputsTransposed) {
+        matvec(k, lw.wk, x);
+        matvec(v, lw.wv, x);
+      }
       rope(k, hs, cos, sin);
     } else {
       // Row ranges of the dense kernel: each row's bits are those of the full product.
@@ -170,16 +191,21 @@ export class AttentionBlock {
       count = gate.select(l, this.contributionNorms(lw, o), idx);
       if (this.policy === "skip") {
         // The oracle saw every head; the cache keeps only the KV heads its kept heads read.
-        const used = new Uint8Array(c.nKvHeads);
-        for (let i = 0; i < count; i++) used[Math.floor(idx[i] / group)] = 1;
-        for (let g = 0; g < c.nKvHeads; g++) validMap[g * c.seqLen + pos] = used[g];
+        // (kvActive is all ones here: skipKnown is false for the oracle, so it is free to reuse.)
+        kvActive.fill(0);
+        for (let i = 0; i < count; i++) kvActive[Math.floor(idx[i] / group)] = 1;
+        for (let g = 0; g < c.nKvHeads; g++) validMap[g * c.seqLen + pos] = kvActive[g];
       }
     }
 
     this.teal?.apply(l, 1, o);
     this.active[l] += count / c.nHeads;
     const qHeads = gate?.score === "input" && this.policy !== "mask" ? count : c.nHeads;
-    const kvHeads = skipKnown ? kvActive.reduce((a, b) => a + b, 0) : c.nKvHeads;
+    let kvHeads = c.nKvHeads;
+    if (skipKnown) {
+      kvHeads = 0;
+      for (let g = 0; g < c.nKvHeads; g++) kvHeads += kvActive[g];
+    }
     const oHeads = gate && this.policy !== "mask" ? count : c.nHeads;
     const gateMacs = gate?.score === "output-norm" ? c.dim * c.dim : (gate?.selectMacs ?? 0);
     this.macs[l] += ((qHeads + oHeads + 2 * kvHeads) * hs * c.dim + gateMacs) / ((2 * c.nHeads + 2 * c.nKvHeads) * hs * c.dim);
@@ -187,7 +213,8 @@ export class AttentionBlock {
 
     if (this.tracer && !gate) this.tracer(l, x, this.contributionNorms(lw, o));
     if (!gate || count === c.nHeads) {
-      if (lw.woTransposed) scatterHeads(out, lw.wo, o, this.allHeads, c.nHeads, hs);
+      if (lw.inputsTransposed) matvecColumns(out, lw.wo, o, this.colIdx, this.colVals);
+      else if (lw.woTransposed) scatterHeads(out, lw.wo, o, this.allHeads, c.nHeads, hs);
       else matvec(out, lw.wo, o);
       return;
     }
@@ -234,10 +261,9 @@ export class AttentionBlock {
       rope(k.row(t), hs, cos, sin);
       for (let g = 0; g < c.nKvHeads; g++) validMap[g * c.seqLen + pos] = 1;
     }
-    const shape = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headSize: hs };
     const holesSoFar = this.policy === "skip" ? this.cache.valid[l] : null;
     for (let t = 0; t < T; t++) {
-      attention(o.row(t), q.row(t), keys, values, this.att, shape, startPos + t + 1, 0, c.nHeads, holesSoFar);
+      attention(o.row(t), q.row(t), keys, values, this.att, this.shape, startPos + t + 1, 0, c.nHeads, holesSoFar);
     }
     matmul(out, lw.wo, o);
     this.tokens += T;
@@ -246,12 +272,15 @@ export class AttentionBlock {
   }
 }
 
-/** Sees each layer's block input and every head's contribution norm ‖W_o,h · o_h‖ on the dense path. */
+/**
+ * Sees each layer's block input and every head's contribution norm ‖W_o,h · o_h‖ on the dense path (the norms are
+ * scratch that the next token overwrites: copy what you keep).
+ */
 export type HeadTracer = (l: number, x: Tensor, contributionNorms: Float32Array) => void;
 
-function headNorms(q: Float32Array, nHeads: number, hs: number): Float32Array {
-  const out = new Float32Array(nHeads);
-  for (let h = 0; h < nHeads; h++) {
+/** ‖q_h‖ for every head, written to out (one entry per head). */
+function headNorms(q: Float32Array, hs: number, out: Float32Array): Float32Array {
+  for (let h = 0; h < out.length; h++) {
     let s = 0;
     for (let i = h * hs; i < (h + 1) * hs; i++) s += q[i] * q[i];
     out[h] = Math.sqrt(s);

@@ -8,7 +8,7 @@ import type { Engine } from "../engine/engine";
 import { mul } from "../engine/ops/elementwise";
 import { matmul } from "../engine/ops/matmul";
 import { matvec } from "../engine/ops/matvec";
-import { gather, matvecRows, scatter, scatterAxpy } from "../engine/ops/sparse";
+import { gather, matvecColumns, matvecRows, scatter, scatterAxpy } from "../engine/ops/sparse";
 import type { Tensor } from "../engine/tensor";
 import type { Activation } from "./activation";
 import type { LlamaConfig } from "./config";
@@ -29,6 +29,9 @@ export class FeedForward {
   private readonly c: Tensor; // compact scratch
   private readonly y: Tensor; // dense down product, for CETT
   private readonly all: Tensor; // 0..hidden-1, for a dense down product over W_downᵀ
+  // TEAL column gather (inputs stored transposed): the nonzero entries of a product's input.
+  private readonly colIdx: Tensor;
+  private readonly colVals: Tensor;
   private readonly scratch: GateScratch;
 
   gate: NeuronGate | null = null;
@@ -52,6 +55,8 @@ export class FeedForward {
     this.all = engine.tensor([h], "i32");
     this.all.i32().forEach((_, i, a) => (a[i] = i));
     this.scratch = { idx: engine.tensor([h], "i32"), scores: engine.tensor([h]), work: engine.tensor([h]) };
+    this.colIdx = engine.tensor([Math.max(h, config.dim)], "i32");
+    this.colVals = engine.tensor([Math.max(h, config.dim)]);
     this.stats = new FfnStats(config.nLayers);
   }
 
@@ -63,7 +68,7 @@ export class FeedForward {
   }
 
   static bytes(c: LlamaConfig): number {
-    return 4 * (7 * c.hiddenDim + c.dim) + 8 * 64;
+    return 4 * (7 * c.hiddenDim + c.dim + 2 * Math.max(c.hiddenDim, c.dim)) + 10 * 64;
   }
 
   /** out = FFN(x) for layer l. */
@@ -124,7 +129,7 @@ export class FeedForward {
   }
 
   private dense(l: number, lw: LayerWeights, x: Tensor, out: Tensor): void {
-    matvec(this.g, lw.wGate, x);
+    this.inputProduct(this.g, lw.wGate, x, lw);
     this.activation.apply(this.g, this.g);
     this.denseFromGate(l, lw, x, out);
   }
@@ -145,7 +150,7 @@ export class FeedForward {
 
   /** The rest of the dense path once g = act(W_gate x). */
   private denseFromGate(l: number, lw: LayerWeights, x: Tensor, out: Tensor): void {
-    matvec(this.u, lw.wUp, x);
+    this.inputProduct(this.u, lw.wUp, x, lw);
     this.tracer?.(l, this.g, this.u, x);
     if (this.mode === "mask") this.scoreChoice(l, this.config.hiddenDim);
     mul(this.g, this.g, this.u);
@@ -170,9 +175,16 @@ export class FeedForward {
     this.stats.recordOracle(l, h, count, inOracle, hits);
   }
 
-  /** out = W_down · a, whichever layout W_down is stored in. */
+  /** out = W · x for gate/up: a matvec, or with the inputs stored transposed (TEAL gather) a column gather. */
+  private inputProduct(out: Tensor, w: Tensor, x: Tensor, lw: LayerWeights): void {
+    if (lw.inputsTransposed) matvecColumns(out, w, x, this.colIdx, this.colVals);
+    else matvec(out, w, x);
+  }
+
+  /** out = W_down · a, whichever layout W_down is stored in (TEAL gather: over a's nonzero entries only). */
   private down(lw: LayerWeights, a: Tensor, out: Tensor): void {
-    if (lw.downTransposed) scatterAxpy(out, lw.wDown, a, this.all, this.config.hiddenDim);
+    if (lw.inputsTransposed) matvecColumns(out, lw.wDown, a, this.colIdx, this.colVals);
+    else if (lw.downTransposed) scatterAxpy(out, lw.wDown, a, this.all, this.config.hiddenDim);
     else matvec(out, lw.wDown, a);
   }
 }

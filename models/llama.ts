@@ -11,6 +11,8 @@ import { embeddingRow } from "../engine/ops/embedding";
 import { matmul } from "../engine/ops/matmul";
 import { matvec } from "../engine/ops/matvec";
 import { rmsnorm } from "../engine/ops/rmsnorm";
+import { ACT_BLOCK_BYTES } from "../engine/dtype";
+import { dequantizeMatrix } from "../engine/repack";
 import type { Tensor } from "../engine/tensor";
 import { ACTIVATION_MODULES, type Activation } from "./activation";
 import { AttentionBlock, type AttentionStatsSummary, type HeadTracer } from "./attention";
@@ -82,10 +84,10 @@ export class LlamaModel {
     engine.reserveScratch(LlamaModel.scratchBytes(config));
   }
 
-  // Quantized weights need the activation quantized to Q8_0 blocks (34 bytes per 32 values) once per product,
-  // a chunk's rows at once in forwardBatch.
+  // Quantized weights need the activation quantized (ACT_BLOCK_BYTES per 32 values) once per product, a chunk's
+  // rows at once in forwardBatch.
   private static scratchBytes(c: LlamaConfig): number {
-    return chunkTokens(c) * Math.ceil(Math.max(c.dim, c.hiddenDim) / 32) * 34;
+    return chunkTokens(c) * Math.ceil(Math.max(c.dim, c.hiddenDim) / 32) * ACT_BLOCK_BYTES;
   }
 
   /** Engine bytes a model of this config needs besides its weights: KV cache, RoPE table, scratch. */
@@ -99,6 +101,9 @@ export class LlamaModel {
   configureFfn(opts: FfnOptions): void {
     if (opts.gate && opts.mode === "gather" && !this.weights.layers[0].downTransposed) {
       throw new DynactError("gather mode needs W_down stored transposed: load the model with transposeDown");
+    }
+    if (opts.gate && this.weights.layers[0].inputsTransposed) {
+      throw new DynactError("neuron gates need W_gate/W_up row-major: a model loaded for TEAL's gather mode runs no neuron gate");
     }
     this.ffn.configure(opts.gate, opts.mode, opts.measureCett ?? false);
   }
@@ -136,6 +141,9 @@ export class LlamaModel {
 
   /** Swap the head gate and KV policy (same weights; statistics start afresh). */
   configureHeads(gate: HeadGate | null, policy: KvPolicy): void {
+    if (gate && this.weights.layers[0].inputsTransposed) {
+      throw new DynactError("head gates need W_q/W_k/W_v row-major: they cannot run with TEAL's gather mode");
+    }
     this.attn.configure(gate, policy, this.weights.layers[0].woTransposed);
   }
 
@@ -267,7 +275,7 @@ export class LlamaModel {
 
 /** L2 norm of each neuron's output weights: columns of W_down [dim, hidden], or rows of its transpose. */
 function columnNorms(wDown: Tensor, transposed: boolean): Float32Array {
-  const w = wDown.f32();
+  const w = wDown.dtype === "f32" ? wDown.f32() : dequantizeMatrix(wDown.dtype, wDown.bytesView(), wDown.shape[0], wDown.shape[1]);
   const [rows, cols] = wDown.shape;
   const hidden = transposed ? rows : cols;
   const out = new Float64Array(hidden);

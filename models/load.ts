@@ -2,7 +2,7 @@
 // what cannot fit before reading a byte), stream the weights in, and find the matching tokenizer.
 import { existsSync, statSync } from "node:fs";
 import path from "node:path";
-import { Engine, formatBytes } from "../engine/engine";
+import { Engine } from "../engine/engine";
 import { MAX_BYTES } from "../engine/arena";
 import { DynactError, MemoryLimitError } from "../engine/errors";
 import { ACTIVATION_MODULES } from "./activation";
@@ -14,6 +14,7 @@ import { readSafetensorsCheckpoint } from "./formats/safetensors";
 import { cachedHubPath } from "./hub/download";
 import { isHubSpec } from "./hub/spec";
 import { LlamaModel } from "./llama";
+import { memoryLimitMessage } from "./memory-fit";
 import { readLlama2cTokenizer } from "./tokenizer/sentencepiece-bpe";
 import { readTokenizerJson } from "./tokenizer/tokenizer-json";
 import type { Tokenizer } from "./tokenizer/tokenizer";
@@ -32,8 +33,12 @@ export interface LoadOptions {
   contextLength?: number;
   /** Store W_down transposed, as the sparse (gather) FFN needs. */
   transposeDown?: boolean;
+  /** A quantized model's transposed W_down: requantized to Q8_0 along its new rows (default) or kept as F16. */
+  downDType?: "q8_0" | "f16";
   /** Store W_o transposed, as head-sparse attention needs. */
   transposeWo?: boolean;
+  /** Store every linear but the classifier transposed (f32), as TEAL's column-gather products need. */
+  transposeInputs?: boolean;
   /** Threads for the matrix products (default 1). */
   threads?: number;
   /** Extra engine bytes for modules that keep tensors of their own (predictors). */
@@ -72,17 +77,16 @@ export function loadModel(file: string, opts: LoadOptions = {}): LoadedModel {
 /** Size an engine for the checkpoint, stream its weights in and build the model (no tokenizer). */
 export function buildModel(checkpoint: Checkpoint, opts: Omit<LoadOptions, "tokenizer"> = {}): LlamaModel {
   const config = runConfig(checkpoint.config, opts);
-  const need = weightBytes(checkpoint) + LlamaModel.stateBytes(config) + (opts.reserveBytes ?? 0);
+  const need = weightBytes(checkpoint, opts) + LlamaModel.stateBytes(config) + (opts.reserveBytes ?? 0);
   if (need > MAX_BYTES - 2 * 65536) {
-    throw new MemoryLimitError(
-      `${checkpoint.path}: needs ${formatBytes(need)} of engine memory (weights + KV cache); wasm32 memory is ` +
-      `limited to ${formatBytes(MAX_BYTES)}. Use a shorter context (--ctx) or a smaller model.`,
-    );
+    // Refused before any allocation, naming what would fit (a quantization, a shorter context).
+    throw new MemoryLimitError(memoryLimitMessage(checkpoint, config, opts, opts.reserveBytes ?? 0));
   }
   const engine = Engine.create(need);
   engine.startThreads(opts.threads ?? 1);
   const weights = loadWeights(engine, checkpoint, {
-    onProgress: opts.onProgress, transposeDown: opts.transposeDown, transposeWo: opts.transposeWo,
+    onProgress: opts.onProgress, transposeDown: opts.transposeDown, transposeWo: opts.transposeWo, downDType: opts.downDType,
+    transposeInputs: opts.transposeInputs,
   });
   return new LlamaModel(engine, config, weights, { activation: ACTIVATION_MODULES[config.activation] });
 }

@@ -1,8 +1,10 @@
 // TEAL: input-side magnitude sparsity. At four points of each layer — the input of q/k/v (shared), of o, of
-// gate/up (shared) and of down — entries with |x_j| below the layer's threshold for that point are zeroed, so the
+// gate/up (shared) and of down — entries with |x_j| at or below the layer's threshold for that point are zeroed, so the
 // columns of those linears that meet them contribute nothing. Thresholds are quantiles of |x| on calibration text,
-// per layer and point. This module runs in mask mode (the zeroed products are still computed): an accuracy
-// simulation of TEAL's column-skipping kernels.
+// per layer and point. In mask mode the zeroed products are still computed (an accuracy simulation); in gather
+// mode the model is loaded with every linear transposed (models/weights.ts transposeInputs; same memory) and each
+// product is a column gather that reads only the columns of the nonzero inputs (engine/ops/sparse.ts
+// matvecColumns), as TEAL's kernels do with column-major weights.
 import { sparsify } from "../engine/ops/elementwise";
 import type { Tensor } from "../engine/tensor";
 

@@ -3,7 +3,8 @@ import { closeSync, openSync, readSync } from "node:fs";
 import type { Engine } from "../engine/engine";
 import { ALIGN } from "../engine/arena";
 import { tensorBytes, type DType } from "../engine/dtype";
-import { dequantize } from "../engine/quant";
+import { dequantize, quantize } from "../engine/quant";
+import { interleavedType, packRows4 } from "../engine/repack";
 import type { Tensor } from "../engine/tensor";
 import { entryBytes, type Checkpoint, type TensorEntry } from "./checkpoint";
 import { FormatError } from "./formats/format-error";
@@ -23,6 +24,11 @@ export interface LayerWeights {
   downTransposed: boolean;
   /** W_o as [dim_out, dim_in], or [dim_in, dim_out] when woTransposed (for head-sparse attention). */
   woTransposed: boolean;
+  /**
+   * W_q, W_k, W_v, W_gate, W_up stored transposed ([in, out]: each input's column contiguous), for TEAL's
+   * column-gather products (then W_o and W_down are transposed too). Replaces the row-major layout: no extra memory.
+   */
+  inputsTransposed?: boolean;
 }
 
 export interface LlamaWeights {
@@ -36,12 +42,41 @@ export interface LlamaWeights {
 // Norm vectors load as f32 whatever the file holds (HF f16/bf16 folders store them in 16 bits): the norm
 // kernels take f32 weights, and the vectors are tiny.
 const loadDType = (e: TensorEntry): DType => (e.shape.length === 1 ? "f32" : e.dtype);
-const engineBytes = (e: TensorEntry): number => tensorBytes(loadDType(e), e.shape) + ALIGN;
+const engineBytes = (e: TensorEntry, layout: DownLayout = {}): number =>
+  (layout.transposeDown && isDown(e) ? tensorBytes(transposedDownDType(e, layout.downDType), [e.shape[1], e.shape[0]])
+    : tensorBytes(loadDType(e), e.shape)) + ALIGN;
 
-/** Engine bytes the checkpoint's tensors take, alignment included. */
-export function weightBytes(ckpt: Checkpoint): number {
+const isDown = (e: TensorEntry): boolean => e.name.endsWith(".ffn_down");
+
+/** How W_down is laid out in memory (LoadWeightsOptions' part that changes its size). */
+export interface DownLayout {
+  transposeDown?: boolean;
+  /** The dtype of a transposed quantized W_down (default q8_0); see transposedDownDType. */
+  downDType?: "q8_0" | "f16";
+}
+
+/**
+ * The dtype W_downᵀ is stored in. Q8_0/Q4_0 blocks run along the input dimension (hidden), so the transposed rows
+ * (length dim) must be re-blocked: by default a quantized W_down is requantized to Q8_0 along them — the same
+ * 8.5 bits per weight as a Q8_0 model's dense W_down, so the column scatter reads no more bytes than the dense
+ * product (the down product is memory-bound), at the cost of a second rounding (its effect on perplexity is in the
+ * README) — or, asked for, kept as F16 (f16 holds the dequantized d·q to 11 bits: next to no second rounding, but
+ * 16 bits per weight). f32 and f16 files keep their dtype (an exact transpose), bf16 widens to f32 (exact). An
+ * explicit `requested` applies to any file (to measure a Q8_0 W_downᵀ on an f32/f16 model); F16 wherever dim is
+ * not a multiple of 32.
+ */
+export function transposedDownDType(e: TensorEntry, requested?: "q8_0" | "f16"): DType {
+  const blockable = e.shape[0] % 32 === 0;
+  if (requested === "q8_0") return blockable ? "q8_0" : "f16";
+  if (requested === "f16") return "f16";
+  if (e.dtype === "q8_0" || e.dtype === "q4_0") return blockable ? "q8_0" : "f16";
+  return e.dtype === "bf16" ? "f32" : e.dtype;
+}
+
+/** Engine bytes the checkpoint's tensors take, alignment included (with W_down laid out as `layout` says). */
+export function weightBytes(ckpt: Checkpoint, layout: DownLayout = {}): number {
   let total = 0;
-  for (const e of ckpt.tensors.values()) total += engineBytes(e);
+  for (const e of ckpt.tensors.values()) total += engineBytes(e, layout);
   return total;
 }
 
@@ -71,30 +106,52 @@ export function readTensorData(ckpt: Checkpoint, name: string): Float32Array {
   return e.dtype === "f32" ? new Float32Array(bytes.buffer) : dequantize(e.dtype, bytes, e.shape.reduce((a, b) => a * b, 1));
 }
 
-export interface LoadWeightsOptions {
+export interface LoadWeightsOptions extends DownLayout {
   /** Store W_down transposed ([hidden, dim]) for the sparse FFN's column scatter. */
   transposeDown?: boolean;
   /** Store W_o transposed ([dim_in, dim_out]) for head-sparse attention. */
   transposeWo?: boolean;
+  /** Store every linear but the classifier transposed (f32 only): TEAL run as column-gather products. */
+  transposeInputs?: boolean;
   onProgress?: (done: number, total: number) => void;
 }
 
-// One layer's matrix at a time goes through a JS buffer to be transposed: bounded extra memory.
-function readTransposed(fd: number, ckpt: Checkpoint, e: TensorEntry, engine: Engine): Tensor {
-  if (e.dtype !== "f32") throw new FormatError(ckpt.path, e.name, `a transposed ${e.dtype} W_down is not supported yet`);
+// One layer's matrix at a time goes through a JS buffer to be transposed: bounded extra memory. Another dtype
+// than f32 is decoded, transposed and re-encoded along the new rows as `dtype` (transposedDownDType).
+function readTransposed(fd: number, ckpt: Checkpoint, e: TensorEntry, engine: Engine, dtype: DType = "f32"): Tensor {
   const [rows, cols] = e.shape;
-  const src = new Float32Array(rows * cols);
-  readEntry(fd, ckpt, e, new Uint8Array(src.buffer));
-  const t = engine.tensor([cols, rows]);
-  const dst = t.f32();
+  if (!isDown(e) && e.dtype !== "f32") throw new FormatError(ckpt.path, e.name, `a transposed ${e.dtype} matrix is not supported yet (f32 only)`);
+  let src: Float32Array;
+  if (e.dtype === "f32") {
+    src = new Float32Array(rows * cols);
+    readEntry(fd, ckpt, e, new Uint8Array(src.buffer));
+  } else {
+    const bytes = new Uint8Array(entryBytes(e));
+    readEntry(fd, ckpt, e, bytes);
+    src = dequantize(e.dtype, bytes, rows * cols);
+  }
+  const tr = dtype === "f32" ? null : new Float32Array(rows * cols);
+  const t = engine.tensor([cols, rows], dtype);
+  const dst = tr ?? t.f32();
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) dst[c * rows + r] = src[r * cols + c];
+  if (tr) t.bytesView().set(quantize(dtype, tr));
   return t;
 }
 
+// Quantized matrices that only ever meet the dense GEMV are stored row-interleaved (engine/repack.ts), its
+// fastest layout. Not the embedding table (read row by row), nor gate/up when the sparse FFN gathers their rows.
+function interleave(e: TensorEntry, gatherFfn: boolean): boolean {
+  if ((e.dtype !== "q8_0" && e.dtype !== "q4_0") || e.shape.length !== 2 || e.name === "token_embd") return false;
+  return !(gatherFfn && (e.name.endsWith(".ffn_gate") || e.name.endsWith(".ffn_up")));
+}
+
+const INPUT_LINEARS = [".attn_q", ".attn_k", ".attn_v", ".ffn_gate", ".ffn_up"];
+
 export function loadWeights(engine: Engine, ckpt: Checkpoint, opts: LoadWeightsOptions = {}): LlamaWeights {
-  const transposeDown = opts.transposeDown ?? false;
-  const transposeWo = opts.transposeWo ?? false;
-  const total = weightBytes(ckpt);
+  const transposeInputs = opts.transposeInputs ?? false;
+  const transposeDown = (opts.transposeDown ?? false) || transposeInputs;
+  const transposeWo = (opts.transposeWo ?? false) || transposeInputs;
+  const total = weightBytes(ckpt, opts);
   let done = 0;
   const fds = new Map<string, number>(); // one per file: sharded safetensors spread tensors over several
   const fdOf = (e: TensorEntry): number => {
@@ -106,20 +163,27 @@ export function loadWeights(engine: Engine, ckpt: Checkpoint, opts: LoadWeightsO
   try {
     for (const e of ckpt.tensors.values()) {
       const fd = fdOf(e);
-      if ((transposeDown && e.name.endsWith(".ffn_down")) || (transposeWo && e.name.endsWith(".attn_output"))) {
-        tensors.set(e.name, readTransposed(fd, ckpt, e, engine));
+      if ((transposeDown && e.name.endsWith(".ffn_down")) || (transposeWo && e.name.endsWith(".attn_output")) ||
+        (transposeInputs && INPUT_LINEARS.some((s) => e.name.endsWith(s)))) {
+        tensors.set(e.name, readTransposed(fd, ckpt, e, engine, isDown(e) ? transposedDownDType(e, opts.downDType) : "f32"));
       } else if (loadDType(e) !== e.dtype) {
         const bytes = new Uint8Array(entryBytes(e));
         readEntry(fd, ckpt, e, bytes);
         const t = engine.tensor(e.shape, loadDType(e));
         t.write(dequantize(e.dtype, bytes, t.size));
         tensors.set(e.name, t);
+      } else if (interleave(e, transposeDown)) {
+        const bytes = new Uint8Array(entryBytes(e));
+        readEntry(fd, ckpt, e, bytes);
+        const t = engine.tensor(e.shape, interleavedType(e.dtype));
+        packRows4(e.dtype, bytes, t.bytesView(), e.shape[0], e.shape[1]);
+        tensors.set(e.name, t);
       } else {
         const t = engine.tensor(e.shape, e.dtype);
         readEntry(fd, ckpt, e, t.bytesView());
         tensors.set(e.name, t);
       }
-      done += engineBytes(e);
+      done += engineBytes(e, opts);
       opts.onProgress?.(done, total);
     }
   } finally {
@@ -145,6 +209,7 @@ export function loadWeights(engine: Engine, ckpt: Checkpoint, opts: LoadWeightsO
       wDown: get(`blk.${l}.ffn_down`),
       downTransposed: transposeDown,
       woTransposed: transposeWo,
+      inputsTransposed: transposeInputs,
     })),
     finalNorm: get("output_norm"),
     output: tensors.get("output") ?? tokenEmbedding,

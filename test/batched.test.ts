@@ -7,7 +7,7 @@ import path from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomTensor } from "../bench/random-model";
-import { rowBytes, type DType } from "../engine/dtype";
+import { activationBytes, type DType } from "../engine/dtype";
 import { ShapeError } from "../engine/errors";
 import { matmul } from "../engine/ops/matmul";
 import { matvec } from "../engine/ops/matvec";
@@ -25,7 +25,7 @@ const WEIGHT_DTYPES = ["f32", "f16", "bf16", "q8_0", "q4_0"] as const;
 const MAX_TOKENS = 9;
 const MAX_BLOCKS = 10; // longest quantized row, in 32-value blocks
 
-beforeAll(() => harnessEngine().reserveScratch(MAX_TOKENS * rowBytes("q8_0", MAX_BLOCKS * 32)));
+beforeAll(() => harnessEngine().reserveScratch(MAX_TOKENS * activationBytes(MAX_BLOCKS * 32)));
 
 describe("matmul (GEMM)", () => {
   const gemmCase = fc.constantFrom(...WEIGHT_DTYPES).chain((dtype) => {

@@ -12,9 +12,10 @@ import { readLlama2cCheckpoint } from "../models/formats/llama2c";
 import { generate } from "../models/generate";
 import { buildModel, loadModel, openCheckpoint } from "../models/load";
 import { Sampler } from "../models/sampler";
-import { readLlama2cTokenizer } from "../models/tokenizer/sentencepiece-bpe";
+import { readLlama2cTokenizer, type SentencePieceBpeTokenizer } from "../models/tokenizer/sentencepiece-bpe";
 import { readTensorData } from "../models/weights";
 import { FIXTURES, haveAssets, shared } from "./assets";
+import { lastLogits, relError } from "./model-harness";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "dynact-gguf-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -23,26 +24,10 @@ const golden: { cases: { prompt: string; prompt_ids: number[]; generated: number
   JSON.parse(readFileSync(path.join(FIXTURES, "stories260K-greedy.json"), "utf8"));
 const texts: string[] = JSON.parse(readFileSync(path.join(FIXTURES, "tokenizer-encode.json"), "utf8")).texts;
 
-function logitsOf(ckpt: Checkpoint, ids: number[]): Float32Array {
-  const model = buildModel(ckpt, { contextLength: 512 });
-  let out = new Float32Array(0);
-  ids.forEach((id, pos) => (out = model.forward(id, pos).read()));
-  return out;
-}
+const logitsOf = (ckpt: Checkpoint, ids: number[]) => lastLogits(buildModel(ckpt, { contextLength: 512 }), ids);
 
 const sameBits = (a: Float32Array, b: Float32Array): boolean =>
   Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
-
-/** max |a - b| / max |b|: the relative error the design's cross-format bound (1e-5) is stated in. */
-function relError(a: Float32Array, b: Float32Array): number {
-  let diff = 0;
-  let scale = 0;
-  b.forEach((v, i) => {
-    diff = Math.max(diff, Math.abs(a[i]! - v));
-    scale = Math.max(scale, Math.abs(v));
-  });
-  return diff / scale;
-}
 
 describe.runIf(haveAssets("models/stories260K.gguf", "models/stories260K.bin", "models/tok512.bin"))("stories260K.gguf", () => {
   const gguf = shared("models/stories260K.gguf");
@@ -91,7 +76,7 @@ describe.runIf(haveAssets("models/stories260K.gguf", "models/stories260K.bin", "
   });
 
   test("the metadata tokenizer is tok512.bin: same pieces, scores and encodings", () => {
-    const fromGguf = readGgufTokenizer(gguf);
+    const fromGguf = readGgufTokenizer(gguf) as SentencePieceBpeTokenizer;
     const tok512 = readLlama2cTokenizer(shared("models/tok512.bin"));
     expect(fromGguf.pieces).toEqual(tok512.pieces);
     expect(fromGguf.scores).toEqual(tok512.scores);
@@ -112,7 +97,7 @@ describe.runIf(haveAssets("models/stories260K.gguf", "models/stories260K.bin", "
         expect(c.config).toEqual(bin.config);
         expect(c.tensors.has("output")).toBe(!tied);
         expect(logitsOf(c, ids)).toEqual(base);
-        const t = readGgufTokenizer(out);
+        const t = readGgufTokenizer(out) as SentencePieceBpeTokenizer;
         expect(t.pieces).toEqual(tok.pieces);
         expect(t.scores).toEqual(tok.scores);
       }

@@ -6,9 +6,10 @@ import path from "node:path";
 import fc from "fast-check";
 import { afterAll, describe, expect, test } from "vitest";
 import { randomTensor } from "../bench/random-model";
+import { selectTopkRef } from "../engine/reference";
 import { headSize, kvDim, type LlamaConfig } from "../models/config";
 import { writeLlama2cCheckpoint } from "../models/formats/llama2c";
-import { parseHeadGateSpec, type KvPolicy } from "../models/gates/head-gate";
+import { parseHeadGateSpec, selectTopHeads, type KvPolicy } from "../models/gates/head-gate";
 import type { LlamaModel } from "../models/llama";
 import { buildModel, loadModel, openCheckpoint } from "../models/load";
 import { haveAssets, shared } from "./assets";
@@ -50,6 +51,27 @@ function tinyModel(nHeads: number, nKvHeads: number, hs: number, seed: number): 
   writeLlama2cCheckpoint(file, config, (n) => randomTensor(config, n, seed), { version: 0, tied: false });
   return file;
 }
+
+test("selectTopHeads keeps the k largest scores, ties to the lowest index, ascending (as the sort it replaces)", () => {
+  const idx = new Int32Array(64);
+  const order = new Int32Array(64);
+  fc.assert(
+    fc.property(
+      // A coarse grid (ties), with infinities and signed zeros.
+      fc.array(fc.oneof(fc.integer({ min: -4, max: 4 }).map((v) => v / 2), fc.constantFrom(Infinity, -Infinity, -0)),
+        { minLength: 0, maxLength: 64 }),
+      fc.integer({ min: 0, max: 70 }),
+      (scores, k) => {
+        // Stale scratch must not leak into the result.
+        idx.fill(-7);
+        order.fill(-7);
+        const n = selectTopHeads(Float32Array.from(scores), k, idx, order);
+        expect(Array.from(idx.subarray(0, n))).toEqual(selectTopkRef(scores, k));
+      },
+    ),
+    { numRuns: 500 },
+  );
+});
 
 test("skip never reads a hole; keep equals mask exactly (random GQA shapes, gates, sequences)", () => {
   fc.assert(

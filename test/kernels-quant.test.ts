@@ -3,7 +3,7 @@
 // reference, on random shapes, values, offsets and row ranges. Tolerances in units of U = 2^-24, derived below.
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
-import { rowBytes, type DType } from "../engine/dtype";
+import { activationBytes, type DType } from "../engine/dtype";
 import { Engine } from "../engine/engine";
 import { MemoryLimitError, ShapeError } from "../engine/errors";
 import { matvec } from "../engine/ops/matvec";
@@ -22,7 +22,7 @@ const RUNS = 200;
 /** Largest row of the quantized cases, in 32-value blocks. */
 const MAX_BLOCKS = 10;
 
-beforeAll(() => harnessEngine().reserveScratch(rowBytes("q8_0", MAX_BLOCKS * 32)));
+beforeAll(() => harnessEngine().reserveScratch(activationBytes(MAX_BLOCKS * 32)));
 
 const bitsToF32 = (b: number): number => new Float32Array(Uint32Array.of(b).buffer)[0];
 const f32Bits = (x: number): number => new Uint32Array(Float32Array.of(x).buffer)[0];

@@ -10,16 +10,12 @@ import { parseLlama2cHeader, readLlama2cCheckpoint, writeLlama2cCheckpoint } fro
 import { buildModel } from "../models/load";
 import { readTensorData } from "../models/weights";
 import { haveAssets, shared } from "./assets";
+import { lastLogits } from "./model-harness";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "dynact-l2c-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function logitsOf(file: string, ids: number[]): Float32Array {
-  const model = buildModel(readLlama2cCheckpoint(file));
-  let out = new Float32Array(0);
-  ids.forEach((id, pos) => (out = model.forward(id, pos).read()));
-  return out;
-}
+const logitsOf = (file: string, ids: number[]) => lastLogits(buildModel(readLlama2cCheckpoint(file)), ids);
 
 describe.runIf(haveAssets("models/stories260K.bin"))("stories260K.bin", () => {
   const src = shared("models/stories260K.bin");

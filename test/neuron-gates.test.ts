@@ -3,25 +3,40 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import fc from "fast-check";
 import { afterAll, describe, expect, test } from "vitest";
-import { calibrate } from "../eval/calibrate";
+import { calibrate, quantile } from "../eval/calibrate";
 import { buildNeuronGate } from "../eval/gate-factory";
 import { perplexity } from "../eval/perplexity";
 import { readTextTokens } from "../eval/text";
 import { readCalibration, writeCalibration } from "../models/gates/calibration";
 import { parseGateSpec } from "../models/gates/spec";
-import type { LlamaModel } from "../models/llama";
+import type { NeuronGate } from "../models/gates/neuron-gate";
 import { loadModel } from "../models/load";
 import { haveAssets, shared } from "./assets";
+import { lastLogits } from "./model-harness";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "dynact-gates-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function logitsOf(model: LlamaModel, ids: number[]): Float32Array {
-  let out = new Float32Array(0);
-  ids.forEach((id, pos) => (out = model.forward(id, pos).read()));
-  return out;
-}
+test("quantile: the smallest ε for which dropping v <= ε drops at least a fraction q; q = 0 keeps everything", () => {
+  // Values on a coarse grid so that ties (and runs of exact zeros) occur.
+  const values = fc.array(fc.integer({ min: 0, max: 6 }).map((v) => v / 4), { minLength: 1, maxLength: 60 });
+  fc.assert(fc.property(values, fc.integer({ min: 0, max: 20 }).map((v) => v / 20), (vs, q) => {
+    const eps = quantile(Float32Array.from(vs), q);
+    const dropped = vs.filter((v) => v <= eps).length;
+    const below = vs.filter((v) => v < eps).length;
+    if (Math.ceil(q * vs.length - 1e-6) <= 0) expect(eps).toBe(-Infinity);
+    else {
+      expect(dropped).toBeGreaterThanOrEqual(q * vs.length - 1e-9);
+      expect(below).toBeLessThan(q * vs.length); // no smaller ε would do
+    }
+  }), { numRuns: 300 });
+  // More than half exact zeros: the median threshold is 0, and every zero is dropped.
+  expect(quantile(Float32Array.from([0, 0, 0, 1, 2]), 0.5)).toBe(0);
+  expect(quantile(Float32Array.from([3, 1, 2, 4]), 0.5)).toBe(2);
+  expect(quantile(Float32Array.from([3, 1, 2, 4]), 0)).toBe(-Infinity);
+});
 
 describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "data/tinystories_val.txt"))("on stories260K", () => {
   const opts = { tokenizer: shared("models/tok512.bin") };
@@ -36,11 +51,11 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "data/t
     // Each layout against its own dense run: W_downᵀ's column scatter sums in another order than the row matvec.
     for (const [loaded, mode] of [[rows, "mask"], [transposed, "gather"]] as const) {
       loaded.model.configureFfn({ gate: null, mode });
-      const dense = logitsOf(loaded.model, prompt);
+      const dense = lastLogits(loaded.model, prompt);
       for (const spec of ["cats:0", "topk:1"]) {
         const gate = buildNeuronGate(parseGateSpec(spec), loaded.model, { calibrationIds: () => calibIds });
         loaded.model.configureFfn({ gate, mode });
-        expect(logitsOf(loaded.model, prompt)).toEqual(dense);
+        expect(lastLogits(loaded.model, prompt)).toEqual(dense);
       }
     }
   });
@@ -64,6 +79,32 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "data/t
     rows.model.configureFfn({ gate: buildNeuronGate(parseGateSpec(`threshold:${save(c, "cats")}`), rows.model), mode: "mask" });
     perplexity(rows.model, evalIds.slice(0, 1024), { ctx: 512 });
     for (const a of rows.model.ffnStats.summary().active_fraction) expect(Math.abs(a - 0.5)).toBeLessThan(0.1);
+  });
+
+  test("ReLU model, cats:0.5: where most activations are exact zeros ε = 0, and sparsity ≥ the fraction of exact zeros", () => {
+    const relu = loadModel(shared("models/stories260K.bin"), { ...opts, activation: "relu" }).model;
+    const c = calibrate(relu, calibIds.slice(0, 1024), { kind: "cats", sparsity: 0.5 });
+    expect(c.thresholds).toContain(0); // the zero-shot ReLU swap leaves > 50% exact zeros in some layers
+    const gate = buildNeuronGate(parseGateSpec(`threshold:${save(c, "relu-cats")}`), relu)!;
+    // Counts the exact zeros of act(g) the gate is shown, token by token.
+    const zeros = new Array<number>(relu.config.nLayers).fill(0);
+    const seen = new Array<number>(relu.config.nLayers).fill(0);
+    const counting: NeuronGate = {
+      spec: gate.spec,
+      chooses: gate.chooses,
+      select(l, x, actGate, s) {
+        for (const v of actGate!.f32()) zeros[l] += v === 0 ? 1 : 0;
+        seen[l] += actGate!.size;
+        return gate.select(l, x, actGate, s);
+      },
+    };
+    relu.configureFfn({ gate: counting, mode: "mask" });
+    perplexity(relu, evalIds.slice(0, 512), { ctx: 256 });
+    const active = relu.ffnStats.summary().active_fraction;
+    active.forEach((a, l) => {
+      expect(1 - a).toBeGreaterThanOrEqual(zeros[l] / seen[l] - 1e-9);
+      if (c.thresholds[l] === 0) expect(zeros[l] / seen[l]).toBeGreaterThan(0);
+    });
   });
 
   test("gather mode gives the same perplexity as mask mode under a calibrated gate", () => {

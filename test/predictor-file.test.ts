@@ -31,7 +31,7 @@ describe("label rules", () => {
     }), { numRuns: 200 });
   });
 
-  test("cett:T keeps f32(|act(g)|·‖W_down[:,i]‖) >= ε_l (as the threshold gate); ε = -∞ keeps all", () => {
+  test("cett:T keeps f32(|act(g)|·‖W_down[:,i]‖) > ε_l (as the threshold gate); ε = -∞ keeps all", () => {
     fc.assert(fc.property(acts, acts, fc.integer({ min: 0, max: 8 }).map((v) => v / 8), (g, norms, eps) => {
       const n = Float32Array.from(norms, Math.abs);
       const labeler = new Labeler({ kind: "cett", target: 0.2 }, h, [eps, -Infinity], [n, n]);

@@ -17,26 +17,12 @@ import { buildModel, openCheckpoint } from "../models/load";
 import { llama3Frequency } from "../models/rope";
 import { readTensorData } from "../models/weights";
 import { haveAssets, shared } from "./assets";
+import { lastLogits, relError } from "./model-harness";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "dynact-st-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function logitsOf(ckpt: Checkpoint, ids: number[]): Float32Array {
-  const model = buildModel(ckpt, { contextLength: 64 });
-  let out = new Float32Array(0);
-  ids.forEach((id, pos) => (out = model.forward(id, pos).read()));
-  return out;
-}
-
-function relError(a: Float32Array, b: Float32Array): number {
-  let diff = 0;
-  let scale = 0;
-  b.forEach((v, i) => {
-    diff = Math.max(diff, Math.abs(a[i]! - v));
-    scale = Math.max(scale, Math.abs(v));
-  });
-  return diff / scale;
-}
+const logitsOf = (ckpt: Checkpoint, ids: number[]) => lastLogits(buildModel(ckpt, { contextLength: 64 }), ids);
 
 describe("HF q/k row permutation", () => {
   test("half-split → interleaved undoes interleaved → half-split (and back), any heads, head size, row bytes", () => {

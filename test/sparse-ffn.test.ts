@@ -101,6 +101,10 @@ describe("sparse kernels", () => {
       }),
       { numRuns: 300 },
     );
+    // Strict: a score of exactly eps is dropped (eps = 0 drops exact zeros).
+    const idx = engine.tensor([8], "i32");
+    const count = selectThreshold(idx, tensorOf([0, 1, 0, 2, 0, 0, 3, 0]), 0);
+    expect(Array.from(idx.i32().subarray(0, count))).toEqual([1, 3, 6]);
   });
 });
 
@@ -193,7 +197,7 @@ describe("FFN execution modes", () => {
       fc.property(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 80 }), fc.nat(1000), (dim, h, seed) => {
         const f = randomFfn(dim, h, seed);
         const x = Float32Array.from({ length: dim }, (_, i) => Math.cos(seed * 3 + i));
-        const keepNonZero = new ThresholdGate("relu0", "act", [1.4e-45], null);
+        const keepNonZero = new ThresholdGate("relu0", "act", [0], null); // keeps |act| > 0
         expectClose(runFfn(f, "relu", keepNonZero, "gather", x), runFfn(f, "relu", null, "mask", x), contributionScale(f, "relu", null, x), 1e-5);
       }),
       { numRuns: 200 },

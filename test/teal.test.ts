@@ -12,17 +12,24 @@ import { loadModel } from "../models/load";
 import { TEAL_POINTS, type TealHook, type TealPoint } from "../models/teal";
 import { haveAssets, shared } from "./assets";
 
-test("sparsify zeroes exactly the entries with |x| < t", () => {
+test("sparsify zeroes exactly the entries with |x| <= t", () => {
   const engine = Engine.create(1 << 20);
   fc.assert(
     fc.property(fc.array(fc.float({ noNaN: true, min: -4, max: 4 }), { minLength: 1, maxLength: 70 }), fc.float({ noNaN: true, min: 0, max: 3 }), (xs, t) => {
       const x = engine.from(xs);
       sparsify(x, t);
       const f = Math.fround(t);
-      expect(Array.from(x.f32())).toEqual(xs.map((v) => (Math.abs(v) < f ? 0 : Math.fround(v))));
+      expect(Array.from(x.f32())).toEqual(xs.map((v) => (Math.abs(v) <= f ? 0 : Math.fround(v))));
     }),
     { numRuns: 300 },
   );
+  // Ties at t are zeroed (in the SIMD body and the scalar tail); t = -∞ keeps everything.
+  const x = engine.from([1, -1, 0.5, 2, -1, 1, 3]);
+  sparsify(x, 1);
+  expect(Array.from(x.f32())).toEqual([0, 0, 0, 2, 0, 0, 3]);
+  const y = engine.from([0, -2, 0.5]);
+  sparsify(y, -Infinity);
+  expect(Array.from(y.f32())).toEqual([0, -2, 0.5]);
 });
 
 describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "data/tinystories_val.txt"))("on stories260K", () => {

@@ -5,8 +5,8 @@ import { runKernelBench } from "../../bench/kernels";
 import { runLoadBench } from "../../bench/load";
 import { runPerplexityBench } from "../../bench/perplexity";
 import { runPrefillBench } from "../../bench/prefill";
-import { crossovers, runSparseFfnBench } from "../../bench/sparse-ffn";
-import { shapeByName, SHAPES } from "../../bench/shapes";
+import { crossovers, FFN_SHAPES, runSparseFfnBench } from "../../bench/sparse-ffn";
+import { shapeByName, SHAPES, type BenchShape } from "../../bench/shapes";
 import type { Summary } from "../../bench/stats";
 import { isPosInt, number, parse } from "../args";
 import { UsageError } from "../usage-error";
@@ -28,7 +28,8 @@ across machines. Suites:
              rotated through more memory than the caches hold, next to the measured read bandwidth; then the sparse
              FFN block (dense vs gather) at sparsity 0–99%.
              --json: {"kernels":[…],"read_gbps","ffn":[{"shape","dtype","path","sparsity","dense_ms","gather_ms"}…]}
-  ffn        the sparse FFN block alone (as in kernels): known (gate, up, down gathered) and gate-dense paths
+  ffn        the sparse FFN block alone (as in kernels): known (gate, up, down gathered) and gate-dense paths,
+             f32 and q8_0  --shapes stories110M,1B  --dtypes f32,q8_0
   gated      end-to-end decode at the stories110M shape: dense vs neuron gates in gather mode (calibrated on
              random tokens; predictor:F = a fitted rank-32 predictor keeping the top F, its cost included)
                --gates G1,G2 (default dense,cats:0.5,cett:0.2,predictor:0.5)  --rounds R  --steps N
@@ -40,6 +41,21 @@ across machines. Suites:
              --json: {"prefill":[{"shape","dtype","threads","prefill_tokens_per_second",…}]}`;
 
 const fmt = (x: Summary) => `${x.median.toFixed(1)} (${x.min.toFixed(1)}–${x.max.toFixed(1)})`;
+
+/** --shapes A,B: shapes by name (or the fallback list); undefined when neither is given (the suite's own). */
+function shapesOption(v: string | undefined): BenchShape[] | undefined;
+function shapesOption(v: string | undefined, fallback: string): BenchShape[];
+function shapesOption(v: string | undefined, fallback?: string): BenchShape[] | undefined {
+  try {
+    return (v ?? fallback)?.split(",").map(shapeByName);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+/** --threads T,U: thread counts to run at (default the fallback list). */
+const threadCounts = (v: string | undefined, fallback: string) =>
+  (v ?? fallback).split(",").map((t) => number(t, "--threads", 1, isPosInt, "comma-separated positive integers"));
 
 export async function run(argv: string[]): Promise<void> {
   const [suite, ...rest] = argv;
@@ -60,14 +76,9 @@ export async function run(argv: string[]): Promise<void> {
   const print = (json: unknown, text: () => string[]) => console.log(v.json ? JSON.stringify(json) : text().join("\n"));
   switch (suite) {
     case "decode": {
-      let shapes;
-      try {
-        shapes = v.shapes?.split(",").map(shapeByName);
-      } catch (e) {
-        throw new UsageError((e as Error).message);
-      }
+      const shapes = shapesOption(v.shapes);
       const steps = number(v.steps, "--steps", 256, (n) => isPosInt(n) && n >= 2, "an integer >= 2");
-      const threads = (v.threads ?? "1").split(",").map((t) => number(t, "--threads", 1, isPosInt, "comma-separated positive integers"));
+      const threads = threadCounts(v.threads, "1");
       const dtypes = (v.dtypes ?? "f32").split(",");
       for (const d of dtypes) if (!["f32", "f16", "q8_0", "q4_0"].includes(d)) throw new UsageError(`--dtypes: unknown ${d} (f32, f16, q8_0, q4_0)`);
       const results = runDecodeBench({ shapes, steps, rounds, threads, dtypes: dtypes as ("f32" | "f16" | "q8_0" | "q4_0")[], log });
@@ -79,13 +90,23 @@ export async function run(argv: string[]): Promise<void> {
     case "kernels":
     case "ffn": {
       const kernels = suite === "kernels" ? runKernelBench({ log }) : null;
-      const ffn = await runSparseFfnBench({ log });
+      // ffn: --shapes stories110M,1B and --dtypes f32,q8_0 narrow the FFN block's cases (kernels runs them all).
+      const ffnShapes = suite === "ffn" && v.shapes ? v.shapes.split(",").map((name) => {
+        const s = FFN_SHAPES.find((f) => f.name === name);
+        if (!s) throw new UsageError(`--shapes: unknown FFN shape ${name} (${FFN_SHAPES.map((f) => f.name).join(", ")})`);
+        return s;
+      }) : undefined;
+      const ffnDtypes = suite === "ffn" && v.dtypes ? v.dtypes.split(",").map((d) => {
+        if (d !== "f32" && d !== "q8_0") throw new UsageError(`--dtypes: the FFN block runs f32 or q8_0, got ${d}`);
+        return d;
+      }) : undefined;
+      const ffn = await runSparseFfnBench({ log, shapes: ffnShapes, dtypes: ffnDtypes });
       const ffnRows = ffn.map(({ shape, dtype, path, sparsity, dense_ms, gather_ms }) => ({ shape, dtype, path, sparsity, dense_ms, gather_ms }));
       return print({ ...(kernels ?? {}), ffn: ffnRows, crossover: crossovers(ffn) }, () => [
         ...(kernels ? [`read bandwidth ${kernels.read_gbps.toFixed(1)} GB/s`, ...kernels.kernels.map((k) =>
           `${k.kernel.padEnd(12)} ${k.model} ${k.shape.padEnd(10)} ${k.dtype.padEnd(5)} ${k.ms.toFixed(3)} ms ${k.gflops.toFixed(1)} GFLOP/s ${k.gbps.toFixed(1)} GB/s`)] : []),
-        ...ffn.map((r) => `ffn ${r.shape} ${r.path.padEnd(10)} sparsity ${String(r.sparsity).padEnd(4)} dense ${r.dense_ms.toFixed(3)} ms, gather ${r.gather_ms.toFixed(3)} ms (${(r.dense_ms / r.gather_ms).toFixed(2)}×)`),
-        ...crossovers(ffn).map((c) => `crossover ${c.shape} ${c.path}: gather pays from ${c.sparsity === null ? "never" : `${100 * c.sparsity}% sparsity`}`),
+        ...ffn.map((r) => `ffn ${r.shape} ${r.dtype.padEnd(4)} ${r.path.padEnd(10)} sparsity ${String(r.sparsity).padEnd(4)} dense ${r.dense_ms.toFixed(3)} ms, gather ${r.gather_ms.toFixed(3)} ms (${(r.dense_ms / r.gather_ms).toFixed(2)}×)`),
+        ...crossovers(ffn).map((c) => `crossover ${c.shape} ${c.dtype} ${c.path}: gather pays from ${c.sparsity === null ? "never" : `${100 * c.sparsity}% sparsity`}`),
       ]);
     }
     case "gated": {
@@ -102,36 +123,21 @@ export async function run(argv: string[]): Promise<void> {
         `context ${r.context} head sparsity ${r.head_sparsity} ${r.policy}: ${r.ms.toFixed(3)} ms (${r.speedup.toFixed(2)}× dense)`));
     }
     case "prefill": {
-      let shapes;
-      try {
-        shapes = v.shapes?.split(",").map(shapeByName);
-      } catch (e) {
-        throw new UsageError((e as Error).message);
-      }
-      const threads = (v.threads ?? "1,2").split(",").map((t) => number(t, "--threads", 1, isPosInt, "comma-separated positive integers"));
+      const shapes = shapesOption(v.shapes);
+      const threads = threadCounts(v.threads, "1,2");
       const rows = runPrefillBench({ shapes, rounds: v.rounds === undefined ? 3 : rounds, threads, log });
       return print({ prefill: rows }, () => rows.map((r) =>
         `${r.shape.padEnd(12)} ${r.dtype} ${r.threads} thread${r.threads > 1 ? "s" : ""}: batched ${fmt(r.prefill_tokens_per_second)} tok/s, ` +
         `token by token ${fmt(r.token_by_token_tokens_per_second)} tok/s`));
     }
     case "load": {
-      let shapes;
-      try {
-        shapes = (v.shapes ?? "stories110M").split(",").map(shapeByName);
-      } catch (e) {
-        throw new UsageError((e as Error).message);
-      }
+      const shapes = shapesOption(v.shapes, "stories110M");
       const rows = runLoadBench({ shapes, rounds, log });
       return print({ load: rows }, () => rows.map((r) =>
         `${r.shape.padEnd(12)} ${(r.bytes / 1e6).toFixed(0)} MB: load ${fmt(r.load_ms)} ms, cat ${fmt(r.cat_ms)} ms, ratio ${r.ratio.toFixed(2)}×`));
     }
     case "perplexity": {
-      let shapes;
-      try {
-        shapes = (v.shapes ?? "stories15M,stories110M").split(",").map(shapeByName);
-      } catch (e) {
-        throw new UsageError((e as Error).message);
-      }
+      const shapes = shapesOption(v.shapes, "stories15M,stories110M");
       const rows = runPerplexityBench({ shapes, rounds: v.rounds === undefined ? 3 : rounds, log });
       return print({ perplexity: rows }, () => rows.map((r) =>
         `${r.shape.padEnd(12)} ${r.tokens} tokens: batched ${fmt(r.batched_tokens_per_second)} tok/s, token by token ${fmt(r.token_by_token_tokens_per_second)} tok/s`));

@@ -1,10 +1,9 @@
 import { calibrate, type CalibratedSpec } from "../../eval/calibrate";
 import { readTextTokens } from "../../eval/text";
 import { writeCalibration } from "../../models/gates/calibration";
-import { ACTIVATIONS, type ActivationName } from "../../models/config";
 import { parseGateSpec } from "../../models/gates/spec";
 import { loadModel } from "../../models/load";
-import { isPosInt, MODEL_OPTIONS, number, parse, requireString, threadsOption } from "../args";
+import { isPosInt, number, parse, requireString, TEXT_FIT_OPTIONS, textFitArgs } from "../args";
 import { progressLine } from "../gate-options";
 import { UsageError } from "../usage-error";
 
@@ -24,19 +23,13 @@ cett-global:T (target CETT, per layer or one threshold for all layers).
 
 export async function run(argv: string[]): Promise<void> {
   const { values: v } = parse(argv, {
-    ...MODEL_OPTIONS,
-    data: { type: "string", short: "d" },
-    output: { type: "string", short: "o" },
+    ...TEXT_FIT_OPTIONS,
     "ffn-gate": { type: "string" },
-    "max-tokens": { type: "string" },
     samples: { type: "string" },
-    ctx: { type: "string" },
-    act: { type: "string" },
   });
   if (v.help) return void console.log(help);
-  const file = requireString(v.model, "-m/--model");
-  const data = requireString(v.data, "-d/--data");
-  const out = requireString(v.output, "-o/--output");
+  const a = textFitArgs(v);
+  const out = a.output;
   let spec;
   try {
     spec = parseGateSpec(requireString(v["ffn-gate"], "--ffn-gate"));
@@ -46,15 +39,10 @@ export async function run(argv: string[]): Promise<void> {
   if (spec.kind !== "cats" && spec.kind !== "cett" && spec.kind !== "cett-global") {
     throw new UsageError(`--ffn-gate ${v["ffn-gate"]}: only cats, cett and cett-global gates are calibrated`);
   }
-  const maxTokens = number(v["max-tokens"], "--max-tokens", 4096, isPosInt, "a positive integer");
   const samples = number(v.samples, "--samples", 1024, isPosInt, "a positive integer");
-  const ctx = v.ctx === undefined ? undefined : number(v.ctx, "--ctx", 0, isPosInt, "a positive integer");
-  if (v.act !== undefined && !ACTIVATIONS.includes(v.act as ActivationName)) {
-    throw new UsageError(`--act must be one of ${ACTIVATIONS.join(", ")}, got '${v.act}'`);
-  }
   const log = (line: string) => process.stderr.write(`${line}\n`);
-  const loaded = loadModel(file, { tokenizer: v.tokenizer, activation: v.act as ActivationName | undefined, contextLength: ctx, threads: threadsOption(v.threads) });
-  const ids = readTextTokens(data, loaded.tokenizer, maxTokens);
+  const loaded = loadModel(a.model, { tokenizer: v.tokenizer, activation: a.activation, contextLength: a.ctx, threads: a.threads });
+  const ids = readTextTokens(a.data, loaded.tokenizer, a.maxTokens);
   const c = calibrate(loaded.model, ids, spec as CalibratedSpec, { maxSamples: samples, onProgress: progressLine(log) });
   writeCalibration(out, c);
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;

@@ -1,11 +1,13 @@
 import { DynactError } from "../../engine/errors";
 import type { Checkpoint } from "../../models/checkpoint";
-import { writeGguf, type GgufDType } from "../../models/formats/gguf";
+import { convertToGguf, type GgufDType } from "../../models/formats/gguf";
+import { ggufTokenizerMetadata, type GgufTokenizer } from "../../models/formats/gguf-tokenizer";
 import type { HfDType } from "../../models/formats/hf-config";
 import { writeLlama2cCheckpoint } from "../../models/formats/llama2c";
 import { writeSafetensors } from "../../models/formats/safetensors";
 import { loadTokenizer, openCheckpoint } from "../../models/load";
 import { SentencePieceBpeTokenizer } from "../../models/tokenizer/sentencepiece-bpe";
+import { TokenizerJson } from "../../models/tokenizer/tokenizer-json";
 import type { Tokenizer } from "../../models/tokenizer/tokenizer";
 import { readTensorData } from "../../models/weights";
 import { MODEL_OPTIONS, parse, requireString } from "../args";
@@ -22,7 +24,9 @@ Convert a checkpoint (llama2.c .bin, .gguf or Hugging Face folder) to another fo
                             gguf: f32, f16, bf16, q8_0, q4_0 (norms stay f32; quantized rows that are not a
                                   multiple of 32 values are written as f16, with a note)
                             safetensors: f32, f16, bf16; llama2c: f32
-  -t, --tokenizer FILE    tokenizer to embed in a GGUF (default: the one the model loads with; none: a note)
+  -t, --tokenizer FILE    tokenizer to embed in a GGUF (default: the one the model loads with; none: a note):
+                          a SentencePiece one (tokenizer.bin, .gguf) as "llama", a byte-level BPE tokenizer.json
+                          (LLaMA-3, SmolLM, Qwen2, GPT-2 pre-tokenizers) as "gpt2"; another tokenizer.json: an error
       --json              {"output","format","dtype","tensors","fallbacks","tokenizer"} on stdout`;
 
 const TARGETS: Record<string, readonly string[]> = {
@@ -57,7 +61,7 @@ export async function run(argv: string[]): Promise<void> {
   if (to === "gguf") {
     const tokenizer = tokenizerFor(ckpt, v.tokenizer, note);
     withTokenizer = tokenizer !== undefined;
-    fallbacks = writeGguf(out, ckpt.config, tensor, { dtype: dtype as GgufDType, tied, tokenizer }).fallbacks;
+    fallbacks = convertToGguf(ckpt, out, dtype as GgufDType, tokenizer).fallbacks;
     for (const f of fallbacks) note(`note: ${f.name} written as ${f.dtype}: ${f.reason}`);
   } else if (to === "safetensors") {
     writeSafetensors(out, ckpt.config, tensor, { dtype: dtype as HfDType, tied });
@@ -72,9 +76,10 @@ export async function run(argv: string[]): Promise<void> {
   }
 }
 
-// The tokenizer the model loads with, for a GGUF's metadata. Without -t its absence is only a note: the file is
-// still a complete model, and -t can supply a tokenizer when it runs.
-function tokenizerFor(ckpt: Checkpoint, explicit: string | undefined, note: (line: string) => void): SentencePieceBpeTokenizer | undefined {
+// The tokenizer the model loads with, for a GGUF's metadata: SentencePiece as "llama", a byte-level tokenizer.json
+// as "gpt2". Without -t its absence is only a note: the file is still a complete model, and -t can supply a
+// tokenizer when it runs.
+function tokenizerFor(ckpt: Checkpoint, explicit: string | undefined, note: (line: string) => void): GgufTokenizer | undefined {
   let tok: Tokenizer;
   try {
     tok = loadTokenizer(ckpt, explicit);
@@ -83,10 +88,18 @@ function tokenizerFor(ckpt: Checkpoint, explicit: string | undefined, note: (lin
     note(`note: no tokenizer written (${e.message})`);
     return undefined;
   }
+  if (tok instanceof TokenizerJson) {
+    try {
+      ggufTokenizerMetadata(tok); // a tokenizer.json GGUF cannot hold says why here
+    } catch (e) {
+      if (explicit !== undefined || !(e instanceof DynactError)) throw e;
+      note(`note: no tokenizer written (${e.message})`);
+      return undefined;
+    }
+    return tok;
+  }
   if (!(tok instanceof SentencePieceBpeTokenizer)) {
-    if (explicit !== undefined) throw new DynactError("only SentencePiece (llama2.c-style) tokenizers can be stored in a GGUF");
-    note("note: no tokenizer written (a tokenizer.json cannot be stored in a GGUF yet; pass -t tokenizer.bin)");
-    return undefined;
+    throw new DynactError("only SentencePiece (llama2.c tokenizer.bin) and byte-level BPE tokenizer.json tokenizers can be stored in a GGUF");
   }
   return tok;
 }

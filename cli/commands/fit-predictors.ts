@@ -2,11 +2,10 @@ import { fitPredictors } from "../../eval/predictor/fit";
 import { fitHeadPredictors } from "../../eval/predictor/fit-heads";
 import { TRAIN_DEFAULTS } from "../../eval/predictor/train";
 import { readTextTokens } from "../../eval/text";
-import { ACTIVATIONS, type ActivationName } from "../../models/config";
 import { parseLabelRule, type LabelRule } from "../../models/gates/label-rule";
 import { writePredictor } from "../../models/gates/predictor-file";
 import { loadModel } from "../../models/load";
-import { isPosInt, MODEL_OPTIONS, number, parse, requireString, threadsOption } from "../args";
+import { isPosInt, number, parse, TEXT_FIT_OPTIONS, textFitArgs } from "../args";
 import { progressLine } from "../gate-options";
 import { UsageError } from "../usage-error";
 
@@ -43,27 +42,21 @@ input, the top --keep fraction of heads by their contribution ‖W_o,h · o_h‖
 
 export async function run(argv: string[]): Promise<void> {
   const { values: v } = parse(argv, {
-    ...MODEL_OPTIONS,
-    data: { type: "string", short: "d" },
-    output: { type: "string", short: "o" },
+    ...TEXT_FIT_OPTIONS,
     rank: { type: "string" },
     label: { type: "string" },
     sigma: { type: "string" },
-    act: { type: "string" },
     lookahead: { type: "boolean", default: false },
     heads: { type: "boolean", default: false },
     keep: { type: "string" },
-    "max-tokens": { type: "string" },
-    ctx: { type: "string" },
     epochs: { type: "string" },
     batch: { type: "string" },
     lr: { type: "string" },
     seed: { type: "string" },
   });
   if (v.help) return void console.log(help);
-  const file = requireString(v.model, "-m/--model");
-  const data = requireString(v.data, "-d/--data");
-  const out = requireString(v.output, "-o/--output");
+  const a = textFitArgs(v);
+  const out = a.output;
   const rank = number(v.rank, "--rank", 32, isPosInt, "a positive integer");
   let label: LabelRule;
   try {
@@ -73,11 +66,7 @@ export async function run(argv: string[]): Promise<void> {
   }
   const sigma = v.sigma ?? "relu";
   if (sigma !== "relu" && sigma !== "identity") throw new UsageError(`--sigma must be relu or identity, got '${sigma}'`);
-  if (v.act !== undefined && !ACTIVATIONS.includes(v.act as ActivationName)) {
-    throw new UsageError(`--act must be one of ${ACTIVATIONS.join(", ")}, got '${v.act}'`);
-  }
-  const maxTokens = number(v["max-tokens"], "--max-tokens", 4096, isPosInt, "a positive integer");
-  const ctx = v.ctx === undefined ? undefined : number(v.ctx, "--ctx", 0, isPosInt, "a positive integer");
+  const ctx = a.ctx;
   const train = {
     epochs: number(v.epochs, "--epochs", T.epochs, isPosInt, "a positive integer"),
     batch: number(v.batch, "--batch", T.batch, isPosInt, "a positive integer"),
@@ -86,11 +75,10 @@ export async function run(argv: string[]): Promise<void> {
   };
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const keep = number(v.keep, "--keep", 0.5, (n) => n > 0 && n <= 1, "a fraction in (0, 1]");
-  const loaded = loadModel(file, {
-    tokenizer: v.tokenizer, activation: v.act as ActivationName | undefined, contextLength: ctx, threads: threadsOption(v.threads),
-    transposeWo: v.heads,
+  const loaded = loadModel(a.model, {
+    tokenizer: v.tokenizer, activation: a.activation, contextLength: ctx, threads: a.threads, transposeWo: v.heads,
   });
-  const ids = readTextTokens(data, loaded.tokenizer, maxTokens);
+  const ids = readTextTokens(a.data, loaded.tokenizer, a.maxTokens);
   const p = v.heads
     ? fitHeadPredictors(loaded.model, ids, { keep, rank, sigma, ctx, train, onProgress: progressLine(log) })
     : fitPredictors(loaded.model, ids, { label, rank, sigma, lookahead: v.lookahead!, ctx, train, onProgress: progressLine(log) });

@@ -1,7 +1,7 @@
 import { generate } from "../../models/generate";
 import { loadModel } from "../../models/load";
 import { Sampler } from "../../models/sampler";
-import { isNonNegInt, isPosInt, MODEL_OPTIONS, number, parse, requireString, threadsOption } from "../args";
+import { ctxOption, isNonNegInt, isPosInt, MODEL_OPTIONS, number, parse, requireString, threadsOption } from "../args";
 import { applyGate, GATE_HELP, GATE_OPTIONS, layoutFor, parseGateOptions } from "../gate-options";
 
 export const help = `dynact generate -m MODEL [-t TOKENIZER] [-p PROMPT] [-n STEPS] [options]
@@ -42,7 +42,7 @@ export async function run(argv: string[]): Promise<void> {
   const topK = number(v["top-k"], "--top-k", 0, isNonNegInt, "a non-negative integer");
   // run.c's xorshift* state stays 0 forever from seed 0, so seeds start at 1.
   const seed = number(v.seed, "--seed", 1 + (Date.now() % 2 ** 31), (n) => isPosInt(n) && n <= Number.MAX_SAFE_INTEGER, "a positive integer");
-  const ctx = v.ctx === undefined ? undefined : number(v.ctx, "--ctx", 0, isPosInt, "a positive integer");
+  const ctx = ctxOption(v.ctx);
   const gates = parseGateOptions(v);
   const log = (line: string) => process.stderr.write(`${line}\n`);
 

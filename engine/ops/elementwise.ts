@@ -49,7 +49,7 @@ export function add(out: Tensor, a: Tensor, b: Tensor): void {
   a.engine.kernels.add_f32(out.offset, a.offset, b.offset, a.size);
 }
 
-/** x_i = 0 where |x_i| < t, in place. */
+/** x_i = 0 where |x_i| <= t (keeps |x_i| > t), in place. */
 export function sparsify(x: Tensor, t: number): void {
   checkF32("sparsify", x);
   x.engine.kernels.sparsify_f32(x.offset, x.size, t);

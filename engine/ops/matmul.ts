@@ -1,10 +1,10 @@
-import { isQuantized, rowBytes } from "../dtype";
+import { activationBytes, isQuantized } from "../dtype";
 import type { RowKernelName } from "../engine";
 import type { Tensor } from "../tensor";
 import { check, checkF32, shapeOf } from "./check";
 import { POOL_MIN_MACS } from "./matvec";
 
-const GEMM_DTYPES = new Set(["f32", "f16", "bf16", "q8_0", "q4_0"]);
+const GEMM_DTYPES = new Set(["f32", "f16", "bf16", "q8_0", "q4_0", "q8_0_r4", "q4_0_r4"]);
 
 /**
  * out[t, :] = w · x[t, :] for every row t of x: [T, n], w: [d, n] (f32, f16, bf16, q8_0 or q4_0), out: [T, d] —
@@ -24,9 +24,9 @@ export function matmul(out: Tensor, w: Tensor, x: Tensor): void {
   const k = engine.kernels;
   let xArg = x.offset;
   if (isQuantized(w.dtype)) {
-    const rb = rowBytes("q8_0", n);
+    const rb = activationBytes(n);
     xArg = engine.scratch("matmul", tokens * rb);
-    for (let t = 0; t < tokens; t++) k.quantize_q8_0(xArg + t * rb, x.offset + 4 * t * n, n);
+    for (let t = 0; t < tokens; t++) k.quantize_act_q8_0(xArg + t * rb, x.offset + 4 * t * n, n);
   }
   const kernel = `gemm_${w.dtype}` as Extract<RowKernelName, `gemm_${string}`>;
   if (engine.pool && d * n * tokens >= POOL_MIN_MACS) {

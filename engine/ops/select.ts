@@ -7,7 +7,7 @@ function checkOut(op: string, idx: Tensor, scores: Tensor): void {
   check(op, idx.dtype === "i32" && idx.size >= scores.size, () => `idx must be i32 with room for ${scores.size}`);
 }
 
-/** S = { i : scores[i] >= eps }; returns |S|. */
+/** S = { i : scores[i] > eps } (strict: a score of exactly eps is dropped, so eps = 0 drops exact zeros); returns |S|. */
 export function selectThreshold(idx: Tensor, scores: Tensor, eps: number): number {
   checkOut("selectThreshold", idx, scores);
   return scores.engine.kernels.select_threshold_f32(idx.offset, scores.offset, scores.size, eps);

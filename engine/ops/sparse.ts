@@ -1,4 +1,5 @@
 // Products over an index set S of neurons (an i32 tensor whose first `count` entries are used).
+import { rowBytes } from "../dtype";
 import type { Tensor } from "../tensor";
 import { check, checkF32, shapeOf } from "./check";
 
@@ -8,24 +9,68 @@ function checkIndices(op: string, idx: Tensor, count: number, bound: number): vo
   check(op, count <= bound, () => `${count} indices for ${bound} rows`);
 }
 
-/** out[k] = w[S[k], :] · x for k < count. */
+/**
+ * out[k] = w[S[k], :] · x for k < count; w f32, q8_0 or q4_0. With quantized w, x is first quantized to Q8_0 in
+ * the engine's scratch (as matvec does) and each row is an integer dot per block, as the dense kernel computes it.
+ */
 export function matvecRows(out: Tensor, w: Tensor, x: Tensor, idx: Tensor, count: number): void {
-  checkF32("matvecRows", out, w, x);
+  checkF32("matvecRows", out, x);
+  check("matvecRows", w.engine === x.engine, () => "tensors from different engines");
   const [d, n] = w.shape;
   check("matvecRows", w.shape.length === 2 && x.size === n && out.size >= count, () =>
     `w ${shapeOf(w)}, x ${shapeOf(x)}, out ${shapeOf(out)}`);
   checkIndices("matvecRows", idx, count, d);
-  w.engine.kernels.matvec_rows_f32(out.offset, w.offset, x.offset, n, idx.offset, count);
+  const k = w.engine.kernels;
+  switch (w.dtype) {
+    case "f32":
+      return k.matvec_rows_f32(out.offset, w.offset, x.offset, n, idx.offset, count);
+    case "q8_0":
+    case "q4_0": {
+      if (count === 0) return;
+      const xq = w.engine.scratch("matvecRows", rowBytes("q8_0", n));
+      k.quantize_q8_0(xq, x.offset, n);
+      return k[`matvec_rows_${w.dtype}`](out.offset, w.offset, xq, n, idx.offset, count);
+    }
+    default:
+      return check("matvecRows", false, () => `${w.dtype} weights`);
+  }
 }
 
-/** out = Σ_{k<count} a[k] · wt[S[k], :] — wt is a transposed [hidden, dim] matrix. */
+/**
+ * out = Σ_{k<count} a[k] · wt[S[k], :] — wt is a transposed [hidden, dim] matrix: f32, q8_0 (blocks along dim,
+ * i.e. re-blocked at load) or f16.
+ */
 export function scatterAxpy(out: Tensor, wt: Tensor, a: Tensor, idx: Tensor, count: number): void {
-  checkF32("scatterAxpy", out, wt, a);
+  checkF32("scatterAxpy", out, a);
+  check("scatterAxpy", wt.engine === a.engine, () => "tensors from different engines");
   const [h, dim] = wt.shape;
   check("scatterAxpy", wt.shape.length === 2 && out.size === dim && a.size >= count, () =>
     `wt ${shapeOf(wt)}, a ${shapeOf(a)}, out ${shapeOf(out)}`);
   checkIndices("scatterAxpy", idx, count, h);
-  wt.engine.kernels.scatter_axpy_f32(out.offset, wt.offset, a.offset, idx.offset, count, dim);
+  const k = wt.engine.kernels;
+  switch (wt.dtype) {
+    case "f32":
+    case "q8_0":
+    case "f16":
+      return k[`scatter_axpy_${wt.dtype}`](out.offset, wt.offset, a.offset, idx.offset, count, dim);
+    default:
+      return check("scatterAxpy", false, () => `${wt.dtype} weights`);
+  }
+}
+
+/**
+ * out = W · x with W stored transposed (wt [n, d]): the column-gather product of input-sparse x (TEAL). x's nonzero
+ * entries are listed into idx (i32) and vals (f32), scratch of at least n entries, and only their rows of wt are
+ * read (scatterAxpy). Returns how many there were.
+ */
+export function matvecColumns(out: Tensor, wt: Tensor, x: Tensor, idx: Tensor, vals: Tensor): number {
+  checkF32("matvecColumns", x, vals);
+  const n = wt.shape[0];
+  check("matvecColumns", wt.shape.length === 2 && x.size === n && idx.dtype === "i32" && idx.size >= n && vals.size >= n,
+    () => `wt ${shapeOf(wt)}, x ${shapeOf(x)}, scratch ${shapeOf(idx)} ${idx.dtype}, ${shapeOf(vals)}`);
+  const count = x.engine.kernels.compact_nonzero_f32(idx.offset, vals.offset, x.offset, n);
+  scatterAxpy(out, wt, vals, idx, count);
+  return count;
 }
 
 /** out[k] = src[S[k]] */

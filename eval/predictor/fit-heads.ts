@@ -4,6 +4,7 @@
 // predictors, with units "heads".
 import { DynactError } from "../../engine/errors";
 import { modelFingerprint, textFingerprint } from "../../models/gates/calibration";
+import { selectTopHeads } from "../../models/gates/head-gate";
 import type { Predictor, PredictorHeader, Sigma } from "../../models/gates/predictor-file";
 import type { LlamaModel } from "../../models/llama";
 import { perplexity } from "../perplexity";
@@ -29,14 +30,16 @@ export function fitHeadPredictors(model: LlamaModel, ids: readonly number[], opt
   const xs = Array.from({ length: nLayers }, () => [] as Float32Array[]);
   const ys = Array.from({ length: nLayers }, () => [] as Uint8Array[]);
   let token = 0;
+  const top = new Int32Array(nHeads);
+  const order = new Int32Array(nHeads);
   model.configureHeads(null, "keep");
   model.traceHeads((l, x, norms) => {
     if (l === 0) token++;
     if (token % every !== 0) return;
     xs[l].push(x.read());
-    const top = Array.from(norms.keys()).sort((a, b) => norms[b] - norms[a] || a - b).slice(0, k);
     const y = new Uint8Array(nHeads);
-    for (const h of top) y[h] = 1;
+    const n = selectTopHeads(norms, k, top, order);
+    for (let i = 0; i < n; i++) y[top[i]] = 1;
     ys[l].push(y);
   });
   try {

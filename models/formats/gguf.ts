@@ -8,13 +8,13 @@ import { quantize } from "../../engine/quant";
 import type { Checkpoint, TensorEntry } from "../checkpoint";
 import { canonicalShapes } from "../checkpoint";
 import { headSize, validateConfig, type LlamaConfig } from "../config";
-import type { SentencePieceBpeTokenizer } from "../tokenizer/sentencepiece-bpe";
+import { readTensorData } from "../weights";
 import { brief, fieldName, FormatError } from "./format-error";
 import {
   GGUF_TYPES, metaFloat, metaInt, metaString, type GgufArray, type GgufData, type GgufMetadata, type GgufType, type GgufValue,
 } from "./gguf-metadata";
 import { dynactMetadata, readDynactKeys } from "./gguf-dynact";
-import { ggufTokenizer, ggufTokenizerMetadata } from "./gguf-tokenizer";
+import { ggufTokenizer, ggufTokenizerMetadata, type GgufTokenizer } from "./gguf-tokenizer";
 
 const MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
 export const GGUF_ALIGNMENT = 32; // llama.cpp's default when general.alignment is absent
@@ -176,8 +176,8 @@ export function readGgufCheckpoint(path: string): Checkpoint {
   return ggufCheckpoint(readGgufFile(path), path);
 }
 
-/** The SentencePiece tokenizer stored in a GGUF file's metadata. */
-export function readGgufTokenizer(path: string): SentencePieceBpeTokenizer {
+/** The tokenizer stored in a GGUF file's metadata: SentencePiece ("llama") or byte-level BPE ("gpt2"). */
+export function readGgufTokenizer(path: string): GgufTokenizer {
   return ggufTokenizer(readGgufFile(path).metadata, path);
 }
 
@@ -388,8 +388,8 @@ export interface GgufWriteOptions {
   /** Type of the 2-D weights; norm vectors are always F32, as llama.cpp writes them. */
   dtype: GgufDType;
   tied: boolean;
-  /** Stored as tokenizer.ggml.* metadata so the file is self-contained. */
-  tokenizer?: SentencePieceBpeTokenizer;
+  /** Stored as tokenizer.ggml.* metadata so the file is self-contained (byte-level BPE as a gpt2 tokenizer). */
+  tokenizer?: GgufTokenizer;
 }
 
 export interface GgufWriteResult {
@@ -460,6 +460,16 @@ export function writeGguf(
     closeSync(fd);
   }
   return { fallbacks };
+}
+
+/**
+ * `ckpt` written as a GGUF whose matrices are `dtype` — what `dynact convert --to gguf --dtype` does: one tensor at
+ * a time, dequantized to f32 when stored otherwise, then encoded.
+ */
+export function convertToGguf(ckpt: Checkpoint, out: string, dtype: GgufDType, tokenizer?: GgufTokenizer): GgufWriteResult {
+  const tied = !ckpt.tensors.has("output");
+  const tensor = (name: string): Float32Array => readTensorData(ckpt, name === "output" && tied ? "token_embd" : name);
+  return writeGguf(out, ckpt.config, tensor, { dtype, tied, tokenizer });
 }
 
 /**

@@ -5,6 +5,7 @@ import { DynactError } from "../../engine/errors";
 import type { Tensor } from "../../engine/tensor";
 import type { LlamaModel } from "../llama";
 import type { ScoreKind } from "./threshold-gate";
+import { dequantizeMatrix } from "../../engine/repack";
 
 export interface Calibration {
   format: "dynact-calibration";
@@ -21,33 +22,44 @@ export interface Calibration {
 }
 
 /**
- * Identifies a model's weights cheaply: its config, every norm vector and the first 4 KiB of every matrix.
- * Two checkpoints of different training runs or formats with other weights differ here.
+ * Identifies a model's weights cheaply: its config, every norm vector and the first row of every matrix, as values
+ * (so the same weights in another storage layout — row-interleaved, transposed — give the same fingerprint).
+ * W_down is left out: gather mode stores it transposed and, for quantized models, re-blocked along its other axis
+ * (another rounding), and the other tensors already tell two models apart.
  */
 export function modelFingerprint(model: LlamaModel): string {
   const h = createHash("sha256");
   const { config: c, weights: w } = model;
   h.update(JSON.stringify([c.dim, c.hiddenDim, c.nLayers, c.nHeads, c.nKvHeads, c.vocabSize, c.activation]));
-  const part = (t: Tensor) => h.update(t.bytesView().subarray(0, 4096));
-  part(w.tokenEmbedding);
+  const vector = (t: Tensor) => h.update(t.bytesView().subarray(0, 4096));
+  h.update(row0(w.tokenEmbedding, false));
   for (const l of w.layers) {
-    [l.attnNorm, l.wq, l.wk, l.wv].forEach(part);
-    h.update(canonicalRow0(l.wo, l.woTransposed));
-    [l.ffnNorm, l.wGate, l.wUp].forEach(part);
-    h.update(canonicalRow0(l.wDown, l.downTransposed));
+    vector(l.attnNorm);
+    [l.wq, l.wk, l.wv].forEach((m) => h.update(row0(m, false)));
+    h.update(row0(l.wo, l.woTransposed));
+    vector(l.ffnNorm);
+    [l.wGate, l.wUp].forEach((m) => h.update(row0(m, false)));
   }
-  part(w.finalNorm);
-  part(w.output);
+  vector(w.finalNorm);
+  h.update(row0(w.output, false));
   return h.digest("hex").slice(0, 32);
 }
 
 /** The first 1024 values of a matrix's first row in its canonical [out, in] layout, whichever way it is stored. */
-function canonicalRow0(m: Tensor, transposed: boolean): Uint8Array {
-  const w = m.f32();
-  const inputs = transposed ? m.shape[0] : m.shape[1];
-  const outputs = transposed ? m.shape[1] : m.shape[0];
-  const row = Float32Array.from({ length: Math.min(1024, inputs) }, (_, c) => (transposed ? w[c * outputs] : w[c]));
-  return new Uint8Array(row.buffer);
+function row0(m: Tensor, transposed: boolean): Uint8Array {
+  const [rows, cols] = m.shape;
+  let row: Float32Array;
+  if (transposed) {
+    // Stored [in, out]: the canonical first row is the first column (a transposed W_o is f32 or f16).
+    const w = m.dtype === "f32" ? m.f32() : dequantizeMatrix(m.dtype, m.bytesView(), rows, cols);
+    row = Float32Array.from({ length: Math.min(1024, rows) }, (_, r) => w[r * cols]);
+  } else {
+    // The first group of rows is a whole matrix in every layout (row-interleaved groups are four rows).
+    const head = m.rows(0, Math.min(4, rows));
+    const w = m.dtype === "f32" ? head.f32() : dequantizeMatrix(m.dtype, head.bytesView(), head.shape[0], cols);
+    row = w.slice(0, Math.min(1024, cols));
+  }
+  return new Uint8Array(row.buffer, row.byteOffset, row.byteLength);
 }
 
 export function textFingerprint(ids: readonly number[]): string {

@@ -19,19 +19,44 @@ export interface HeadGate {
   readonly selectMacs?: number;
 }
 
+/**
+ * The min(k, n) heads with the largest scores (ties to the lowest index), written ascending into idx; returns how
+ * many. `order` is scratch of at least that many entries. A partial insertion selection, O(n·k) without allocating:
+ * a layer has few heads, and this runs per layer and token.
+ */
+export function selectTopHeads(scores: ArrayLike<number>, k: number, idx: Int32Array, order: Int32Array): number {
+  const m = Math.min(k, scores.length);
+  if (m <= 0) return 0;
+  let len = 0;
+  for (let i = 0; i < scores.length; i++) {
+    const s = scores[i];
+    // order[0, len) is by score descending, lower index first among equals: i goes after every score >= s.
+    if (len === m && !(s > scores[order[m - 1]])) continue;
+    let j = len < m ? len++ : m - 1;
+    for (; j > 0 && s > scores[order[j - 1]]; j--) order[j] = order[j - 1];
+    order[j] = i;
+  }
+  for (let a = 0; a < len; a++) {
+    const h = order[a];
+    let j = a;
+    for (; j > 0 && idx[j - 1] > h; j--) idx[j] = idx[j - 1];
+    idx[j] = h;
+  }
+  return len;
+}
+
 export class TopHeadsGate implements HeadGate {
   private readonly k: number;
+  private readonly order: Int32Array;
 
   constructor(readonly spec: string, readonly score: HeadScore, keep: number, nHeads: number) {
     this.k = Math.round(keep * nHeads);
+    this.order = new Int32Array(nHeads);
   }
 
   select(_l: number, scores: Float32Array | null, idx: Int32Array): number {
     if (!scores) throw new Error("TopHeadsGate needs scores");
-    const order = Array.from(scores.keys()).sort((a, b) => scores[b] - scores[a] || a - b);
-    const chosen = order.slice(0, this.k).sort((a, b) => a - b);
-    idx.set(chosen);
-    return chosen.length;
+    return selectTopHeads(scores, this.k, idx, this.order);
   }
 }
 

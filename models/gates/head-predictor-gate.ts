@@ -4,7 +4,7 @@
 import { DynactError } from "../../engine/errors";
 import type { Tensor } from "../../engine/tensor";
 import type { LlamaModel } from "../llama";
-import type { HeadGate } from "./head-gate";
+import { selectTopHeads, type HeadGate } from "./head-gate";
 import { predictorMacs, type Predictor } from "./predictor-file";
 import { predictorLogits, predictorTensors, type LayerTensors } from "./predictor-gate";
 
@@ -15,6 +15,7 @@ export class HeadPredictorGate implements HeadGate {
   private readonly mid: Tensor;
   private readonly logits: Tensor;
   private readonly k: number;
+  private readonly order: Int32Array;
 
   constructor(readonly spec: string, private readonly p: Predictor, model: LlamaModel, keep: number) {
     const { dim: d, hidden: h } = p.header;
@@ -23,14 +24,12 @@ export class HeadPredictorGate implements HeadGate {
     }
     ({ layers: this.layers, mid: this.mid, logits: this.logits } = predictorTensors(p, model));
     this.k = Math.max(1, Math.round(keep * h));
+    this.order = new Int32Array(h);
     this.selectMacs = predictorMacs(p.header);
   }
 
   select(l: number, _scores: Float32Array | null, idx: Int32Array, x?: Tensor): number {
     predictorLogits(this.layers[l], this.p.header.sigma, x!, this.mid, this.logits);
-    const z = this.logits.f32();
-    const chosen = Array.from(z.keys()).sort((a, b) => z[b] - z[a] || a - b).slice(0, this.k).sort((a, b) => a - b);
-    idx.set(chosen);
-    return chosen.length;
+    return selectTopHeads(this.logits.f32(), this.k, idx, this.order);
   }
 }

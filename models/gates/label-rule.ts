@@ -2,7 +2,7 @@
 // Predictors are trained to imitate them, and in mask mode a predictor gate is scored against them.
 //   relu     a_i = act(g_i)·u_i ≠ 0 (exact sparsity of a ReLU-family model)
 //   topk:F   the fraction F of neurons with the largest |act(g_i)| (ties to the lowest id, as TopkGate)
-//   cett:T   |act(g_i)|·‖W_down[:,i]‖ ≥ ε_l with ε_l calibrated for CETT T (the cett threshold gate's set)
+//   cett:T   |act(g_i)|·‖W_down[:,i]‖ > ε_l with ε_l calibrated for CETT T (the cett threshold gate's set)
 import { DynactError } from "../../engine/errors";
 
 export type LabelRule = { kind: "relu" } | { kind: "topk"; keep: number } | { kind: "cett"; target: number };
@@ -53,7 +53,7 @@ export class Labeler {
       const eps = this.thresholds![l];
       const norms = this.downNorms![l];
       // The score rounded to f32, as the threshold gate's kernel computes it.
-      for (let i = 0; i < h; i++) n += out[i] = Math.fround(Math.abs(actGate[i]) * norms[i]) >= eps ? 1 : 0;
+      for (let i = 0; i < h; i++) n += out[i] = Math.fround(Math.abs(actGate[i]) * norms[i]) > eps ? 1 : 0;
     } else {
       const k = Math.round(r.keep * h);
       const s = this.sorted;

@@ -12,8 +12,6 @@ import { Labeler, parseLabelRule } from "./label-rule";
 import type { GateScratch, NeuronGate } from "./neuron-gate";
 import { predictorMacs, type Predictor, type PredictorHeader, type Sigma } from "./predictor-file";
 
-/** The smallest positive f32: `logit >= MIN_POSITIVE` is `logit > 0`. */
-const MIN_POSITIVE = 2 ** -149;
 const TENSORS_PER_LAYER = 4;
 const SCRATCH_TENSORS = 3;
 
@@ -125,6 +123,6 @@ export class PredictorGate implements NeuronGate {
   /** Predictor l's set for input x, written to idx. */
   private predict(l: number, x: Tensor, idx: Tensor, work: Tensor): number {
     predictorLogits(this.layers[l], this.p.header.sigma, x, this.mid, this.logits);
-    return this.k === null ? selectThreshold(idx, this.logits, MIN_POSITIVE) : selectTopk(idx, this.logits, this.k, work);
+    return this.k === null ? selectThreshold(idx, this.logits, 0) : selectTopk(idx, this.logits, this.k, work);
   }
 }

@@ -1,4 +1,5 @@
-// Threshold gates: neuron i is active when its score reaches the layer's ε.
+// Threshold gates: neuron i is active when its score is above the layer's ε (strictly: a score of exactly ε is
+// dropped, so on a ReLU model ε = 0 skips the exact zeros, losslessly; ε = -∞ keeps every neuron).
 //   cats      score = |act(g_i)|                 (CATS: ε at a calibrated quantile of the scores)
 //   cett      score = |act(g_i)| · ‖W_down[:,i]‖ (ε per layer calibrated so the truncation error CETT hits a target)
 // The CETT score estimates each neuron's output norm ‖a_i·W_down[:,i]‖ = |act(g_i)|·|u_i|·‖W_down[:,i]‖ from the

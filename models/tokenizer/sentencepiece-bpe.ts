@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { DynactError } from "../../engine/errors";
 import { FormatError } from "../formats/format-error";
-import { StreamDecoder } from "./stream-decoder";
+import { decodeStreamed } from "./stream-decoder";
 import type { Tokenizer } from "./tokenizer";
 
 const BOS = 1;
@@ -79,13 +79,7 @@ export class SentencePieceBpeTokenizer implements Tokenizer {
   }
 
   decode(ids: readonly number[], prev = -1): string {
-    const stream = new StreamDecoder(this);
-    let text = "";
-    for (const id of ids) {
-      text += stream.push(prev, id);
-      prev = id;
-    }
-    return text + stream.flush();
+    return decodeStreamed(this, ids, prev);
   }
 
   private dummyPrefixId(): number {

@@ -20,3 +20,14 @@ export class StreamDecoder {
     return this.utf8.decode();
   }
 }
+
+/** Tokenizer.decode for any tokenizer: `ids` (following `prev`) pushed through a StreamDecoder, then flushed. */
+export function decodeStreamed(tokenizer: Tokenizer, ids: readonly number[], prev = -1): string {
+  const stream = new StreamDecoder(tokenizer);
+  let text = "";
+  for (const id of ids) {
+    text += stream.push(prev, id);
+    prev = id;
+  }
+  return text + stream.flush();
+}

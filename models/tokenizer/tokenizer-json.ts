@@ -7,7 +7,7 @@ import path from "node:path";
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { DynactError } from "../../engine/errors";
 import { brief, FormatError } from "../formats/format-error";
-import { StreamDecoder } from "./stream-decoder";
+import { decodeStreamed } from "./stream-decoder";
 import type { Tokenizer } from "./tokenizer";
 
 const UTF8 = new TextEncoder();
@@ -38,10 +38,13 @@ export class TokenizerJson implements Tokenizer {
   private readonly rendering: PieceRendering;
   private readonly addedIds: Set<number>;
   private readonly bytesOf: (Uint8Array | undefined)[] = [];
+  /** The tokenizer.json it was built from (a GGUF writer reads the vocabulary, merges and pre-tokenizer here). */
+  readonly source: Readonly<Record<string, unknown>>;
 
   /** `json`: the parsed tokenizer.json; `config`: the parsed tokenizer_config.json, or {}. */
   constructor(readonly name: string, json: unknown, config: unknown) {
     if (!isObject(json)) throw new FormatError(name, "json", "is not a JSON object");
+    this.source = json;
     if (!isObject(config)) throw new FormatError(name, "tokenizer_config.json", "is not a JSON object");
     const model = json.model;
     if (!isObject(model) || model.type !== "BPE") {
@@ -73,6 +76,11 @@ export class TokenizerJson implements Tokenizer {
     this.bosId = bos ?? eos;
   }
 
+  /** Pieces are GPT-2's byte-level alphabet (LLaMA-3, SmolLM, GPT-2), not SentencePiece text. */
+  get byteLevel(): boolean {
+    return this.rendering.byteLevel;
+  }
+
   encode(text: string, opts: { bos?: boolean; eos?: boolean } = {}): number[] {
     const ids = this.hf.encode(text, { add_special_tokens: false }).ids;
     // The library maps a piece missing from the vocabulary to unk_token's id, undefined when there is none.
@@ -92,13 +100,7 @@ export class TokenizerJson implements Tokenizer {
   }
 
   decode(ids: readonly number[], prev = -1): string {
-    const stream = new StreamDecoder(this);
-    let text = "";
-    for (const id of ids) {
-      text += stream.push(prev, id);
-      prev = id;
-    }
-    return text + stream.flush();
+    return decodeStreamed(this, ids, prev);
   }
 
   private render(id: number): Uint8Array {

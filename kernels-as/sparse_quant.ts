@@ -1,0 +1,227 @@
+// Sparse FFN kernels over quantized weights, index set S as in sparse.ts (i32 neuron ids; `count` of them):
+//   matvec_rows_q8_0 / _q4_0  out[k] = W[S[k], :] · x   (row gather: gate/up of the active neurons)
+//   scatter_axpy_q8_0         out    = Σ_k a[k] · Wt[S[k], :]   (column scatter over a Q8_0 W_downᵀ)
+//   scatter_axpy_f16          the same over an F16 W_downᵀ
+//
+// Row gather: x is quantized once to Q8_0 by the caller (quantize_q8_0), then each gathered row is the dense
+// kernel's computation (matvec_quant.ts): per block an exact integer dot of int8 weights with int8 activations,
+// scaled by fl(d_w·d_x) and accumulated in f32 block by block in order, four rows sharing each block of x. A row's
+// value is therefore fl(acc + fl(S_b · fl(d_w·d_x))) over its blocks — the same formula the dense kernel documents.
+//
+// Column scatter: W_down is [dim, hidden] with Q8_0 blocks along hidden; transposed at load ([hidden, dim]) its
+// rows must be re-blocked along dim: models/weights.ts dequantizes, transposes and requantizes (Q8_0), or keeps
+// the transposed values as F16. Each selected row is widened to f32 block by block and added, scaled by a[k]·d,
+// to out; four rows per pass over out (a quarter of its loads and stores), as scatter_axpy_f32 does.
+import { f16_to_f32, f16x4_to_f32x4, widen_hi, widen_lo, QK, QS, Q4_0_BLOCK_BYTES, Q8_0_BLOCK_BYTES } from "./blocks";
+
+export function matvec_rows_q8_0(out: usize, w: usize, xq: usize, n: i32, idx: usize, count: i32): void {
+  rowsQuant(out, w, xq, n, idx, count, false);
+}
+
+export function matvec_rows_q4_0(out: usize, w: usize, xq: usize, n: i32, idx: usize, count: i32): void {
+  rowsQuant(out, w, xq, n, idx, count, true);
+}
+
+// Integer dot of one weight block with the activation block widened to i16 (as matvec_quant.ts's blockDot).
+@inline function blockDot(p: usize, x0: v128, x1: v128, x2: v128, x3: v128, c: v128, q4: bool): v128 {
+  if (q4) {
+    const q = v128.load(p + QS);
+    const a = i16x8.extend_low_i8x16_u(q), b = i16x8.extend_high_i8x16_u(q);
+    const low = i16x8.splat(15);
+    return i32x4.add(c, i32x4.add(
+      i32x4.add(i32x4.dot_i16x8_s(v128.and(a, low), x0), i32x4.dot_i16x8_s(v128.and(b, low), x1)),
+      i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_u(a, 4), x2), i32x4.dot_i16x8_s(i16x8.shr_u(b, 4), x3)),
+    ));
+  }
+  return i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(v128.load8x8_s(p + QS), x0), i32x4.dot_i16x8_s(v128.load8x8_s(p + QS + 8), x1)),
+    i32x4.add(i32x4.dot_i16x8_s(v128.load8x8_s(p + QS + 16), x2), i32x4.dot_i16x8_s(v128.load8x8_s(p + QS + 24), x3)),
+  );
+}
+
+// [Σ s0, Σ s1, Σ s2, Σ s3] (integer adds: exact in any order).
+@inline function transposeSum(s0: v128, s1: v128, s2: v128, s3: v128): v128 {
+  const s01 = i32x4.add(i32x4.shuffle(s0, s1, 0, 4, 1, 5), i32x4.shuffle(s0, s1, 2, 6, 3, 7));
+  const s23 = i32x4.add(i32x4.shuffle(s2, s3, 0, 4, 1, 5), i32x4.shuffle(s2, s3, 2, 6, 3, 7));
+  return i32x4.add(i32x4.shuffle(s01, s23, 0, 1, 4, 5), i32x4.shuffle(s01, s23, 2, 3, 6, 7));
+}
+
+// Four gathered rows per pass; a last group of fewer than four repeats its last row in the missing lanes (only
+// real rows are stored).
+@inline function rowsQuant(out: usize, w: usize, xq: usize, n: i32, idx: usize, count: i32, q4: bool): void {
+  const blockBytes = q4 ? Q4_0_BLOCK_BYTES : Q8_0_BLOCK_BYTES;
+  const nb = n / QK;
+  const rowBytes = <usize>nb * blockBytes;
+  const last = count - 1;
+  for (let k = 0; k < count; k += 4) {
+    const ip = idx + (<usize>k << 2);
+    let w0 = w + <usize>load<i32>(ip) * rowBytes;
+    let w1 = w + <usize>load<i32>(idx + (<usize>min(k + 1, last) << 2)) * rowBytes;
+    let w2 = w + <usize>load<i32>(idx + (<usize>min(k + 2, last) << 2)) * rowBytes;
+    let w3 = w + <usize>load<i32>(idx + (<usize>min(k + 3, last) << 2)) * rowBytes;
+    let acc = f32x4.splat(0);
+    let xb = xq;
+    for (let b = 0; b < nb; b++) {
+      const x0 = v128.load8x8_s(xb + QS), x1 = v128.load8x8_s(xb + QS + 8);
+      const x2 = v128.load8x8_s(xb + QS + 16), x3 = v128.load8x8_s(xb + QS + 24);
+      let c = i32x4.splat(0);
+      if (q4) {
+        const m8 = i16x8.splat(-8);
+        c = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(x0, m8), i32x4.dot_i16x8_s(x1, m8)),
+          i32x4.add(i32x4.dot_i16x8_s(x2, m8), i32x4.dot_i16x8_s(x3, m8)));
+      }
+      const sums = transposeSum(
+        blockDot(w0, x0, x1, x2, x3, c, q4), blockDot(w1, x0, x1, x2, x3, c, q4),
+        blockDot(w2, x0, x1, x2, x3, c, q4), blockDot(w3, x0, x1, x2, x3, c, q4),
+      );
+      let dw = i32x4.splat(0);
+      dw = v128.load16_lane(w0, dw, 1);
+      dw = v128.load16_lane(w1, dw, 3);
+      dw = v128.load16_lane(w2, dw, 5);
+      dw = v128.load16_lane(w3, dw, 7);
+      const scale = f32x4.mul(f16x4_to_f32x4(dw), f32x4.splat(f16_to_f32(<u32>load<u16>(xb))));
+      acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sums), scale));
+      w0 += blockBytes;
+      w1 += blockBytes;
+      w2 += blockBytes;
+      w3 += blockBytes;
+      xb += Q8_0_BLOCK_BYTES;
+    }
+    const o = out + (<usize>k << 2);
+    store<f32>(o, f32x4.extract_lane(acc, 0));
+    if (k + 1 <= last) store<f32>(o, f32x4.extract_lane(acc, 1), 4);
+    if (k + 2 <= last) store<f32>(o, f32x4.extract_lane(acc, 2), 8);
+    if (k + 3 <= last) store<f32>(o, f32x4.extract_lane(acc, 3), 12);
+  }
+}
+
+// out = Σ_k a[k] · Wt[S[k], :], Wt Q8_0 [hidden, dim] (dim a multiple of 32). Per block of each row the factor
+// c = fl(a[k]·d) is applied to the widened quants: out[j] += fl(c·q_j), four rows summed pairwise first.
+export function scatter_axpy_q8_0(out: usize, wt: usize, a: usize, idx: usize, count: i32, dim: i32): void {
+  memory.fill(out, 0, <usize>dim << 2);
+  const nb = dim / QK;
+  const rowBytes = <usize>nb * Q8_0_BLOCK_BYTES;
+  let k = 0;
+  for (; k + 4 <= count; k += 4) {
+    const ip = idx + (<usize>k << 2);
+    let r0 = wt + <usize>load<i32>(ip) * rowBytes;
+    let r1 = wt + <usize>load<i32>(ip, 4) * rowBytes;
+    let r2 = wt + <usize>load<i32>(ip, 8) * rowBytes;
+    let r3 = wt + <usize>load<i32>(ip, 12) * rowBytes;
+    const av = v128.load(a + (<usize>k << 2));
+    let o = out;
+    for (let b = 0; b < nb; b++) {
+      let dw = i32x4.splat(0);
+      dw = v128.load16_lane(r0, dw, 1);
+      dw = v128.load16_lane(r1, dw, 3);
+      dw = v128.load16_lane(r2, dw, 5);
+      dw = v128.load16_lane(r3, dw, 7);
+      const c = f32x4.mul(av, f16x4_to_f32x4(dw));
+      const c0 = i32x4.shuffle(c, c, 0, 0, 0, 0), c1 = i32x4.shuffle(c, c, 1, 1, 1, 1);
+      const c2 = i32x4.shuffle(c, c, 2, 2, 2, 2), c3 = i32x4.shuffle(c, c, 3, 3, 3, 3);
+      axpy4q8(o, r0 + QS, r1 + QS, r2 + QS, r3 + QS, c0, c1, c2, c3, 0);
+      axpy4q8(o, r0 + QS, r1 + QS, r2 + QS, r3 + QS, c0, c1, c2, c3, 8);
+      axpy4q8(o, r0 + QS, r1 + QS, r2 + QS, r3 + QS, c0, c1, c2, c3, 16);
+      axpy4q8(o, r0 + QS, r1 + QS, r2 + QS, r3 + QS, c0, c1, c2, c3, 24);
+      r0 += Q8_0_BLOCK_BYTES;
+      r1 += Q8_0_BLOCK_BYTES;
+      r2 += Q8_0_BLOCK_BYTES;
+      r3 += Q8_0_BLOCK_BYTES;
+      o += <usize>QK << 2;
+    }
+  }
+  for (; k < count; k++) {
+    let r = wt + <usize>load<i32>(idx + (<usize>k << 2)) * rowBytes;
+    const ak = load<f32>(a + (<usize>k << 2));
+    let o = out;
+    for (let b = 0; b < nb; b++) {
+      const c = f32x4.splat(ak * f16_to_f32(<u32>load<u16>(r)));
+      axpy1q8(o, r + QS, c, 0);
+      axpy1q8(o, r + QS, c, 8);
+      axpy1q8(o, r + QS, c, 16);
+      axpy1q8(o, r + QS, c, 24);
+      r += Q8_0_BLOCK_BYTES;
+      o += <usize>QK << 2;
+    }
+  }
+}
+
+// out[j .. j+8) += (c0·q0 + c1·q1) + (c2·q2 + c3·q3), quants j .. j+8 of four blocks.
+@inline function axpy4q8(o: usize, q0: usize, q1: usize, q2: usize, q3: usize, c0: v128, c1: v128, c2: v128, c3: v128, j: usize): void {
+  const p = o + (j << 2);
+  const q0v = v128.load8x8_s(q0 + j), q1v = v128.load8x8_s(q1 + j), q2v = v128.load8x8_s(q2 + j), q3v = v128.load8x8_s(q3 + j);
+  const lo = f32x4.add(
+    f32x4.add(f32x4.mul(c0, f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(q0v))), f32x4.mul(c1, f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(q1v)))),
+    f32x4.add(f32x4.mul(c2, f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(q2v))), f32x4.mul(c3, f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(q3v)))),
+  );
+  const hi = f32x4.add(
+    f32x4.add(f32x4.mul(c0, f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(q0v))), f32x4.mul(c1, f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(q1v)))),
+    f32x4.add(f32x4.mul(c2, f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(q2v))), f32x4.mul(c3, f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(q3v)))),
+  );
+  v128.store(p, f32x4.add(v128.load(p), lo));
+  v128.store(p, f32x4.add(v128.load(p, 16), hi), 16);
+}
+
+@inline function axpy1q8(o: usize, q: usize, c: v128, j: usize): void {
+  const p = o + (j << 2);
+  const qv = v128.load8x8_s(q + j);
+  v128.store(p, f32x4.add(v128.load(p), f32x4.mul(c, f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(qv)))));
+  v128.store(p, f32x4.add(v128.load(p, 16), f32x4.mul(c, f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(qv)))), 16);
+}
+
+// out = Σ_k a[k] · Wt[S[k], :], Wt F16 [hidden, dim] (any dim). Values widened exactly to f32.
+export function scatter_axpy_f16(out: usize, wt: usize, a: usize, idx: usize, count: i32, dim: i32): void {
+  memory.fill(out, 0, <usize>dim << 2);
+  const rowBytes = <usize>dim << 1;
+  const d8 = dim & ~7;
+  let k = 0;
+  for (; k + 4 <= count; k += 4) {
+    const ip = idx + (<usize>k << 2);
+    const ap = a + (<usize>k << 2);
+    const r0 = wt + <usize>load<i32>(ip) * rowBytes;
+    const r1 = wt + <usize>load<i32>(ip, 4) * rowBytes;
+    const r2 = wt + <usize>load<i32>(ip, 8) * rowBytes;
+    const r3 = wt + <usize>load<i32>(ip, 12) * rowBytes;
+    const a0 = load<f32>(ap), a1 = load<f32>(ap, 4), a2 = load<f32>(ap, 8), a3 = load<f32>(ap, 12);
+    const v0 = f32x4.splat(a0), v1 = f32x4.splat(a1), v2 = f32x4.splat(a2), v3 = f32x4.splat(a3);
+    let j = 0;
+    for (; j < d8; j += 8) {
+      const hb = <usize>j << 1;
+      const h0 = v128.load(r0 + hb), h1 = v128.load(r1 + hb), h2 = v128.load(r2 + hb), h3 = v128.load(r3 + hb);
+      const p = out + (<usize>j << 2);
+      const lo = f32x4.add(
+        f32x4.add(f32x4.mul(v0, f16x4_to_f32x4(widen_lo(h0))), f32x4.mul(v1, f16x4_to_f32x4(widen_lo(h1)))),
+        f32x4.add(f32x4.mul(v2, f16x4_to_f32x4(widen_lo(h2))), f32x4.mul(v3, f16x4_to_f32x4(widen_lo(h3)))),
+      );
+      const hi = f32x4.add(
+        f32x4.add(f32x4.mul(v0, f16x4_to_f32x4(widen_hi(h0))), f32x4.mul(v1, f16x4_to_f32x4(widen_hi(h1)))),
+        f32x4.add(f32x4.mul(v2, f16x4_to_f32x4(widen_hi(h2))), f32x4.mul(v3, f16x4_to_f32x4(widen_hi(h3)))),
+      );
+      v128.store(p, f32x4.add(v128.load(p), lo));
+      v128.store(p, f32x4.add(v128.load(p, 16), hi), 16);
+    }
+    for (; j < dim; j++) {
+      const hb = <usize>j << 1;
+      const p = out + (<usize>j << 2);
+      const s = (a0 * f16_to_f32(<u32>load<u16>(r0 + hb)) + a1 * f16_to_f32(<u32>load<u16>(r1 + hb))) +
+        (a2 * f16_to_f32(<u32>load<u16>(r2 + hb)) + a3 * f16_to_f32(<u32>load<u16>(r3 + hb)));
+      store<f32>(p, load<f32>(p) + s);
+    }
+  }
+  for (; k < count; k++) {
+    const r = wt + <usize>load<i32>(idx + (<usize>k << 2)) * rowBytes;
+    const ak = load<f32>(a + (<usize>k << 2));
+    const v = f32x4.splat(ak);
+    let j = 0;
+    for (; j < d8; j += 8) {
+      const h = v128.load(r + (<usize>j << 1));
+      const p = out + (<usize>j << 2);
+      v128.store(p, f32x4.add(v128.load(p), f32x4.mul(v, f16x4_to_f32x4(widen_lo(h)))));
+      v128.store(p, f32x4.add(v128.load(p, 16), f32x4.mul(v, f16x4_to_f32x4(widen_hi(h)))), 16);
+    }
+    for (; j < dim; j++) {
+      const p = out + (<usize>j << 2);
+      store<f32>(p, load<f32>(p) + ak * f16_to_f32(<u32>load<u16>(r + (<usize>j << 1))));
+    }
+  }
+}

@@ -1,0 +1,107 @@
+// dynact quant-report: each conversion scored against the model as stored on perplexity()'s windows. On
+// stories260K (first 4096 TinyStories validation tokens): the numbers equal those of `dynact perplexity` on the
+// reference and on the converted files, f16 is lossless, Q8_0 nearly so, Q4_0 visibly not. Without the shared
+// assets: a model compared with itself agrees everywhere, and the CLI contract on a tiny random model.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { perplexity } from "../eval/perplexity";
+import { compareModels, quantReport } from "../eval/quant-report";
+import { readTextTokens } from "../eval/text";
+import type { LlamaConfig } from "../models/config";
+import { readGgufCheckpoint, writeGguf } from "../models/formats/gguf";
+import { buildModel, loadModel, openCheckpoint } from "../models/load";
+import { readLlama2cTokenizer } from "../models/tokenizer/sentencepiece-bpe";
+import { TokenizerJson } from "../models/tokenizer/tokenizer-json";
+import { haveAssets, shared } from "./assets";
+import { byteLevelJson } from "./byte-level-vocab";
+import { dynact, expectFailure } from "./cli-harness";
+import { randomWeights } from "./train-util";
+
+const dir = mkdtempSync(path.join(os.tmpdir(), "dynact-quantrep-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "data/tinystories_val.txt"))("stories260K: f16, Q8_0, Q4_0 against f32", () => {
+  const bin = shared("models/stories260K.bin");
+  const ckpt = openCheckpoint(bin);
+  const ids = readTextTokens(shared("data/tinystories_val.txt"), readLlama2cTokenizer(shared("models/tok512.bin")), 4096);
+  const keep = path.join(dir, "keep");
+  const r = quantReport(ckpt, ids, { dtypes: ["f16", "q8_0", "q4_0"], dir: keep });
+  const row = (d: string) => r.rows.find((x) => x.dtype === d)!;
+
+  it("reference and converted perplexities are dynact perplexity's", () => {
+    expect(r).toMatchObject({ tokens: 4096, ctx: 512, reference_dtypes: ["f32"] });
+    const ref = perplexity(buildModel(ckpt), ids, { bos: 1 });
+    expect(r.reference.mean_nll).toBeCloseTo(ref.mean_nll, 12);
+    for (const d of ["f16", "q8_0", "q4_0"]) {
+      const file = path.join(keep, `stories260K-${d}.gguf`);
+      const p = perplexity(buildModel(readGgufCheckpoint(file)), ids, { bos: 1 });
+      expect(row(d).mean_nll, d).toBeCloseTo(p.mean_nll, 12);
+    }
+  });
+
+  it("f16 is lossless, Q8_0 nearly so (top-1 agreement ≥ 0.98, |Δ perplexity| < 1%), Q4_0 costs more", () => {
+    expect(row("f16").top1_agreement).toBeGreaterThanOrEqual(0.999);
+    expect(Math.abs(row("f16").delta_perplexity_rel)).toBeLessThan(1e-3);
+    expect(row("q8_0").top1_agreement).toBeGreaterThanOrEqual(0.98);
+    expect(Math.abs(row("q8_0").delta_perplexity_rel)).toBeLessThan(0.01);
+    expect(row("q8_0").mean_kl).toBeLessThan(2e-3);
+    expect(row("q4_0").top1_agreement).toBeGreaterThan(0.75);
+    expect(row("q4_0").delta_perplexity_rel).toBeGreaterThan(0.02);
+    expect(row("q4_0").delta_perplexity_rel).toBeLessThan(0.25);
+    // Fewer bits, larger divergence.
+    expect(row("f16").mean_kl).toBeLessThan(row("q8_0").mean_kl);
+    expect(row("q8_0").mean_kl).toBeLessThan(row("q4_0").mean_kl);
+    expect(row("q8_0").weight_bytes).toBeLessThan(row("f16").weight_bytes);
+    expect(row("q4_0").weight_bytes).toBeLessThan(row("q8_0").weight_bytes);
+  });
+
+  it("matrices quantization cannot block stay f16 and are listed (W_down: rows of 172)", () => {
+    expect(row("f16").fallbacks).toEqual([]);
+    for (const d of ["q8_0", "q4_0"]) expect(row(d).fallbacks.map((f) => f.name)).toEqual([0, 1, 2, 3, 4].map((l) => `blk.${l}.ffn_down`));
+  });
+});
+
+describe("quant-report without the shared assets", () => {
+  const config: LlamaConfig = { dim: 64, hiddenDim: 96, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 269, seqLen: 40,
+    ropeTheta: 10000, normEps: 1e-5, activation: "silu" };
+  const weights = randomWeights(config, 11);
+  const model = path.join(dir, "tiny.gguf");
+  writeGguf(model, config, (n) => Float32Array.from(weights(n)), { dtype: "f32", tied: true,
+    tokenizer: new TokenizerJson("t.json", byteLevelJson("gpt2"), {}) });
+  const text = path.join(dir, "text.txt");
+  writeFileSync(text, "hello the world, hello the hell of 2024's world; café naïve\n".repeat(6));
+
+  it("a model against itself: full agreement, zero KL, the same perplexity as perplexity()", () => {
+    const ckpt = readGgufCheckpoint(model);
+    const ids = readTextTokens(text, loadModel(model).tokenizer, 150);
+    const c = compareModels(buildModel(ckpt), buildModel(ckpt), ids, { ctx: 33, bos: 268 });
+    expect(c.tokens).toBe(150);
+    expect(c.top1_agreement).toBe(1);
+    expect(c.mean_kl).toBe(0);
+    expect(c.candidate).toEqual(c.reference);
+    expect(c.reference.mean_nll).toBeCloseTo(perplexity(buildModel(ckpt), ids, { ctx: 33, bos: 268 }).mean_nll, 12);
+  });
+
+  it("CLI: a table, --json, --help, and usage errors", () => {
+    const table = dynact("quant-report", "-m", model, "-d", text, "--ctx", "20", "--dtypes", "q8_0,q4_0", "--threads", "1");
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/^.*tiny\.gguf: \d+ tokens of .*text\.txt, windows of 19 tokens \(context 20\)\ndtype +weights +perplexity/);
+    expect(table.stdout).toMatch(/\nf32 .*\(reference\).*\nq8_0 .*\nq4_0 /);
+    const j = dynact("quant-report", "-m", model, "-d", text, "--max-tokens", "64", "--dtypes", "f16", "--json", "--threads", "1");
+    expect(j.code).toBe(0);
+    const r = JSON.parse(j.stdout);
+    expect(r).toMatchObject({ tokens: 64, ctx: 40, reference_dtypes: ["f32"], rows: [{ dtype: "f16", fallbacks: [] }] });
+    for (const k of ["perplexity", "delta_perplexity", "delta_perplexity_rel", "top1_agreement", "mean_kl", "max_kl", "top1_accuracy", "weight_bytes"]) {
+      expect(typeof r.rows[0][k], k).toBe("number");
+    }
+    const h = dynact("quant-report", "--help");
+    expect(h.code).toBe(0);
+    expect(h.stdout).toMatch(/^dynact quant-report -m MODEL/);
+    expect(dynact("--help").stdout).toMatch(/quant-report/);
+    expectFailure(dynact("quant-report", "-m", model, "-d", text, "--dtypes", "q5_k"), 2, /--dtypes takes a comma-separated list of f16, bf16, q8_0, q4_0; got 'q5_k'/);
+    expectFailure(dynact("quant-report", "-m", model), 2, /-d\/--data is required/);
+    expectFailure(dynact("quant-report", "-m", model, "-d", text, "--ctx", "41"), 2, /--ctx 41 is longer than the model's context of 40/);
+  });
+});
