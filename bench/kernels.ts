@@ -14,16 +14,10 @@ import { Tensor } from "../engine/tensor";
 import { canonicalShapes } from "../models/checkpoint";
 import type { LlamaConfig } from "../models/config";
 import { randomTensor } from "./random-model";
-import { shapeByName, type BenchShape } from "./shapes";
+import { ONE_B, shapeByName, type BenchShape } from "./shapes";
 
 /** TinyLlama-1.1B: the 1B-class shape (LLaMA-2 architecture, GQA with 4 KV heads). */
-export const TINYLLAMA_1B: BenchShape = {
-  name: "TinyLlama-1.1B",
-  config: {
-    dim: 2048, hiddenDim: 5632, nLayers: 22, nHeads: 32, nKvHeads: 4, vocabSize: 32000, seqLen: 2048,
-    ropeTheta: 10000, normEps: 1e-5, activation: "silu",
-  },
-};
+export const TINYLLAMA_1B: BenchShape = { name: "TinyLlama-1.1B", config: { ...ONE_B.config, seqLen: 2048 } };
 
 export interface MatrixCase {
   model: BenchShape;

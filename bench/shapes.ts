@@ -14,8 +14,16 @@ export const SHAPES: BenchShape[] = [
   { name: "stories110M", config: { ...base, dim: 768, hiddenDim: 2048, nLayers: 12, nHeads: 12, nKvHeads: 12 } },
 ];
 
+/**
+ * A 1B-class shape (TinyLlama-1.1B's: GQA with 4 KV heads), by name only: its f32 weights (4.4 GB) exceed wasm32's
+ * 4 GiB, so it runs quantized (`--shapes 1B --dtypes q8_0,q4_0`).
+ */
+export const ONE_B: BenchShape = {
+  name: "1B", config: { ...base, dim: 2048, hiddenDim: 5632, nLayers: 22, nHeads: 32, nKvHeads: 4 },
+};
+
 export function shapeByName(name: string): BenchShape {
-  const s = SHAPES.find((x) => x.name === name);
-  if (!s) throw new Error(`unknown shape ${name} (known: ${SHAPES.map((x) => x.name).join(", ")})`);
+  const s = [...SHAPES, ONE_B].find((x) => x.name === name);
+  if (!s) throw new Error(`unknown shape ${name} (known: ${[...SHAPES, ONE_B].map((x) => x.name).join(", ")})`);
   return s;
 }

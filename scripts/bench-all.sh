@@ -14,12 +14,13 @@ mkdir -p "$out"
   echo "llama2.c: ${LLAMA2C_RUN:-not given}; llama.cpp: ${LLAMA_BENCH:-not given}"
 } > "$out/machine.txt"
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(decode decode-quant decode-threads prefill perplexity load ffn attention gated kernels)
+[ ${#suites[@]} -gt 0 ] || suites=(decode decode-quant decode-quant-1b decode-threads prefill perplexity load ffn attention gated kernels)
 for s in "${suites[@]}"; do
   echo "== $s" >&2
   case "$s" in
     decode) node dist/cli.js bench decode --rounds 5 --steps 128 --json > "$out/decode-f32.json" ;;
     decode-quant) node dist/cli.js bench decode --shapes stories110M --dtypes q8_0,q4_0 --rounds 5 --steps 128 --json > "$out/decode-quant.json" ;;
+    decode-quant-1b) node dist/cli.js bench decode --shapes 1B --dtypes q8_0,q4_0 --rounds 3 --steps 32 --json > "$out/decode-quant-1b.json" ;;
     decode-threads) LLAMA2C_RUN= LLAMA_BENCH= node dist/cli.js bench decode --shapes stories42M,stories110M --threads 1,2 --rounds 5 --steps 128 --json > "$out/decode-threads.json" ;;
     *) node dist/cli.js bench "$s" --json > "$out/$s.json" ;;
   esac

@@ -14,7 +14,7 @@ const s = (x) => `${x.median.toFixed(1)} (${x.min.toFixed(1)}–${x.max.toFixed(
 const out = [];
 const table = (head, rows) => out.push(`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`), "");
 
-for (const [file, title] of [["decode-f32.json", "Decode, f32"], ["decode-quant.json", "Decode, quantized (GGUF)"], ["decode-threads.json", "Decode, 1 vs 2 threads"]]) {
+for (const [file, title] of [["decode-f32.json", "Decode, f32"], ["decode-quant.json", "Decode, quantized (GGUF)"], ["decode-quant-1b.json", "Decode, quantized, 1B-class shape (GGUF)"], ["decode-threads.json", "Decode, 1 vs 2 threads"]]) {
   const r = load(file)?.decode;
   if (!r) continue;
   out.push(`**${title}** (tokens/s, greedy from BOS):`, "");

@@ -23,6 +23,8 @@ across machines. Suites:
              With LLAMA_BENCH pointing to llama.cpp's \`llama-bench\`, the same weights as GGUF run through it too (1 thread).
                --shapes A,B  --steps N (default 256)  --rounds R (default 5)  --threads T,U (default 1)
                --dtypes f32,q8_0,q4_0 (default f32; others load a GGUF of the same random weights)
+               --shapes 1B: the 1B-class shape (dim 2048, hidden 5632, 22 layers, 32 heads, 4 KV heads), quantized
+               only (its f32 weights exceed wasm32's 4 GiB)
              --json: {"decode":[{"shape","dtype","threads","tokens_per_second",…}]}
   kernels    every matvec kernel (f32, f16, bf16, q8_0, q4_0) at the stories110M and a 1B-class shape, weights
              rotated through more memory than the caches hold, next to the measured read bandwidth; then the sparse
