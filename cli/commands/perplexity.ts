@@ -1,7 +1,7 @@
 import { ActivationZeros } from "../../eval/act-stats";
 import { perplexity } from "../../eval/perplexity";
 import { readTextTokens } from "../../eval/text";
-import { loadModel } from "../../models/load";
+import { loadModel, openCheckpoint } from "../../models/load";
 import { isPosInt, MODEL_OPTIONS, number, parse, requireString, threadsOption } from "../args";
 import { applyGate, ffnStatLines, GATE_HELP, GATE_OPTIONS, layoutFor, parseGateOptions, progressLine } from "../gate-options";
 import { UsageError } from "../usage-error";
@@ -13,7 +13,7 @@ consecutive windows of ctx-1 tokens; each window runs from a fresh KV cache as [
 token is scored. Prints mean NLL (nats), perplexity and per-layer MLP statistics.
 
   -d, --data FILE         text file
-      --ctx N             positions per window including BOS (default: the model's context)
+      --ctx N             positions per window including BOS (default: the model's context); the KV cache is sized to it
       --max-tokens N      score only the first N tokens (default: all)
       --prompt-tokens N   for griffin/tda gates: the first N positions of each window are its prompt
       --act-stats         also print the fraction of exact zeros of act(W_gate x) per layer (JSON: act_zero_fraction)
@@ -39,10 +39,12 @@ export async function run(argv: string[]): Promise<void> {
   const promptLength = number(v["prompt-tokens"], "--prompt-tokens", 0, isPosInt, "a positive integer");
   const gates = parseGateOptions(v);
   const log = (line: string) => process.stderr.write(`${line}\n`);
-  const loaded = loadModel(file, { tokenizer: v.tokenizer, activation: gates.activation, ...layoutFor(gates), threads: threadsOption(v.threads) });
-  if (ctx !== undefined && ctx > loaded.model.config.seqLen) {
-    throw new UsageError(`--ctx ${ctx} is longer than the model's context of ${loaded.model.config.seqLen}`);
-  }
+  const seqLen = openCheckpoint(file).config.seqLen;
+  if (ctx !== undefined && ctx > seqLen) throw new UsageError(`--ctx ${ctx} is longer than the model's context of ${seqLen}`);
+  // The KV cache only needs the window (--ctx also lets a model that does not fit at full context load).
+  const loaded = loadModel(file, {
+    tokenizer: v.tokenizer, activation: gates.activation, contextLength: ctx, ...layoutFor(gates), threads: threadsOption(v.threads),
+  });
   const ids = readTextTokens(data, loaded.tokenizer, maxTokens);
   applyGate(loaded, gates, log);
   const zeros = v["act-stats"] ? new ActivationZeros(loaded.model.config.nLayers) : undefined;
