@@ -42,10 +42,13 @@ if (ld) {
 const ffn = load("ffn.json") ?? load("kernels.json");
 if (ffn?.ffn) {
   out.push("**Sparse FFN block** (weights rotated through memory; speed-up of gather over dense, median ms):", "");
-  const shapes = [...new Set(ffn.ffn.map((r) => r.shape))];
+  const cases = [...new Map(ffn.ffn.map((r) => [`${r.shape}/${r.dtype ?? "f32"}/${r.path}`, r])).values()];
   const sparsities = [...new Set(ffn.ffn.map((r) => r.sparsity))];
-  table(["shape", "path", ...sparsities.map((x) => `${100 * x}%`)], shapes.flatMap((sh) => ["known", "gate-dense"].map((p) => [sh, p,
-    ...sparsities.map((x) => { const r = ffn.ffn.find((q) => q.shape === sh && q.path === p && q.sparsity === x); return r ? `${(r.dense_ms / r.gather_ms).toFixed(2)}×` : "–"; })])));
+  table(["shape", "dtype", "path", "dense ms", ...sparsities.map((x) => `${100 * x}%`)], cases.map((c) => {
+    const rows = ffn.ffn.filter((q) => q.shape === c.shape && (q.dtype ?? "f32") === (c.dtype ?? "f32") && q.path === c.path);
+    return [c.shape, c.dtype ?? "f32", c.path, rows[0].dense_ms.toFixed(3),
+      ...sparsities.map((x) => { const r = rows.find((q) => q.sparsity === x); return r ? `${(r.dense_ms / r.gather_ms).toFixed(2)}×` : "–"; })];
+  }));
 }
 const att = load("attention.json")?.attention;
 if (att) {
