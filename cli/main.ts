@@ -40,7 +40,7 @@ commands:
   convert    convert a checkpoint to gguf, safetensors or llama2c (f32, f16, bf16, q8_0, q4_0)
   quant-report  what f16/q8_0/q4_0 cost: perplexity change, top-1 agreement and KL against the model as stored
   study      the dynamic-activation study: a matrix of gates, a report with plots
-  relufy     fine-tune a SiLU model into its ReLU counterpart (optional L1 sparsity penalty)
+  relufy     fine-tune a SiLU model into its ReLU counterpart (optional L1 sparsity penalty, distillation)
   train      continue training a checkpoint on a text
   bench      benchmarks: decode (vs llama2.c, llama.cpp), kernels, ffn, gated, attention, prefill
 

@@ -5,14 +5,18 @@ import { readTextTokens } from "../eval/text";
 import type { LlamaConfig } from "../models/config";
 import { loadTokenizer, openCheckpoint } from "../models/load";
 import { buildTrainModel } from "../models/train/build";
-import { EVAL_TOKENS, MAX_SEED, MAX_STEPS, splitFingerprint, splitText } from "../models/train/data";
+import { EVAL_TOKENS, MAX_SEED, MAX_STEPS, splitFingerprint, splitText, withSynthetic } from "../models/train/data";
 import { exportModel, formatOf, type ExportFormat } from "../models/train/export";
 import { readTrainCheckpoint, restoreTrainer, writeTrainCheckpoint, type TrainCheckpoint } from "../models/train/train-checkpoint";
-import { Trainer, type EvalResult, type TrainOptions } from "../models/train/trainer";
+import { generateStories } from "../models/train/synthetic";
+import { ADDED_OPTION_DEFAULTS, Trainer, type EvalResult, type TrainOptions } from "../models/train/trainer";
 import { readTensorData } from "../models/weights";
 import { isNonNegInt, isPosInt, MODEL_OPTIONS, number, parse, requireString } from "./args";
 import { progressLine } from "./gate-options";
 import { UsageError } from "./usage-error";
+
+/** Most teacher-generated tokens --synthetic accepts. */
+const MAX_SYNTHETIC = 100_000_000;
 
 export const TRAIN_OPTIONS = {
   ...MODEL_OPTIONS,
@@ -32,6 +36,9 @@ export const TRAIN_OPTIONS = {
   heldout: { type: "string" },
   "weight-decay": { type: "string" },
   "grad-clip": { type: "string" },
+  distill: { type: "string" },
+  "distill-temp": { type: "string" },
+  synthetic: { type: "string" },
   checkpoint: { type: "string" },
   resume: { type: "string" },
 } as const;
@@ -58,6 +65,13 @@ export const TRAIN_HELP = `  -m, --model PATH        the checkpoint to start fro
       --heldout N         held-out tokens (default 4096)
       --weight-decay W    AdamW weight decay on the matrices (default 0)
       --grad-clip C       clip the gradient to global norm C (default 1)
+      --distill α         knowledge distillation from the input model (-m, frozen, run on every batch): the loss
+                          per position is (1 − α)·CE + α·τ²·KL(teacher_τ ‖ student_τ), α in [0, 1] (default 0:
+                          cross-entropy alone, no teacher). A resumed run takes its teacher from -m again
+      --distill-temp τ    the distillation temperature τ (default 1)
+      --synthetic N       add N tokens of text written by the input model (-m) to the training tokens: stories
+                          sampled at temperature 1 from BOS (seeded by --seed), joined and encoded as a text file's
+                          stories are; training windows are drawn from real and synthetic tokens alike (default 0)
       --checkpoint FILE   training checkpoint written at every evaluation (default PATH.ckpt)
       --resume FILE       continue the run saved in FILE (weights, optimizer state, step); its options are
                           used, and an option given with a different value is an error
@@ -78,6 +92,9 @@ const RULES: Record<keyof TrainOptions, [flag: keyof typeof TRAIN_OPTIONS, check
   heldout: ["heldout", isPosInt, "a positive integer"],
   weightDecay: ["weight-decay", (n) => n >= 0, "a number >= 0"],
   gradClip: ["grad-clip", (n) => n > 0, "a number > 0"],
+  distill: ["distill", (n) => n >= 0 && n <= 1, "a number in [0, 1]"],
+  distillTemp: ["distill-temp", (n) => n > 0 && n <= 100, "a number in (0, 100]"],
+  synthetic: ["synthetic", (n) => isNonNegInt(n) && n <= MAX_SYNTHETIC, `an integer from 0 to ${MAX_SYNTHETIC}`],
 };
 
 /** The training options given on the command line. */
@@ -96,6 +113,7 @@ function withDefaults(g: Partial<TrainOptions>, seqLen: number): TrainOptions {
     steps, lr: g.lr ?? 2e-3, warmup: g.warmup ?? Math.min(100, Math.floor(steps / 10)), batch: g.batch ?? 8,
     seq: g.seq ?? Math.min(128, seqLen), l1: g.l1 ?? 0, l1Warmup: g.l1Warmup ?? 0, sparsity: g.sparsity ?? 0, seed: g.seed ?? 1,
     evalEvery: g.evalEvery ?? 100, heldout: g.heldout ?? 4096, weightDecay: g.weightDecay ?? 0, gradClip: g.gradClip ?? 1,
+    distill: g.distill ?? 0, distillTemp: g.distillTemp ?? 1, synthetic: g.synthetic ?? 0,
   };
 }
 
@@ -110,6 +128,7 @@ export async function runTraining(argv: string[], relufy: boolean, help: string)
   if (v.stage2 && !relufy) throw new UsageError("--stage2 is an option of dynact relufy");
   const given = givenOptions(v);
   const log = (line: string) => process.stderr.write(`${line}\n`);
+  const started = performance.now();
 
   const ckpt = openCheckpoint(file);
   const tokenizer = loadTokenizer(ckpt, v.tokenizer);
@@ -119,24 +138,44 @@ export async function runTraining(argv: string[], relufy: boolean, help: string)
   let tied: boolean;
   if (resumed) {
     const m = resumed.meta;
+    opts = { ...ADDED_OPTION_DEFAULTS, ...m.options };
     for (const [k, x] of Object.entries(given) as [keyof TrainOptions, number][]) {
-      if (m.options[k] !== x) throw new UsageError(`--${RULES[k][0]} ${x} differs from the checkpoint's ${m.options[k]} (resume continues its run)`);
+      if (opts[k] !== x) throw new UsageError(`--${RULES[k][0]} ${x} differs from the checkpoint's ${opts[k]} (resume continues its run)`);
     }
     if (v.stage2 && !m.config.reluAfterNorm) throw new UsageError("--stage2 differs from the checkpoint's run");
-    ({ config, options: opts, tied } = m);
+    ({ config, tied } = m);
   } else {
     tied = !ckpt.tensors.has("output");
     config = relufy ? { ...ckpt.config, activation: "relu", ...(v.stage2 ? { reluAfterNorm: true } : {}) } : ckpt.config;
     opts = withDefaults(given, config.seqLen);
   }
   if (opts.seq > config.seqLen) throw new UsageError(`--seq ${opts.seq} is longer than the model's context of ${config.seqLen}`);
-  const split = splitText(readTextTokens(data, tokenizer), opts.heldout, opts.seq);
+  const progress = progressLine(log);
+  let split = splitText(readTextTokens(data, tokenizer), opts.heldout, opts.seq);
+  if (opts.synthetic > 0) {
+    // Teacher stories as text (joined as the stories of a text file are), encoded as the text was.
+    const t0 = performance.now();
+    const stories = generateStories(ckpt.config, !ckpt.tensors.has("output"), (name) => readTensorData(ckpt, name), {
+      tokens: opts.synthetic, seed: opts.seed, bos: tokenizer.bosId, eos: tokenizer.eosId,
+      onProgress: (n) => progress("synthetic text", Math.min(n, opts.synthetic), opts.synthetic),
+    });
+    const ids = tokenizer.encode(stories.map((ids) => tokenizer.decode(ids, tokenizer.bosId).trim()).join("\n\n"), { bos: false });
+    const seconds = (performance.now() - t0) / 1000;
+    log(`synthetic text: ${stories.length} stories from ${file} (temperature 1, seed ${opts.seed}), ${ids.length} tokens ` +
+      `in ${seconds.toFixed(1)} s (${(ids.length / seconds).toFixed(0)} tokens/s)`);
+    split = withSynthetic(split, ids);
+  }
   const fingerprint = splitFingerprint(split);
   if (resumed && resumed.meta.data !== fingerprint) throw new DynactError(`${v.resume} was trained on other text than ${data}`);
 
   // A resumed run's weights come from its checkpoint (restoreTrainer), not from the model file.
   const model = buildTrainModel(config, tied, resumed ? undefined : (name) => readTensorData(ckpt, name), opts.batch, opts.seq);
-  const trainer = new Trainer(model, split, opts, tokenizer.bosId);
+  // The teacher: the input model as it is on disk, frozen, in its own memory (forward passes only).
+  const teacher = opts.distill > 0
+    ? buildTrainModel(ckpt.config, !ckpt.tensors.has("output"), (name) => readTensorData(ckpt, name), opts.batch, opts.seq)
+    : undefined;
+  if (teacher && teacher.config.vocabSize !== config.vocabSize) throw new DynactError("the teacher's vocabulary differs from the student's");
+  const trainer = new Trainer(model, split, opts, tokenizer.bosId, teacher);
   if (resumed) restoreTrainer(trainer, resumed);
   const checkpointFile = v.checkpoint ?? `${out}.ckpt`;
   log(`${relufy ? "relufy" : "train"}: ${config.activation} MLP${config.reluAfterNorm ? ", ReLU after the norms" : ""}; ` +
@@ -146,7 +185,6 @@ export async function runTraining(argv: string[], relufy: boolean, help: string)
   const evalLine = (e: EvalResult) => `held-out loss ${e.loss.toFixed(4)} (perplexity ${e.perplexity.toFixed(4)}), ` +
     `zeros per layer ${e.zeroFraction.map((z) => `${(100 * z).toFixed(1)}%`).join(" ")}`;
   if (!resumed) log(`step 0: ${evalLine(trainer.evaluate())}`);
-  const progress = progressLine(log);
   let trainSeconds = 0, trainTokens = 0, lossSum = 0, lossSteps = 0;
   let last: EvalResult | undefined;
   while (!trainer.done) {
@@ -157,7 +195,7 @@ export async function runTraining(argv: string[], relufy: boolean, help: string)
     lossSum += r.loss;
     lossSteps++;
     const zeros = r.zeroFraction.reduce((a, b) => a + b, 0) / r.zeroFraction.length;
-    progress("training", trainer.step, opts.steps, `loss ${r.loss.toFixed(4)} l1 ${r.l1Penalty.toFixed(4)} ` +
+    progress("training", trainer.step, opts.steps, `loss ${r.loss.toFixed(4)}${opts.distill > 0 ? ` kl ${r.kl.toFixed(4)}` : ""} l1 ${r.l1Penalty.toFixed(4)} ` +
       `zeros ${(100 * zeros).toFixed(1)}% lr ${r.lr.toExponential(2)} ${(trainTokens / trainSeconds).toFixed(0)} tok/s`);
     if (trainer.step % opts.evalEvery === 0 || trainer.done) {
       last = trainer.evaluate();
@@ -170,12 +208,12 @@ export async function runTraining(argv: string[], relufy: boolean, help: string)
   exportModel(out, format, model.params, tokenizer);
   const tokensPerSecond = trainTokens / Math.max(trainSeconds, 1e-9);
   log(`wrote ${out} (${format}, activation ${config.activation}${config.reluAfterNorm ? ", ReLU after the norms" : ""}); ` +
-    `${tokensPerSecond.toFixed(0)} training tokens/s`);
+    `${tokensPerSecond.toFixed(0)} training tokens/s, ${((performance.now() - started) / 1000).toFixed(0)} s in all`);
   if (v.json) {
     console.log(JSON.stringify({
       output: out, format, activation: config.activation, relu_after_norm: config.reluAfterNorm ?? false, options: opts,
       heldout_loss: last?.loss ?? null, heldout_perplexity: last?.perplexity ?? null, zero_fraction: last?.zeroFraction ?? null,
-      train_seconds: trainSeconds, tokens_per_second: tokensPerSecond,
+      train_seconds: trainSeconds, tokens_per_second: tokensPerSecond, total_seconds: (performance.now() - started) / 1000,
     }));
   }
 }

@@ -14,7 +14,7 @@ mkdir -p "$out"
   echo "llama2.c: ${LLAMA2C_RUN:-not given}; llama.cpp: ${LLAMA_BENCH:-not given}"
 } > "$out/machine.txt"
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(decode decode-quant decode-quant-1b decode-threads prefill perplexity load ffn attention gated kernels)
+[ ${#suites[@]} -gt 0 ] || suites=(decode decode-quant decode-quant-1b decode-threads prefill perplexity load ffn attention gated kernels train)
 for s in "${suites[@]}"; do
   echo "== $s" >&2
   case "$s" in

@@ -50,6 +50,11 @@ if (ffn?.ffn) {
       ...sparsities.map((x) => { const r = rows.find((q) => q.sparsity === x); return r ? `${(r.dense_ms / r.gather_ms).toFixed(2)}×` : "–"; })];
   }));
 }
+const train = load("train.json")?.train;
+if (train) {
+  out.push("**Training throughput** (stories260K shape, batch 4 × 256, one thread; tokens/s):", "");
+  table(["backend", "tokens/s"], train.map((r) => [r.backend === "wasm" ? "wasm kernels" : "plain TS ops", s(r.tokens_per_second)]));
+}
 const att = load("attention.json")?.attention;
 if (att) {
   out.push("**Attention block** (dim 768, 12 heads; speed-up over dense):", "");

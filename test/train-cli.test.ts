@@ -79,6 +79,40 @@ test("relufy --stage2 to GGUF records both ReLUs; train keeps SiLU; --stage2 is 
   expect(dynact("train", ...common, "--stage2", "-o", t).code).toBe(2);
 });
 
+test("--distill and --synthetic: recorded in the summary, the same seed gives the same bytes, a resumed run keeps them", () => {
+  const [a, b, r] = ["da.bin", "db.bin", "dr.bin"].map((f) => path.join(dir, f));
+  const args = [...common, "--l1", "0.1", "--distill", "0.7", "--distill-temp", "2", "--synthetic", "300"];
+  const ra = dynact("relufy", ...args, "-o", a, "--json");
+  expect(ra.code, ra.stderr).toBe(0);
+  expect(JSON.parse(ra.stdout).options).toMatchObject({ distill: 0.7, distillTemp: 2, synthetic: 300 });
+  expect(ra.stderr).toMatch(/synthetic text: \d+ stories from .* \d+ tokens/);
+  expect(ra.stderr).toMatch(/ kl \d/);
+  // 6000 text tokens − 4096 evaluation − 64 held-out, plus at least 300 synthetic ones
+  const trainTokens = Number(/relufy: relu MLP; (\d+) training tokens/.exec(ra.stderr)![1]);
+  expect(trainTokens).toBeGreaterThanOrEqual(1840 + 300);
+  expect(dynact("relufy", ...args, "-o", b).code).toBe(0);
+  expect(readFileSync(a).equals(readFileSync(b))).toBe(true);
+  // Distillation changes the run; so does the synthetic text.
+  const plain = path.join(dir, "dp.bin");
+  expect(dynact("relufy", ...common, "--l1", "0.1", "-o", plain).code).toBe(0);
+  expect(readFileSync(plain).equals(readFileSync(a))).toBe(false);
+  const noSyn = path.join(dir, "dn.bin");
+  expect(dynact("relufy", ...common, "--l1", "0.1", "--distill", "0.7", "--distill-temp", "2", "-o", noSyn).code).toBe(0);
+  expect(readFileSync(noSyn).equals(readFileSync(a))).toBe(false);
+  // Resuming from the last checkpoint (step 4 of 4) writes the same model; a different α is refused.
+  expect(dynact("relufy", ...common, "-o", r, "--resume", `${a}.ckpt`).code).toBe(0);
+  expect(readFileSync(r).equals(readFileSync(a))).toBe(true);
+  const bad = dynact("relufy", ...common, "--distill", "0.5", "-o", r, "--resume", `${a}.ckpt`);
+  expect(bad.code).toBe(2);
+  expect(bad.stderr).toMatch(/--distill 0\.5 differs from the checkpoint's 0\.7/);
+});
+
+test("relufy --help documents the new options", () => {
+  const h = dynact("relufy", "--help");
+  expect(h.code).toBe(0);
+  for (const flag of ["--distill α", "--distill-temp τ", "--synthetic N"]) expect(h.stdout).toContain(flag);
+});
+
 test("usage errors exit 2", () => {
   expect(dynact("relufy", "-m", model, "-d", text).stderr).toMatch(/-o\/--output is required/);
   expect(dynact("relufy", ...common, "-o", "x.bin", "--seq", "1").code).toBe(2);
@@ -86,4 +120,10 @@ test("usage errors exit 2", () => {
   const long = dynact("relufy", ...common.slice(0, -6), "--seq", "32", "-o", "x.bin");
   expect(long.code).toBe(2);
   expect(long.stderr).toMatch(/longer than the model's context/);
+  for (const [flag, value] of [["--distill", "1.5"], ["--distill", "-0.1"], ["--distill-temp", "0"], ["--synthetic", "2.5"],
+    ["--synthetic", "-1"]]) {
+    const r = dynact("relufy", ...common, "-o", "x.bin", `${flag}=${value}`);
+    expect(r.code, `${flag} ${value}`).toBe(2);
+    expect(r.stderr).toContain(`${flag} must be`);
+  }
 });

@@ -9,6 +9,7 @@ import { ropeAngles } from "../models/rope";
 import { activationForward, reluBackwardInPlace } from "../models/train/activation";
 import { attentionBackward, attentionForward, type AttentionShape } from "../models/train/attention";
 import { crossEntropyBackward, crossEntropyForward } from "../models/train/cross-entropy";
+import { distillForward } from "../models/train/distill";
 import { embeddingBackward, embeddingForward } from "../models/train/embedding";
 import type { Floats } from "../models/train/floats";
 import { absSum, gatedBackward, gatedForward } from "../models/train/gated-mlp";
@@ -142,6 +143,50 @@ test("cross-entropy: dlogits", () => {
     crossEntropyBackward(d, targets, N, V, scale);
     expectGradient(f, logits, d, "dlogits");
   }), { numRuns: RUNS });
+});
+
+test("distillation (1 − α)·CE + α·τ²·KL(teacher_τ ‖ student_τ): dlogits, for α in [0, 1] and τ ≠ 1", () => {
+  fc.assert(fc.property(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 2, max: 9 }), fc.double({ min: 0, max: 1, noNaN: true }),
+    fc.double({ min: 0.5, max: 4, noNaN: true }), seed, (N, V, alpha, temp, s) => {
+      const logits = uniform(N * V, s, 4), teacher = uniform(N * V, s + 7, 4);
+      const targets = Int32Array.from(uniform(N, s + 1), (r) => Math.floor(((r + 1) / 2) * V) % V);
+      const losses = new Float64Array(N);
+      const f = () => {
+        const r = distillForward(logits.slice(), teacher, losses, targets, N, V, alpha, temp);
+        return ((1 - alpha) * r.ce + alpha * r.kl) / N;
+      };
+      const d = logits.slice();
+      distillForward(d, teacher, losses, targets, N, V, alpha, temp);
+      expectGradient(f, logits, d.map((g) => g / N), "dlogits");
+    }), { numRuns: RUNS });
+});
+
+test("distillation's terms: CE equals crossEntropyForward's, KL is 0 against itself and equals Σ q·log(q/p) otherwise", () => {
+  const N = 3, V = 7, temp = 2;
+  const logits = uniform(N * V, 5, 3), teacher = uniform(N * V, 6, 3);
+  const targets = Int32Array.of(0, 6, 3);
+  const ce = new Float64Array(N), ref = new Float64Array(N);
+  const same = distillForward(logits.slice(), logits, ce, targets, N, V, 0.5, temp);
+  expect(same.ce).toBeCloseTo(crossEntropyForward(logits.slice(), ref, targets, N, V), 12);
+  expect(Array.from(ce)).toEqual(Array.from(ref).map((x) => expect.closeTo(x, 12)));
+  expect(Math.abs(same.kl)).toBeLessThan(1e-12);
+  const softmax = (x: Float64Array, o: number) => {
+    const e = Array.from(x.subarray(o, o + V), (v) => Math.exp(v / temp));
+    const z = e.reduce((a, b) => a + b, 0);
+    return e.map((v) => v / z);
+  };
+  let kl = 0;
+  for (let n = 0; n < N; n++) {
+    const p = softmax(logits, n * V), q = softmax(teacher, n * V);
+    kl += temp * temp * q.reduce((sum, qi, i) => sum + qi * Math.log(qi / p[i]), 0);
+  }
+  expect(distillForward(logits.slice(), teacher, ce, targets, N, V, 0.3, temp).kl).toBeCloseTo(kl, 10);
+  // α = 0 is plain cross-entropy: the same gradient as crossEntropyBackward's.
+  const d = logits.slice(), want = logits.slice();
+  distillForward(d, teacher, ce, targets, N, V, 0, temp);
+  crossEntropyForward(want, ref, targets, N, V);
+  crossEntropyBackward(want, targets, N, V, 1);
+  expect(Array.from(d)).toEqual(Array.from(want).map((x) => expect.closeTo(x, 12)));
 });
 
 describe("wasm ops (f32 kernels) equal the TS ops (f64)", () => {

@@ -72,6 +72,54 @@ describe.each(cases)("whole model, %s", (_, over, tied, l1) => {
   });
 });
 
+describe("distillation", () => {
+  const config = tinyConfig({ activation: "relu" });
+  const B = 2, T = 5;
+  const tokens = randomTokens(B * T, config.vocabSize, 1);
+  const targets = randomTokens(B * T, config.vocabSize, 2);
+  const teacher = uniform(B * T * config.vocabSize, 4, 3);
+  const l1 = [0.4, 0.1];
+
+  test("gradient of mean((1 − α)·CE + α·τ²·KL) + L1 through the whole model equals finite differences (f64)", () => {
+    const params = Params.from(config, false, randomWeights(config, 3), tsOps(Float64Array));
+    const model = new TrainModel(params, B, T);
+    const alpha = 0.7, temp = 2;
+    const f = () => {
+      const s = model.forwardDistill(tokens, targets, teacher, B, T, alpha, temp);
+      return (1 - alpha) * s.loss + alpha * s.kl! + (l1[0] * s.actAbsMean[0] + l1[1] * s.actAbsMean[1]) / 2;
+    };
+    f();
+    params.grad.fill(0);
+    model.backward(l1);
+    expectGradient(f, params.data as Float64Array, params.grad.slice(), "parameter");
+  });
+
+  test("α = 0 gives plain cross-entropy's loss and gradient; a plain forward after it is plain again", () => {
+    const model = new TrainModel(Params.from(config, true, randomWeights(config, 3), tsOps(Float64Array)), B, T);
+    const grads = (distill: boolean) => {
+      const s = distill ? model.forwardDistill(tokens, targets, teacher, B, T, 0, 1.5) : model.forward(tokens, targets, B, T);
+      model.params.grad.fill(0);
+      model.backward(l1);
+      return { loss: s.loss, grad: Array.from(model.params.grad) };
+    };
+    const plain = grads(false), distilled = grads(true), again = grads(false);
+    expect(distilled.loss).toBeCloseTo(plain.loss, 12);
+    distilled.grad.forEach((g, i) => expect(g).toBeCloseTo(plain.grad[i], 12));
+    expect(again).toEqual(plain);
+  });
+
+  test("a student distilled from a teacher with its own weights has KL 0 and no gradient from it", () => {
+    const weights = randomWeights(config, 3);
+    const teacherModel = new TrainModel(Params.from(config, true, weights, tsOps(Float64Array)), B, T);
+    const student = new TrainModel(Params.from(config, true, weights, tsOps(Float64Array)), B, T);
+    const s = student.forwardDistill(tokens, targets, teacherModel.logits(tokens, B, T).slice(), B, T, 1, 1);
+    expect(Math.abs(s.kl!)).toBeLessThan(1e-12);
+    student.params.grad.fill(0);
+    student.backward([0, 0]);
+    expect(Math.max(...Array.from(student.params.grad, Math.abs))).toBeLessThan(1e-12);
+  });
+});
+
 test.each([["silu"], ["relu"]] as const)("a tiny %s model overfits a repeated sequence (loss → ~0)", (activation) => {
   const config: LlamaConfig = { ...tinyConfig({ activation }), dim: 16, hiddenDim: 32, vocabSize: 16, seqLen: 16 };
   const T = 16, B = 2;
@@ -100,7 +148,7 @@ describe("determinism", () => {
   const config = tinyConfig({ activation: "relu", vocabSize: 16, seqLen: 8 });
   const split: TextSplit = { heldout: randomTokens(20, 16, 7), train: randomTokens(300, 16, 8) };
   const opts: TrainOptions = { steps: 6, lr: 3e-3, warmup: 2, batch: 3, seq: 8, l1: 0.1, l1Warmup: 3, sparsity: 0.8,
-    seed: 42, evalEvery: 3, heldout: 20, weightDecay: 0.1, gradClip: 0.5 };
+    seed: 42, evalEvery: 3, heldout: 20, weightDecay: 0.1, gradClip: 0.5, distill: 0, distillTemp: 1, synthetic: 0 };
   const trainer = (o: TrainOptions = opts) => new Trainer(buildTrainModel(config, true, randomWeights(config, 9), o.batch, o.seq), split, o, 1);
   const bits = (t: Trainer) => [Float32Array.from(t.model.params.data), t.opt.m, t.opt.v].map((a) => Array.from(new Uint32Array(a.buffer)));
 

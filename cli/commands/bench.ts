@@ -5,6 +5,7 @@ import { runKernelBench } from "../../bench/kernels";
 import { runLoadBench } from "../../bench/load";
 import { runPerplexityBench } from "../../bench/perplexity";
 import { runPrefillBench } from "../../bench/prefill";
+import { runTrainBench } from "../../bench/train";
 import { crossovers, FFN_SHAPES, runSparseFfnBench } from "../../bench/sparse-ffn";
 import { shapeByName, SHAPES, type BenchShape } from "../../bench/shapes";
 import type { Summary } from "../../bench/stats";
@@ -38,6 +39,9 @@ across machines. Suites:
   attention  the attention block at head sparsity 0/50/75%, keep vs skip KV, contexts 256 and 1024
   load       checkpoint load time vs \`cat FILE > /dev/null\` (warm cache)  --shapes A,B (default stories110M)
   perplexity tokens scored per second by dynact perplexity, batched vs token by token  --shapes A,B  --rounds R
+  train      training throughput (forward, backward, AdamW steps; tokens/s) at the stories260K shape that
+             \`dynact relufy\` is measured on, batch 4 × 256, one thread: wasm kernels vs the plain-TS ops  --rounds R
+             --json: {"train":[{"backend","batch","seq","tokens_per_second"}…]}
   prefill    prompt processing (64 tokens) batched vs token by token, f32, at the stories shapes
                --shapes A,B  --rounds R (default 3)  --threads T,U (default 1,2)
              --json: {"prefill":[{"shape","dtype","threads","prefill_tokens_per_second",…}]}`;
@@ -144,8 +148,13 @@ export async function run(argv: string[]): Promise<void> {
       return print({ perplexity: rows }, () => rows.map((r) =>
         `${r.shape.padEnd(12)} ${r.tokens} tokens: batched ${fmt(r.batched_tokens_per_second)} tok/s, token by token ${fmt(r.token_by_token_tokens_per_second)} tok/s`));
     }
+    case "train": {
+      const rows = runTrainBench({ rounds: v.rounds === undefined ? 3 : rounds, log });
+      return print({ train: rows }, () => rows.map((r) =>
+        `train ${r.backend.padEnd(4)} ${r.batch}×${r.seq}: ${fmt(r.tokens_per_second)} tokens/s`));
+    }
     default:
-      throw new UsageError(`unknown benchmark '${suite}' (available: decode, kernels, ffn, gated, attention, prefill, perplexity, load)`);
+      throw new UsageError(`unknown benchmark '${suite}' (available: decode, kernels, ffn, gated, attention, prefill, perplexity, load, train)`);
   }
 }
 

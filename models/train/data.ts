@@ -25,6 +25,14 @@ export function splitText(ids: readonly number[], heldout: number, seq: number):
   };
 }
 
+/** The split with `extra` tokens (teacher-generated text) appended to its training tokens. */
+export function withSynthetic(s: TextSplit, extra: readonly number[]): TextSplit {
+  const train = new Int32Array(s.train.length + extra.length);
+  train.set(s.train);
+  train.set(extra, s.train.length);
+  return { heldout: s.heldout, train };
+}
+
 /**
  * Batch `step` of a run: B sequences at uniform random starts, drawn from a generator seeded by (seed, step)
  * alone, so a resumed run sees the batches an uninterrupted one would.

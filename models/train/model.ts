@@ -5,12 +5,14 @@
 //   per layer: x += Wo · attention(rope(Wq·n1), rope(Wk·n1), Wv·n1),  n1 = [relu] norm(x)
 //              x += Wdown · (act(Wgate·n2) ⊙ Wup·n2),                   n2 = [relu] norm(x)
 //   loss = mean CE(Wout · norm(x)) + mean over layers l of λ_l · mean |act(Wgate·n2)|  (over positions, neurons)
+// (with a teacher, forwardDistill: the mean CE becomes the mean of distill.ts's mix of CE and KL to the teacher).
 import { headSize, kvDim, type LlamaConfig } from "../config";
 import { ropeAngles } from "../rope";
 import type { TrainActivation } from "./activation";
 import { activationForward, reluBackwardInPlace } from "./activation";
 import type { AttentionShape } from "./attention";
 import { crossEntropyBackward, crossEntropyForward } from "./cross-entropy";
+import { distillForward } from "./distill";
 import { embeddingBackward, embeddingForward } from "./embedding";
 import type { Floats } from "./floats";
 import { absSum, gatedBackward, gatedForward } from "./gated-mlp";
@@ -58,6 +60,8 @@ export interface ForwardStats {
   actAbsMean: number[];
   /** Per layer: fraction of act(W_gate x) that is exactly 0. */
   zeroFraction: number[];
+  /** forwardDistill only: mean τ²·KL(teacher ‖ student) over the batch's positions (nats). */
+  kl?: number;
 }
 
 export class TrainModel {
@@ -82,6 +86,8 @@ export class TrainModel {
   private readonly ops: TrainOps;
   private tokens: Int32Array = new Int32Array(0);
   private targets: Int32Array = new Int32Array(0);
+  /** The last forward was forwardDistill: logitsBuf holds d loss_n / d logits_n, not probabilities. */
+  private distilled = false;
   private B = 0;
   private T = 0;
 
@@ -134,20 +140,40 @@ export class TrainModel {
     const stats = this.run(tokens, B, T);
     const N = B * T;
     this.targets = targets;
+    this.distilled = false;
     const sum = crossEntropyForward(this.logitsBuf, this.losses, targets, N, this.config.vocabSize);
     return { ...stats, loss: sum / N };
   }
 
   /**
-   * Gradients of mean CE + (1/L)·Σ_l l1[l]·mean|act_l| into params.grad (accumulating: zero them first); l1 has
-   * one λ per layer.
+   * Forward pass whose loss is distill.ts's (1 − α)·CE + α·τ²·KL against the teacher's logits [B·T, V] for the
+   * same tokens; prepares backward(). `loss` is still the mean CE alone, `kl` the mean τ²·KL.
+   */
+  forwardDistill(
+    tokens: Int32Array, targets: Int32Array, teacher: ArrayLike<number>, B: number, T: number, alpha: number, temp: number,
+  ): ForwardStats {
+    const stats = this.run(tokens, B, T);
+    const N = B * T;
+    this.targets = targets;
+    this.distilled = true;
+    const sums = distillForward(this.logitsBuf, teacher, this.losses, targets, N, this.config.vocabSize, alpha, temp);
+    return { ...stats, loss: sums.ce / N, kl: sums.kl / N };
+  }
+
+  /**
+   * Gradients of mean CE (after forwardDistill: the mean of its mixed loss) + (1/L)·Σ_l l1[l]·mean|act_l| into
+   * params.grad (accumulating: zero them first); l1 has one λ per layer.
    */
   backward(l1: readonly number[]): void {
     const c = this.config, p = this.params, { B, T, tokens } = this;
     const N = B * T, D = c.dim, KV = kvDim(c), Hd = c.hiddenDim, V = c.vocabSize;
     const { dx, dn, dq, dk, dv, dO, dg, du, dh } = this;
     const att = this.attentionShape();
-    crossEntropyBackward(this.logitsBuf, this.targets, N, V, 1 / N);
+    if (this.distilled) {
+      for (let i = 0; i < N * V; i++) this.logitsBuf[i] *= 1 / N;
+    } else {
+      crossEntropyBackward(this.logitsBuf, this.targets, N, V, 1 / N);
+    }
     dx.fill(0, 0, N * D);
     dn.fill(0, 0, N * D);
     this.ops.matmulBackward(dn, p.gradient("output"), this.logitsBuf, this.nf, p.value("output"), N, D, V);

@@ -1,7 +1,8 @@
 // The training loop: next-token cross-entropy (+ the L1 penalty on MLP activations) on random windows of the
 // training text, AdamW with a warm-up + cosine learning rate, gradient clipping by global norm, held-out loss
 // every evalEvery steps. Deterministic: batch `step` depends only on (seed, step), and all math is sequential.
-// With a sparsity target, λ is withdrawn from layers past it (l1Steering).
+// With a sparsity target, λ is withdrawn from layers past it (l1Steering). With a teacher (distillation), each
+// batch first runs through the frozen teacher and the student learns from distill.ts's mix of CE and KL.
 import { AdamW, gradNorm } from "./adamw";
 import { heldoutSequences, sampleBatch, type TextSplit } from "./data";
 import type { TrainModel } from "./model";
@@ -30,12 +31,26 @@ export interface TrainOptions {
   weightDecay: number;
   /** Maximum global gradient norm. */
   gradClip: number;
+  /** Weight α of the distillation term (0: plain cross-entropy, no teacher). */
+  distill: number;
+  /** Distillation temperature τ. */
+  distillTemp: number;
+  /** Tokens of teacher-generated text added to the training tokens (0: none). */
+  synthetic: number;
 }
+
+/** Values of the options later versions added, for checkpoints written before them. */
+export const ADDED_OPTION_DEFAULTS: Pick<TrainOptions, "distill" | "distillTemp" | "synthetic"> = {
+  distill: 0, distillTemp: 1, synthetic: 0,
+};
 
 export interface StepResult {
   /** The step just done (0-based). */
   step: number;
+  /** Mean cross-entropy on the batch (with distillation too: the CE part alone). */
   loss: number;
+  /** With distillation: mean τ²·KL(teacher ‖ student) on the batch; else 0. */
+  kl: number;
   /** The L1 term added to the loss: mean over layers of λ_l·mean|act_l|. */
   l1Penalty: number;
   /** λ_l per layer at this step. */
@@ -75,7 +90,12 @@ export class Trainer {
   private readonly tokens: Int32Array;
   private readonly targets: Int32Array;
 
-  constructor(readonly model: TrainModel, readonly split: TextSplit, readonly opts: TrainOptions, readonly bos: number) {
+  /** `teacher` (a frozen model with the same vocabulary) is needed when opts.distill > 0. */
+  constructor(
+    readonly model: TrainModel, readonly split: TextSplit, readonly opts: TrainOptions, readonly bos: number,
+    readonly teacher?: TrainModel,
+  ) {
+    if (opts.distill > 0 && !teacher) throw new Error("distillation needs a teacher model");
     this.opt = new AdamW(model.params, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: opts.weightDecay });
     this.tokens = new Int32Array(opts.batch * opts.seq);
     this.targets = new Int32Array(opts.batch * opts.seq);
@@ -89,7 +109,9 @@ export class Trainer {
     const { model, opts, step } = this;
     const { batch: B, seq: T } = opts;
     sampleBatch(this.split.train, B, T, this.bos, opts.seed, step, this.tokens, this.targets);
-    const f = model.forward(this.tokens, this.targets, B, T);
+    const f = opts.distill > 0
+      ? model.forwardDistill(this.tokens, this.targets, this.teacher!.logits(this.tokens, B, T), B, T, opts.distill, opts.distillTemp)
+      : model.forward(this.tokens, this.targets, B, T);
     const base = l1Weight(step, opts.l1, opts.l1Warmup);
     const l1 = f.zeroFraction.map((z) => (opts.sparsity > 0 ? base * l1Steering(opts.sparsity, z) : base));
     model.params.grad.fill(0);
@@ -99,7 +121,7 @@ export class Trainer {
     this.opt.update(lr, norm > opts.gradClip ? opts.gradClip / norm : 1);
     this.step++;
     const l1Penalty = l1.reduce((sum, x, l) => sum + x * f.actAbsMean[l], 0) / l1.length;
-    return { step, loss: f.loss, l1Penalty, l1, lr, gradNorm: norm, zeroFraction: f.zeroFraction };
+    return { step, loss: f.loss, kl: f.kl ?? 0, l1Penalty, l1, lr, gradNorm: norm, zeroFraction: f.zeroFraction };
   }
 
   /** Held-out loss: each window of `seq` tokens from BOS, up to `batch` equal-length windows per forward pass. */
