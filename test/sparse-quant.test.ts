@@ -271,6 +271,15 @@ describe("loading a quantized W_down transposed", () => {
     expect(logits.every(Number.isFinite)).toBe(true);
   });
 
+  test("gather mode with a gate on an f16 model is a clear error (no f16 row gather), mask mode runs", () => {
+    const f = path.join(dir, "f16.gguf");
+    writeGguf(f, config, (name) => randomTensor(config, name, 13), { dtype: "f16", tied: false });
+    const model = buildModel(openCheckpoint(f), { transposeDown: true });
+    expect(() => model.configureFfn({ gate: new FixedGate("gate", [1, 2, 3]), mode: "gather" })).toThrow(/this model's are f16/);
+    model.configureFfn({ gate: new FixedGate("gate", [1, 2, 3]), mode: "mask" });
+    expect(model.forward(5, 0).read().every(Number.isFinite)).toBe(true);
+  });
+
   test("a Q8_0 model's fingerprint is the same in both layouts (a mask-mode calibration file serves gather mode)", () => {
     const f = path.join(dir, "fingerprint.gguf");
     writeGguf(f, config, (name) => randomTensor(config, name, 11), { dtype: "q8_0", tied: false });
