@@ -42,9 +42,9 @@ export interface Kernels {
   argmax_f32(x: number, n: number): number;
   matvec_rows_f32(out: number, w: number, x: number, n: number, idx: number, count: number): void;
   scatter_axpy_f32(out: number, wt: number, a: number, idx: number, count: number, dim: number): void;
-  /** xq: x quantized by quantize_q8_0; rows S[k] of a Q8_0 / Q4_0 matrix. */
-  matvec_rows_q8_0(out: number, w: number, xq: number, n: number, idx: number, count: number): void;
-  matvec_rows_q4_0(out: number, w: number, xq: number, n: number, idx: number, count: number): void;
+  /** xa: x quantized by quantize_act_q8_0; rows S[k] of a Q8_0 / Q4_0 matrix. */
+  matvec_rows_q8_0(out: number, w: number, xa: number, n: number, idx: number, count: number): void;
+  matvec_rows_q4_0(out: number, w: number, xa: number, n: number, idx: number, count: number): void;
   /** wt: Q8_0 [hidden, dim] (dim a multiple of 32). */
   scatter_axpy_q8_0(out: number, wt: number, a: number, idx: number, count: number, dim: number): void;
   /** wt: F16 [hidden, dim]. */

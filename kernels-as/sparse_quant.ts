@@ -3,9 +3,10 @@
 //   scatter_axpy_q8_0         out    = Σ_k a[k] · Wt[S[k], :]   (column scatter over a Q8_0 W_downᵀ)
 //   scatter_axpy_f16          the same over an F16 W_downᵀ
 //
-// Row gather: x is quantized once to Q8_0 by the caller (quantize_q8_0), then each gathered row is the dense
-// kernel's computation (matvec_quant.ts): per block an exact integer dot of int8 weights with int8 activations,
-// scaled by fl(d_w·d_x) and accumulated in f32 block by block in order, four rows sharing each block of x. A row's
+// Row gather: x is quantized once by the caller (quantize_act_q8_0), then each gathered row is the dense kernel's
+// computation (matvec_quant.ts, whose block helpers it shares): per block an exact integer dot of int8 weights with
+// int8 activations, scaled by fl(d_w·d_x) and accumulated in f32 block by block in order, four rows sharing each
+// block of x. A row's
 // value is therefore fl(acc + fl(S_b · fl(d_w·d_x))) over its blocks — the same formula the dense kernel documents.
 //
 // Column scatter: W_down is [dim, hidden] with Q8_0 blocks along hidden; transposed at load ([hidden, dim]) its
@@ -13,42 +14,19 @@
 // the transposed values as F16. Each selected row is widened to f32 block by block and added, scaled by a[k]·d,
 // to out; four rows per pass over out (a quarter of its loads and stores), as scatter_axpy_f32 does.
 import { f16_to_f32, f16x4_to_f32x4, widen_hi, widen_lo, QK, QS, Q4_0_BLOCK_BYTES, Q8_0_BLOCK_BYTES } from "./blocks";
+import { blockDot, scalesToF32, transposeSum } from "./matvec_quant";
 
-export function matvec_rows_q8_0(out: usize, w: usize, xq: usize, n: i32, idx: usize, count: i32): void {
-  rowsQuant(out, w, xq, n, idx, count, false);
+export function matvec_rows_q8_0(out: usize, w: usize, xa: usize, n: i32, idx: usize, count: i32): void {
+  rowsQuant(out, w, xa, n, idx, count, false);
 }
 
-export function matvec_rows_q4_0(out: usize, w: usize, xq: usize, n: i32, idx: usize, count: i32): void {
-  rowsQuant(out, w, xq, n, idx, count, true);
-}
-
-// Integer dot of one weight block with the activation block widened to i16 (as matvec_quant.ts's blockDot).
-@inline function blockDot(p: usize, x0: v128, x1: v128, x2: v128, x3: v128, c: v128, q4: bool): v128 {
-  if (q4) {
-    const q = v128.load(p + QS);
-    const a = i16x8.extend_low_i8x16_u(q), b = i16x8.extend_high_i8x16_u(q);
-    const low = i16x8.splat(15);
-    return i32x4.add(c, i32x4.add(
-      i32x4.add(i32x4.dot_i16x8_s(v128.and(a, low), x0), i32x4.dot_i16x8_s(v128.and(b, low), x1)),
-      i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_u(a, 4), x2), i32x4.dot_i16x8_s(i16x8.shr_u(b, 4), x3)),
-    ));
-  }
-  return i32x4.add(
-    i32x4.add(i32x4.dot_i16x8_s(v128.load8x8_s(p + QS), x0), i32x4.dot_i16x8_s(v128.load8x8_s(p + QS + 8), x1)),
-    i32x4.add(i32x4.dot_i16x8_s(v128.load8x8_s(p + QS + 16), x2), i32x4.dot_i16x8_s(v128.load8x8_s(p + QS + 24), x3)),
-  );
-}
-
-// [Σ s0, Σ s1, Σ s2, Σ s3] (integer adds: exact in any order).
-@inline function transposeSum(s0: v128, s1: v128, s2: v128, s3: v128): v128 {
-  const s01 = i32x4.add(i32x4.shuffle(s0, s1, 0, 4, 1, 5), i32x4.shuffle(s0, s1, 2, 6, 3, 7));
-  const s23 = i32x4.add(i32x4.shuffle(s2, s3, 0, 4, 1, 5), i32x4.shuffle(s2, s3, 2, 6, 3, 7));
-  return i32x4.add(i32x4.shuffle(s01, s23, 0, 1, 4, 5), i32x4.shuffle(s01, s23, 2, 3, 6, 7));
+export function matvec_rows_q4_0(out: usize, w: usize, xa: usize, n: i32, idx: usize, count: i32): void {
+  rowsQuant(out, w, xa, n, idx, count, true);
 }
 
 // Four gathered rows per pass; a last group of fewer than four repeats its last row in the missing lanes (only
 // real rows are stored).
-@inline function rowsQuant(out: usize, w: usize, xq: usize, n: i32, idx: usize, count: i32, q4: bool): void {
+@inline function rowsQuant(out: usize, w: usize, xa: usize, n: i32, idx: usize, count: i32, q4: bool): void {
   const blockBytes = q4 ? Q4_0_BLOCK_BYTES : Q8_0_BLOCK_BYTES;
   const nb = n / QK;
   const rowBytes = <usize>nb * blockBytes;
@@ -60,32 +38,28 @@ export function matvec_rows_q4_0(out: usize, w: usize, xq: usize, n: i32, idx: u
     let w2 = w + <usize>load<i32>(idx + (<usize>min(k + 2, last) << 2)) * rowBytes;
     let w3 = w + <usize>load<i32>(idx + (<usize>min(k + 3, last) << 2)) * rowBytes;
     let acc = f32x4.splat(0);
-    let xb = xq;
+    let xb = xa;
+    let xs = xa + (<usize>nb << 6);
     for (let b = 0; b < nb; b++) {
-      const x0 = v128.load8x8_s(xb + QS), x1 = v128.load8x8_s(xb + QS + 8);
-      const x2 = v128.load8x8_s(xb + QS + 16), x3 = v128.load8x8_s(xb + QS + 24);
-      let c = i32x4.splat(0);
-      if (q4) {
-        const m8 = i16x8.splat(-8);
-        c = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(x0, m8), i32x4.dot_i16x8_s(x1, m8)),
-          i32x4.add(i32x4.dot_i16x8_s(x2, m8), i32x4.dot_i16x8_s(x3, m8)));
-      }
-      const sums = transposeSum(
-        blockDot(w0, x0, x1, x2, x3, c, q4), blockDot(w1, x0, x1, x2, x3, c, q4),
-        blockDot(w2, x0, x1, x2, x3, c, q4), blockDot(w3, x0, x1, x2, x3, c, q4),
+      const x0 = v128.load(xb), x1 = v128.load(xb, 16), x2 = v128.load(xb, 32), x3 = v128.load(xb, 48);
+      let sums = transposeSum(
+        blockDot(w0 + QS, x0, x1, x2, x3, q4), blockDot(w1 + QS, x0, x1, x2, x3, q4),
+        blockDot(w2 + QS, x0, x1, x2, x3, q4), blockDot(w3 + QS, x0, x1, x2, x3, q4),
       );
+      if (q4) sums = i32x4.add(sums, v128.load32_splat(xs + (<usize>nb << 2)));
       let dw = i32x4.splat(0);
       dw = v128.load16_lane(w0, dw, 1);
       dw = v128.load16_lane(w1, dw, 3);
       dw = v128.load16_lane(w2, dw, 5);
       dw = v128.load16_lane(w3, dw, 7);
-      const scale = f32x4.mul(f16x4_to_f32x4(dw), f32x4.splat(f16_to_f32(<u32>load<u16>(xb))));
+      const scale = f32x4.mul(scalesToF32(dw), v128.load32_splat(xs));
       acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sums), scale));
       w0 += blockBytes;
       w1 += blockBytes;
       w2 += blockBytes;
       w3 += blockBytes;
-      xb += Q8_0_BLOCK_BYTES;
+      xb += 64;
+      xs += 4;
     }
     const o = out + (<usize>k << 2);
     store<f32>(o, f32x4.extract_lane(acc, 0));

@@ -1,5 +1,5 @@
 // Products over an index set S of neurons (an i32 tensor whose first `count` entries are used).
-import { rowBytes } from "../dtype";
+import { activationBytes } from "../dtype";
 import type { Tensor } from "../tensor";
 import { check, checkF32, shapeOf } from "./check";
 
@@ -27,9 +27,9 @@ export function matvecRows(out: Tensor, w: Tensor, x: Tensor, idx: Tensor, count
     case "q8_0":
     case "q4_0": {
       if (count === 0) return;
-      const xq = w.engine.scratch("matvecRows", rowBytes("q8_0", n));
-      k.quantize_q8_0(xq, x.offset, n);
-      return k[`matvec_rows_${w.dtype}`](out.offset, w.offset, xq, n, idx.offset, count);
+      const xa = w.engine.scratch("matvecRows", activationBytes(n));
+      k.quantize_act_q8_0(xa, x.offset, n);
+      return k[`matvec_rows_${w.dtype}`](out.offset, w.offset, xa, n, idx.offset, count);
     }
     default:
       return check("matvecRows", false, () => `${w.dtype} weights`);
