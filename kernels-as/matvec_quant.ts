@@ -38,16 +38,8 @@ export function quantize_q8_0(dst: usize, x: usize, n: i32): void {
     const yb = dst + <usize>b * Q8_0_BLOCK_BYTES;
     const v0 = v128.load(xb), v1 = v128.load(xb, 16), v2 = v128.load(xb, 32), v3 = v128.load(xb, 48);
     const v4 = v128.load(xb, 64), v5 = v128.load(xb, 80), v6 = v128.load(xb, 96), v7 = v128.load(xb, 112);
-    const m = f32x4.max(
-      f32x4.max(f32x4.max(f32x4.abs(v0), f32x4.abs(v1)), f32x4.max(f32x4.abs(v2), f32x4.abs(v3))),
-      f32x4.max(f32x4.max(f32x4.abs(v4), f32x4.abs(v5)), f32x4.max(f32x4.abs(v6), f32x4.abs(v7))),
-    );
-    const amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)),
-      max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
-    const d = amax / <f32>127;
-    // ggml's d ? 1/d : 0, also 0 where 1/d overflows (see engine/quant.ts inverse).
-    const inv = <f32>1 / d;
-    const id = f32x4.splat(isFinite(inv) ? inv : <f32>0);
+    const d = absMax8(v0, v1, v2, v3, v4, v5, v6, v7) / <f32>127;
+    const id = f32x4.splat(inverse(d));
     store<u16>(yb, <u16>f32_to_f16(d));
     v128.store(yb + QS, i8x16.narrow_i16x8_s(
       i16x8.narrow_i32x4_s(roundAway(f32x4.mul(v0, id), signBit), roundAway(f32x4.mul(v1, id), signBit)),
@@ -58,6 +50,21 @@ export function quantize_q8_0(dst: usize, x: usize, n: i32): void {
       i16x8.narrow_i32x4_s(roundAway(f32x4.mul(v6, id), signBit), roundAway(f32x4.mul(v7, id), signBit)),
     ));
   }
+}
+
+// max |v| over the 32 values of a block.
+@inline function absMax8(v0: v128, v1: v128, v2: v128, v3: v128, v4: v128, v5: v128, v6: v128, v7: v128): f32 {
+  const m = f32x4.max(
+    f32x4.max(f32x4.max(f32x4.abs(v0), f32x4.abs(v1)), f32x4.max(f32x4.abs(v2), f32x4.abs(v3))),
+    f32x4.max(f32x4.max(f32x4.abs(v4), f32x4.abs(v5)), f32x4.max(f32x4.abs(v6), f32x4.abs(v7))),
+  );
+  return max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+}
+
+// ggml's d ? 1/d : 0, also 0 where 1/d overflows (see engine/quant.ts inverse).
+@inline function inverse(d: f32): f32 {
+  const inv = <f32>1 / d;
+  return isFinite(inv) ? inv : <f32>0;
 }
 
 // C's roundf (ties away from zero; wasm's f32x4.nearest ties to even) as i32 lanes: trunc(v) plus ±1 when the
@@ -84,15 +91,8 @@ export function quantize_act_q8_0(dst: usize, x: usize, n: i32): void {
     const yb = dst + (<usize>b << 6);
     const v0 = v128.load(xb), v1 = v128.load(xb, 16), v2 = v128.load(xb, 32), v3 = v128.load(xb, 48);
     const v4 = v128.load(xb, 64), v5 = v128.load(xb, 80), v6 = v128.load(xb, 96), v7 = v128.load(xb, 112);
-    const m = f32x4.max(
-      f32x4.max(f32x4.max(f32x4.abs(v0), f32x4.abs(v1)), f32x4.max(f32x4.abs(v2), f32x4.abs(v3))),
-      f32x4.max(f32x4.max(f32x4.abs(v4), f32x4.abs(v5)), f32x4.max(f32x4.abs(v6), f32x4.abs(v7))),
-    );
-    const amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)),
-      max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
-    const d = amax / <f32>127;
-    const inv = <f32>1 / d; // as quantize_q8_0: 0 where 1/d overflows
-    const id = f32x4.splat(isFinite(inv) ? inv : <f32>0);
+    const d = absMax8(v0, v1, v2, v3, v4, v5, v6, v7) / <f32>127;
+    const id = f32x4.splat(inverse(d));
     store<f32>(scales + (<usize>b << 2), f16_to_f32(f32_to_f16(d)));
     const q0 = i16x8.narrow_i32x4_s(roundAway(f32x4.mul(v0, id), signBit), roundAway(f32x4.mul(v1, id), signBit));
     const q1 = i16x8.narrow_i32x4_s(roundAway(f32x4.mul(v2, id), signBit), roundAway(f32x4.mul(v3, id), signBit));
