@@ -159,6 +159,47 @@ export function matvec_q4_0_r4(out: usize, w: usize, xa: usize, n: i32, rowStart
   return i32x4.add(v128.and(i32x4.shr_s(w, 3), i32x4.splat(<i32>0x8fffffff)), i32x4.splat(112 << 23));
 }
 
+// Four rows' products with one quantized activation (xt, nb blocks), lane k = row k: per block, row k's f16 scale
+// is at s_k and its quants at s_k + q_k, and every address moves on by `step`. packedScales: the four scales are
+// adjacent (a whole r4 group) and load at once. Shared by the dense (matvecQuant) and gather (sparse_quant.ts) kernels,
+// so a gathered row has the dense row's bits.
+@inline export function groupDot(
+  s0: usize, s1: usize, s2: usize, s3: usize, q0: usize, q1: usize, q2: usize, q3: usize,
+  step: usize, xt: usize, nb: i32, q4: bool, packedScales: bool,
+): v128 {
+  let acc = f32x4.splat(0);
+  let xb = xt;
+  let xs = xt + (<usize>nb << 6);
+  for (let b = 0; b < nb; b++) {
+    const x0 = v128.load(xb), x1 = v128.load(xb, 16), x2 = v128.load(xb, 32), x3 = v128.load(xb, 48);
+    let sums = transposeSum(
+      blockDot(s0 + q0, x0, x1, x2, x3, q4), blockDot(s1 + q1, x0, x1, x2, x3, q4),
+      blockDot(s2 + q2, x0, x1, x2, x3, q4), blockDot(s3 + q3, x0, x1, x2, x3, q4),
+    );
+    if (q4) sums = i32x4.add(sums, v128.load32_splat(xs + (<usize>nb << 2)));
+    // The rows' f16 scales into the upper halves of the lanes (lane i = d_i << 16), converted at once.
+    let dw: v128;
+    if (packedScales) {
+      dw = widen_lo(v128.load64_zero(s0));
+    } else {
+      dw = i32x4.splat(0);
+      dw = v128.load16_lane(s0, dw, 1);
+      dw = v128.load16_lane(s1, dw, 3);
+      dw = v128.load16_lane(s2, dw, 5);
+      dw = v128.load16_lane(s3, dw, 7);
+    }
+    const scale = f32x4.mul(scalesToF32(dw), v128.load32_splat(xs));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sums), scale));
+    s0 += step;
+    s1 += step;
+    s2 += step;
+    s3 += step;
+    xb += 64;
+    xs += 4;
+  }
+  return acc;
+}
+
 // Also the batched product (gemm.ts): `tokens` activations one after another at xa, outputs `outStride` floats
 // apart. Each block of four rows is run for every token while it is in L1, by the same code as one product.
 // r4 weights: rowStart is a multiple of 4 and rowEnd a multiple of 4 or the matrix's last row (engine/ops check).
@@ -194,37 +235,7 @@ export function matvec_q4_0_r4(out: usize, w: usize, xa: usize, n: i32, rowStart
       const q1: usize = r4 ? q0 + <usize>min(1, g - 1) * quantBytes - (s1 - s0) : QS;
       const q2: usize = r4 ? q0 + <usize>min(2, g - 1) * quantBytes - (s2 - s0) : QS;
       const q3: usize = r4 ? q0 + <usize>min(3, g - 1) * quantBytes - (s3 - s0) : QS;
-      let acc = f32x4.splat(0);
-      const xt = xa + <usize>t * actBytes;
-      let xb = xt;
-      let xs = xt + (<usize>nb << 6);
-      for (let b = 0; b < nb; b++) {
-        const x0 = v128.load(xb), x1 = v128.load(xb, 16), x2 = v128.load(xb, 32), x3 = v128.load(xb, 48);
-        let sums = transposeSum(
-          blockDot(s0 + q0, x0, x1, x2, x3, q4), blockDot(s1 + q1, x0, x1, x2, x3, q4),
-          blockDot(s2 + q2, x0, x1, x2, x3, q4), blockDot(s3 + q3, x0, x1, x2, x3, q4),
-        );
-        if (q4) sums = i32x4.add(sums, v128.load32_splat(xs + (<usize>nb << 2)));
-        // The rows' f16 scales into the upper halves of the lanes (lane i = d_i << 16), converted at once.
-        let dw: v128;
-        if (r4 && g == 4) {
-          dw = widen_lo(v128.load64_zero(s0));
-        } else {
-          dw = i32x4.splat(0);
-          dw = v128.load16_lane(s0, dw, 1);
-          dw = v128.load16_lane(s1, dw, 3);
-          dw = v128.load16_lane(s2, dw, 5);
-          dw = v128.load16_lane(s3, dw, 7);
-        }
-        const scale = f32x4.mul(scalesToF32(dw), v128.load32_splat(xs));
-        acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sums), scale));
-        s0 += step;
-        s1 += step;
-        s2 += step;
-        s3 += step;
-        xb += 64;
-        xs += 4;
-      }
+      const acc = groupDot(s0, s1, s2, s3, q0, q1, q2, q3, step, xa + <usize>t * actBytes, nb, q4, r4 && g == 4);
       const o = out + <usize>t * (<usize>outStride << 2) + (<usize>r << 2);
       store<f32>(o, f32x4.extract_lane(acc, 0));
       if (r + 1 <= last) store<f32>(o, f32x4.extract_lane(acc, 1), 4);

@@ -14,7 +14,7 @@
 // the transposed values as F16. Each selected row is widened to f32 block by block and added, scaled by a[k]·d,
 // to out; four rows per pass over out (a quarter of its loads and stores), as scatter_axpy_f32 does.
 import { f16_to_f32, f16x4_to_f32x4, widen_hi, widen_lo, QK, QS, Q4_0_BLOCK_BYTES, Q8_0_BLOCK_BYTES } from "./blocks";
-import { blockDot, scalesToF32, transposeSum } from "./matvec_quant";
+import { groupDot } from "./matvec_quant";
 
 export function matvec_rows_q8_0(out: usize, w: usize, xa: usize, n: i32, idx: usize, count: i32): void {
   rowsQuant(out, w, xa, n, idx, count, false);
@@ -33,34 +33,11 @@ export function matvec_rows_q4_0(out: usize, w: usize, xa: usize, n: i32, idx: u
   const last = count - 1;
   for (let k = 0; k < count; k += 4) {
     const ip = idx + (<usize>k << 2);
-    let w0 = w + <usize>load<i32>(ip) * rowBytes;
-    let w1 = w + <usize>load<i32>(idx + (<usize>min(k + 1, last) << 2)) * rowBytes;
-    let w2 = w + <usize>load<i32>(idx + (<usize>min(k + 2, last) << 2)) * rowBytes;
-    let w3 = w + <usize>load<i32>(idx + (<usize>min(k + 3, last) << 2)) * rowBytes;
-    let acc = f32x4.splat(0);
-    let xb = xa;
-    let xs = xa + (<usize>nb << 6);
-    for (let b = 0; b < nb; b++) {
-      const x0 = v128.load(xb), x1 = v128.load(xb, 16), x2 = v128.load(xb, 32), x3 = v128.load(xb, 48);
-      let sums = transposeSum(
-        blockDot(w0 + QS, x0, x1, x2, x3, q4), blockDot(w1 + QS, x0, x1, x2, x3, q4),
-        blockDot(w2 + QS, x0, x1, x2, x3, q4), blockDot(w3 + QS, x0, x1, x2, x3, q4),
-      );
-      if (q4) sums = i32x4.add(sums, v128.load32_splat(xs + (<usize>nb << 2)));
-      let dw = i32x4.splat(0);
-      dw = v128.load16_lane(w0, dw, 1);
-      dw = v128.load16_lane(w1, dw, 3);
-      dw = v128.load16_lane(w2, dw, 5);
-      dw = v128.load16_lane(w3, dw, 7);
-      const scale = f32x4.mul(scalesToF32(dw), v128.load32_splat(xs));
-      acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sums), scale));
-      w0 += blockBytes;
-      w1 += blockBytes;
-      w2 += blockBytes;
-      w3 += blockBytes;
-      xb += 64;
-      xs += 4;
-    }
+    const w0 = w + <usize>load<i32>(ip) * rowBytes;
+    const w1 = w + <usize>load<i32>(idx + (<usize>min(k + 1, last) << 2)) * rowBytes;
+    const w2 = w + <usize>load<i32>(idx + (<usize>min(k + 2, last) << 2)) * rowBytes;
+    const w3 = w + <usize>load<i32>(idx + (<usize>min(k + 3, last) << 2)) * rowBytes;
+    const acc = groupDot(w0, w1, w2, w3, QS, QS, QS, QS, blockBytes, xa, nb, q4, false);
     const o = out + (<usize>k << 2);
     store<f32>(o, f32x4.extract_lane(acc, 0));
     if (k + 1 <= last) store<f32>(o, f32x4.extract_lane(acc, 1), 4);
