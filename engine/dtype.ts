@@ -16,6 +16,11 @@ export function isQuantized(dtype: DType): boolean {
   return dtype === "q8_0" || dtype === "q4_0" || dtype === "q8_0_r4" || dtype === "q4_0_r4";
 }
 
+/** Rows interleaved by groups of four (engine/repack.ts): a single row is not contiguous. */
+export function isInterleaved(dtype: DType): boolean {
+  return dtype === "q8_0_r4" || dtype === "q4_0_r4";
+}
+
 /** The block type of a quantized dtype, whatever its row layout. */
 export function blockType(dtype: DType): "q8_0" | "q4_0" | null {
   if (dtype === "q8_0" || dtype === "q8_0_r4") return "q8_0";

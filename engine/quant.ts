@@ -1,7 +1,7 @@
 // Encoding f32 values as the half-precision and quantized dtypes and back, in plain TypeScript: for format
 // writers (GGUF, `dynact convert`) and as the tests' oracle. Bit for bit as ggml's reference code, so files we
 // write match llama.cpp's and the wasm kernels' own quantization (kernels-as/matvec_quant.ts) matches ours.
-import { QK, Q4_0_BLOCK_BYTES, Q8_0_BLOCK_BYTES, rowBytes, type DType } from "./dtype";
+import { isInterleaved, QK, Q4_0_BLOCK_BYTES, Q8_0_BLOCK_BYTES, rowBytes, type DType } from "./dtype";
 import { ShapeError } from "./errors";
 
 // Bit casts between f32 and u32.
@@ -140,7 +140,7 @@ export function quantize(dtype: DType, x: Float32Array): Uint8Array {
 /** The n values stored in `bytes` as dtype (little-endian, ggml's block layouts). */
 export function dequantize(dtype: DType, bytes: Uint8Array, n: number): Float32Array {
   if (dtype === "i32" || dtype === "u8") throw new ShapeError(`dequantize: ${dtype} is not a float dtype`);
-  if (dtype === "q8_0_r4" || dtype === "q4_0_r4") throw new ShapeError(`dequantize: ${dtype} rows are interleaved (engine/repack.ts dequantizeMatrix)`);
+  if (isInterleaved(dtype)) throw new ShapeError(`dequantize: ${dtype} rows are interleaved (engine/repack.ts dequantizeMatrix)`);
   const need = rowBytes(dtype, n);
   if (bytes.length < need) throw new ShapeError(`dequantize: ${n} ${dtype} values need ${need} bytes, got ${bytes.length}`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, need);

@@ -1,7 +1,8 @@
 // The row-interleaved layouts q8_0_r4 / q4_0_r4 (kernels-as/matvec_quant.ts): for every group of G = 4 rows (the
 // last group of a matrix may have G < 4), block b of the group holds the G rows' f16 scales, then their G quant
 // arrays, so the quantized GEMV reads one sequential run of memory. Same bytes per row as the plain layout.
-import { blockType, Q4_0_BLOCK_BYTES, Q8_0_BLOCK_BYTES, QK, rowBytes, type DType } from "./dtype";
+import { blockType, isInterleaved, Q4_0_BLOCK_BYTES, Q8_0_BLOCK_BYTES, QK, rowBytes, type DType } from "./dtype";
+import type { Tensor } from "./tensor";
 import { ShapeError } from "./errors";
 import { dequantize } from "./quant";
 
@@ -60,8 +61,13 @@ export function unpackRows4(dtype: DType, packed: Uint8Array, rows: number, cols
 
 /** The values of a [rows, cols] matrix stored as `dtype`, whatever its layout. */
 export function dequantizeMatrix(dtype: DType, bytes: Uint8Array, rows: number, cols: number): Float32Array {
-  if (dtype === "q8_0_r4" || dtype === "q4_0_r4") {
+  if (isInterleaved(dtype)) {
     return dequantize(blockType(dtype)!, unpackRows4(dtype, bytes, rows, cols), rows * cols);
   }
   return dequantize(dtype, bytes, rows * cols);
+}
+
+/** A 2-D tensor's values as f32: its own memory when it is f32 (a view, not a copy), else decoded. */
+export function matrixValues(m: Tensor): Float32Array {
+  return m.dtype === "f32" ? m.f32() : dequantizeMatrix(m.dtype, m.bytesView(), m.shape[0], m.shape[1]);
 }

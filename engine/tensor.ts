@@ -1,5 +1,5 @@
 // A typed view into engine memory: dtype, shape and byte offset. Tensors own no memory; the arena does.
-import { tensorBytes, type DType } from "./dtype";
+import { isInterleaved, tensorBytes, type DType } from "./dtype";
 import type { Engine } from "./engine";
 import { ShapeError } from "./errors";
 
@@ -74,7 +74,7 @@ export class Tensor {
 
   /** Row i of a 2-D (or higher) tensor, as a tensor of shape[1:]. */
   row(i: number): Tensor {
-    if (this.shape.length < 2 || i < 0 || i >= this.shape[0] || interleaved(this.dtype)) {
+    if (this.shape.length < 2 || i < 0 || i >= this.shape[0] || isInterleaved(this.dtype)) {
       throw new ShapeError(`row ${i} of a ${this.dtype} tensor of shape [${this.shape.join(", ")}]`);
     }
     const inner = this.shape.slice(1);
@@ -86,7 +86,7 @@ export class Tensor {
     if (this.shape.length < 2 || !Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 0 ||
       start + count > this.shape[0] ||
       // interleaved groups of four rows stay whole
-      (interleaved(this.dtype) && (start % 4 !== 0 || (count % 4 !== 0 && start + count !== this.shape[0])))) {
+      (isInterleaved(this.dtype) && (start % 4 !== 0 || (count % 4 !== 0 && start + count !== this.shape[0])))) {
       throw new ShapeError(`rows [${start}, ${start + count}) of a ${this.dtype} tensor of shape [${this.shape.join(", ")}]`);
     }
     return new Tensor(this.engine, this.dtype, [count, ...this.shape.slice(1)], this.offset + start * (this.bytes / this.shape[0]));
@@ -108,8 +108,4 @@ export class Tensor {
     }
     return t;
   }
-}
-
-function interleaved(dtype: DType): boolean {
-  return dtype === "q8_0_r4" || dtype === "q4_0_r4";
 }

@@ -15,7 +15,7 @@ import { formatGateSpec, type GateSpec } from "../models/gates/spec";
 import type { ScoreKind } from "../models/gates/threshold-gate";
 import type { LlamaModel } from "../models/llama";
 import { windows } from "./text";
-import { dequantizeMatrix } from "../engine/repack";
+import { matrixValues } from "../engine/repack";
 
 export type CalibratedSpec = Extract<GateSpec, { kind: "cats" | "cett" | "cett-global" }>;
 
@@ -184,8 +184,7 @@ class CettEvaluator {
   private load(l: number): void {
     if (this.loaded === l) return;
     const lw = this.model.weights.layers[l];
-    const [rows, cols] = lw.wDown.shape;
-    const w = lw.wDown.dtype === "f32" ? lw.wDown.f32() : dequantizeMatrix(lw.wDown.dtype, lw.wDown.bytesView(), rows, cols);
+    const w = matrixValues(lw.wDown);
     if (lw.downTransposed) this.wdT.write(w);
     else {
       const [dim, h] = lw.wDown.shape;

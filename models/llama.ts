@@ -12,7 +12,7 @@ import { matmul } from "../engine/ops/matmul";
 import { matvec } from "../engine/ops/matvec";
 import { rmsnorm } from "../engine/ops/rmsnorm";
 import { ACT_BLOCK_BYTES } from "../engine/dtype";
-import { dequantizeMatrix } from "../engine/repack";
+import { matrixValues } from "../engine/repack";
 import type { Tensor } from "../engine/tensor";
 import { ACTIVATION_MODULES, type Activation } from "./activation";
 import { AttentionBlock, type AttentionStatsSummary, type HeadTracer } from "./attention";
@@ -280,7 +280,7 @@ export class LlamaModel {
 
 /** L2 norm of each neuron's output weights: columns of W_down [dim, hidden], or rows of its transpose. */
 function columnNorms(wDown: Tensor, transposed: boolean): Float32Array {
-  const w = wDown.dtype === "f32" ? wDown.f32() : dequantizeMatrix(wDown.dtype, wDown.bytesView(), wDown.shape[0], wDown.shape[1]);
+  const w = matrixValues(wDown);
   const [rows, cols] = wDown.shape;
   const hidden = transposed ? rows : cols;
   const out = new Float64Array(hidden);

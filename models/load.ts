@@ -3,7 +3,6 @@
 import { existsSync, statSync } from "node:fs";
 import path from "node:path";
 import { Engine } from "../engine/engine";
-import { MAX_BYTES } from "../engine/arena";
 import { DynactError, MemoryLimitError } from "../engine/errors";
 import { ACTIVATION_MODULES } from "./activation";
 import type { Checkpoint } from "./checkpoint";
@@ -14,11 +13,11 @@ import { readSafetensorsCheckpoint } from "./formats/safetensors";
 import { cachedHubPath } from "./hub/download";
 import { isHubSpec } from "./hub/spec";
 import { LlamaModel } from "./llama";
-import { memoryLimitMessage } from "./memory-fit";
+import { ENGINE_LIMIT, memoryLimitMessage, memoryNeed } from "./memory-fit";
 import { readLlama2cTokenizer } from "./tokenizer/sentencepiece-bpe";
 import { readTokenizerJson } from "./tokenizer/tokenizer-json";
 import type { Tokenizer } from "./tokenizer/tokenizer";
-import { loadWeights, weightBytes } from "./weights";
+import { loadWeights } from "./weights";
 
 export interface LoadOptions {
   /**
@@ -77,8 +76,8 @@ export function loadModel(file: string, opts: LoadOptions = {}): LoadedModel {
 /** Size an engine for the checkpoint, stream its weights in and build the model (no tokenizer). */
 export function buildModel(checkpoint: Checkpoint, opts: Omit<LoadOptions, "tokenizer"> = {}): LlamaModel {
   const config = runConfig(checkpoint.config, opts);
-  const need = weightBytes(checkpoint, opts) + LlamaModel.stateBytes(config) + (opts.reserveBytes ?? 0);
-  if (need > MAX_BYTES - 2 * 65536) {
+  const need = memoryNeed(checkpoint, config, opts, opts.reserveBytes ?? 0).total;
+  if (need > ENGINE_LIMIT) {
     // Refused before any allocation, naming what would fit (a quantization, a shorter context).
     throw new MemoryLimitError(memoryLimitMessage(checkpoint, config, opts, opts.reserveBytes ?? 0));
   }

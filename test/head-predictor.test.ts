@@ -68,7 +68,10 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "data/t
   });
 
   test("gates built again from the same file share its tensors (one reservation serves them all)", () => {
-    for (const keep of [0.25, 0.5, 0.75, 1]) expect(buildHeadGate(`predictor:${file}:topk:${keep}`, model)).not.toBeNull();
+    buildHeadGate(`predictor:${file}:topk:0.5`, model);
+    const used = model.engine.arena.used; // the predictor's tensors are in the engine now
+    for (const keep of [0.25, 0.5, 0.75, 1]) buildHeadGate(`predictor:${file}:topk:${keep}`, model);
+    expect(model.engine.arena.used).toBe(used); // and no second copy was allocated
   });
 
   test("neuron and head predictor files refuse each other's flag", () => {

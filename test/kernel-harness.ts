@@ -115,3 +115,19 @@ export const splits = (n: number): fc.Arbitrary<[number, number][]> =>
     const b = [0, ...cuts.filter((c) => c < n).sort((x, y) => x - y), n];
     return [...b.slice(1).map((end, i): [number, number] => [b[i], end]), [empty, empty]];
   });
+
+/** Index sets over [0, n): empty, full, random ascending, and a contiguous run — what the sparse kernels meet. */
+export const indexSet = (n: number): fc.Arbitrary<number[]> =>
+  fc.oneof(
+    fc.constant([] as number[]),
+    fc.constant(Array.from({ length: n }, (_, i) => i)),
+    fc.uniqueArray(fc.nat(n - 1), { maxLength: n }).map((a) => a.sort((x, y) => x - y)),
+    fc.tuple(fc.nat(n - 1), fc.nat(n)).map(([s, len]) => Array.from({ length: Math.min(len, n - s) }, (_, i) => s + i)),
+  );
+
+/** An i32 tensor holding `idx` (at least one element long: kernels may be given an empty list). */
+export function indexTensor(engine: Engine, idx: readonly number[], size: number): Tensor {
+  const t = engine.tensor([Math.max(size, 1)], "i32");
+  t.i32().set(idx);
+  return t;
+}

@@ -17,6 +17,7 @@ import { FixedGate } from "../models/gates/fixed-gate";
 import type { NeuronGate } from "../models/gates/neuron-gate";
 import { ThresholdGate } from "../models/gates/threshold-gate";
 import type { LayerWeights } from "../models/weights";
+import { indexSet, indexTensor } from "./kernel-harness";
 
 let engine: Engine;
 beforeAll(() => {
@@ -24,23 +25,12 @@ beforeAll(() => {
 });
 
 /** A sorted index subset of [0, n): empty, full, random, or one contiguous run. */
-const indexSet = (n: number) =>
-  fc.oneof(
-    fc.constant([] as number[]),
-    fc.constant(Array.from({ length: n }, (_, i) => i)),
-    fc.uniqueArray(fc.nat(n - 1), { maxLength: n }).map((a) => a.sort((x, y) => x - y)),
-    fc.tuple(fc.nat(n - 1), fc.nat(n)).map(([s, len]) => Array.from({ length: Math.min(len, n - s) }, (_, i) => s + i)),
-  );
 
 // Allocations for the property runs come from one engine; each run's tensors are fresh (the arena is ample).
 function tensorOf(values: ArrayLike<number>, shape: number[] = [values.length]): Tensor {
   return engine.from(values, shape);
 }
-function indices(idx: number[], size: number): Tensor {
-  const t = engine.tensor([Math.max(size, 1)], "i32");
-  t.i32().set(idx);
-  return t;
-}
+const indices = (idx: number[], size: number): Tensor => indexTensor(engine, idx, size);
 
 describe("sparse kernels", () => {
   test("matvecRows equals the reference and matvec's rows bit for bit", () => {

@@ -29,6 +29,7 @@ import type { NeuronGate } from "../models/gates/neuron-gate";
 import { modelFingerprint } from "../models/gates/calibration";
 import { buildModel, openCheckpoint } from "../models/load";
 import { readTensorData, transposedDownDType, weightBytes, type LayerWeights } from "../models/weights";
+import { indexSet, indexTensor } from "./kernel-harness";
 
 const U = 2 ** -24;
 const MAX_BLOCKS = 6;
@@ -43,13 +44,6 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** A sorted index subset of [0, n): empty, full, random, or one contiguous run. */
-const indexSet = (n: number) =>
-  fc.oneof(
-    fc.constant([] as number[]),
-    fc.constant(Array.from({ length: n }, (_, i) => i)),
-    fc.uniqueArray(fc.nat(n - 1), { maxLength: n }).map((a) => a.sort((x, y) => x - y)),
-    fc.tuple(fc.nat(n - 1), fc.nat(n)).map(([s, len]) => Array.from({ length: Math.min(len, n - s) }, (_, i) => s + i)),
-  );
 
 /** Seeded values in (-amp, amp) with a few exact zeros and a spread of magnitudes within each 32-block. */
 function values(n: number, seed: number, amp = 1): Float32Array {
@@ -69,11 +63,7 @@ function weights(dtype: DType, v: Float32Array, shape: number[]): { t: Tensor; b
   return { t, bytes };
 }
 
-function indices(idx: number[], size: number): Tensor {
-  const t = engine.tensor([Math.max(size, 1)], "i32");
-  t.i32().set(idx);
-  return t;
-}
+const indices = (idx: number[], size: number): Tensor => indexTensor(engine, idx, size);
 
 describe("quantized sparse kernels", () => {
   test("matvecRows over Q8_0/Q4_0 rows equals the reference, and the dense kernel's rows bit for bit", () => {

@@ -1,4 +1,4 @@
-import { activationBytes } from "../dtype";
+import { activationBytes, isInterleaved } from "../dtype";
 import type { RowKernelName } from "../engine";
 import type { Tensor } from "../tensor";
 import { check, checkF32, shapeOf } from "./check";
@@ -31,7 +31,7 @@ export function matvec(out: Tensor, w: Tensor, x: Tensor, rowStart = 0, rowEnd =
     case "q4_0_r4":
     case "q8_0":
     case "q4_0":
-      check("matvec", !w.dtype.endsWith("_r4") || rowStart === rowEnd ||
+      check("matvec", !isInterleaved(w.dtype) || rowStart === rowEnd ||
         (rowStart % 4 === 0 && (rowEnd % 4 === 0 || rowEnd === d)), () =>
         `rows [${rowStart}, ${rowEnd}) of ${w.dtype} weights: groups of 4 rows are interleaved`);
       xArg = engine.scratch("matvec", activationBytes(n));

@@ -5,7 +5,7 @@ import { DynactError } from "../../engine/errors";
 import type { Tensor } from "../../engine/tensor";
 import type { LlamaModel } from "../llama";
 import type { ScoreKind } from "./threshold-gate";
-import { dequantizeMatrix } from "../../engine/repack";
+import { matrixValues } from "../../engine/repack";
 
 export interface Calibration {
   format: "dynact-calibration";
@@ -51,12 +51,12 @@ function row0(m: Tensor, transposed: boolean): Uint8Array {
   let row: Float32Array;
   if (transposed) {
     // Stored [in, out]: the canonical first row is the first column (a transposed W_o is f32 or f16).
-    const w = m.dtype === "f32" ? m.f32() : dequantizeMatrix(m.dtype, m.bytesView(), rows, cols);
+    const w = matrixValues(m);
     row = Float32Array.from({ length: Math.min(1024, rows) }, (_, r) => w[r * cols]);
   } else {
     // The first group of rows is a whole matrix in every layout (row-interleaved groups are four rows).
     const head = m.rows(0, Math.min(4, rows));
-    const w = m.dtype === "f32" ? head.f32() : dequantizeMatrix(m.dtype, head.bytesView(), head.shape[0], cols);
+    const w = matrixValues(head);
     row = w.slice(0, Math.min(1024, cols));
   }
   return new Uint8Array(row.buffer, row.byteOffset, row.byteLength);
