@@ -29,7 +29,7 @@ export function gemm_f32(out: usize, w: usize, x: usize, n: i32, rowStart: i32, 
       const x0 = x + <usize>t * rowBytes;
       block4x2(o + <usize>t * outBytes, outBytes, w0, rowBytes, x0, x0 + rowBytes, n);
     }
-    if (t < tokens) dot4(o + <usize>t * outBytes, w0, w0 + rowBytes, w0 + 2 * rowBytes, w0 + 3 * rowBytes, x + <usize>t * rowBytes, n);
+    if (t < tokens) dot4(o + <usize>t * outBytes, 4, w0, w0 + rowBytes, w0 + 2 * rowBytes, w0 + 3 * rowBytes, x + <usize>t * rowBytes, n);
   }
   for (; r < rowEnd; r++) {
     const wr = w + <usize>r * rowBytes;

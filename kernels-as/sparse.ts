@@ -8,13 +8,16 @@ import { axpy, dot } from "./simd";
 
 export function matvec_rows_f32(out: usize, w: usize, x: usize, n: i32, idx: usize, count: i32): void {
   const rowBytes = <usize>n << 2;
-  let k = 0;
-  // Four gathered rows per pass, as the dense kernel does: x loaded once for four independent streams.
-  for (; k + 4 <= count; k += 4) {
+  // Four gathered rows per pass, as the dense kernel does: x loaded once for four independent streams, taken from
+  // the four quarters of the (ascending) index list so each stream walks forward through the matrix.
+  const q = count >> 2;
+  const quarter = <usize>q << 2;
+  for (let k = 0; k < q; k++) {
     const ip = idx + (<usize>k << 2);
-    dot4(out + (<usize>k << 2), w + <usize>load<i32>(ip) * rowBytes, w + <usize>load<i32>(ip, 4) * rowBytes,
-      w + <usize>load<i32>(ip, 8) * rowBytes, w + <usize>load<i32>(ip, 12) * rowBytes, x, n);
+    dot4(out + (<usize>k << 2), quarter, w + <usize>load<i32>(ip) * rowBytes, w + <usize>load<i32>(ip + quarter) * rowBytes,
+      w + <usize>load<i32>(ip + 2 * quarter) * rowBytes, w + <usize>load<i32>(ip + 3 * quarter) * rowBytes, x, n);
   }
+  let k = 4 * q;
   for (; k < count; k++) {
     const r = <usize>load<i32>(idx + (<usize>k << 2));
     store<f32>(out + (<usize>k << 2), dot(w + r * rowBytes, x, n));
