@@ -5,11 +5,10 @@
 // is the read bandwidth of sum_f32 over the same memory.
 import { Bench } from "tinybench";
 import { alignUp } from "../engine/arena";
-import { activationBytes, blockType, tensorBytes, type DType } from "../engine/dtype";
+import { activationBytes, tensorBytes, type DType } from "../engine/dtype";
 import { Engine } from "../engine/engine";
 import { matvec } from "../engine/ops/matvec";
 import { quantize } from "../engine/quant";
-import { packRows4 } from "../engine/repack";
 import { Tensor } from "../engine/tensor";
 import { canonicalShapes } from "../models/checkpoint";
 import type { LlamaConfig } from "../models/config";
@@ -78,18 +77,9 @@ function medianMs(name: string, fn: () => void, time: number): number {
   return r.latency.p50;
 }
 
-// The bytes of w as `dtype`; the row-interleaved types (the layout models load quantized matrices in) packed.
-function encode(dtype: DType, w: Float32Array, rows: number, cols: number): Uint8Array {
-  const base = blockType(dtype);
-  if (!base || base === dtype) return quantize(dtype, w);
-  const packed = new Uint8Array(tensorBytes(dtype, [rows, cols]));
-  packRows4(base, quantize(base, w), packed, rows, cols);
-  return packed;
-}
-
 export function runKernelBench(opts: KernelBenchOptions = {}): KernelBenchResult {
   const cases = opts.cases ?? DEFAULT_CASES;
-  const dtypes = opts.dtypes ?? ["f32", "f16", "bf16", "q8_0", "q4_0", "q8_0_r4", "q4_0_r4"];
+  const dtypes = opts.dtypes ?? ["f32", "f16", "bf16", "q8_0", "q4_0"];
   const minBytes = opts.minBytes ?? 400e6;
   const maxBytes = opts.maxBytes ?? 2 ** 31;
   const time = opts.time ?? 1000;
@@ -123,7 +113,7 @@ export function runKernelBench(opts: KernelBenchOptions = {}): KernelBenchResult
     const key = `${p.model.name}/${p.name}`;
     if (values?.key !== key) values = { key, w: randomTensor(p.model.config, p.name, 1) };
     const w = values.w;
-    const encoded = encode(p.dtype, w, p.rows, p.cols);
+    const encoded = quantize(p.dtype, w);
     const mats = Array.from({ length: p.copies }, (_, i) => {
       const t = new Tensor(engine, p.dtype, [p.rows, p.cols], base.offset + i * p.bytes);
       t.bytesView().set(encoded);

@@ -1,31 +1,17 @@
 // Element types a tensor can hold, and their byte sizes. The quantized types store blocks of 32 values along the
 // innermost dimension (ggml's layout): Q8_0 = f16 scale + 32 int8 (34 bytes), Q4_0 = f16 scale + 16 bytes of
 // nibbles (18 bytes). The kernels' block structs mirror these numbers in kernels-as/blocks.ts.
-// q8_0_r4 / q4_0_r4 hold the same blocks with the rows of each group of four interleaved block by block
-// (engine/repack.ts): the layout the dense quantized products stream fastest; a single row is not contiguous.
 import { ShapeError } from "./errors";
 
-export type DType = "f32" | "f16" | "bf16" | "q8_0" | "q4_0" | "q8_0_r4" | "q4_0_r4" | "i32" | "u8";
-export const DTYPES: readonly DType[] = ["f32", "f16", "bf16", "q8_0", "q4_0", "q8_0_r4", "q4_0_r4", "i32", "u8"];
+export type DType = "f32" | "f16" | "bf16" | "q8_0" | "q4_0" | "i32" | "u8";
+export const DTYPES: readonly DType[] = ["f32", "f16", "bf16", "q8_0", "q4_0", "i32", "u8"];
 
 export const QK = 32;
 export const Q8_0_BLOCK_BYTES = 34;
 export const Q4_0_BLOCK_BYTES = 18;
 
 export function isQuantized(dtype: DType): boolean {
-  return dtype === "q8_0" || dtype === "q4_0" || dtype === "q8_0_r4" || dtype === "q4_0_r4";
-}
-
-/** Rows interleaved by groups of four (engine/repack.ts): a single row is not contiguous. */
-export function isInterleaved(dtype: DType): boolean {
-  return dtype === "q8_0_r4" || dtype === "q4_0_r4";
-}
-
-/** The block type of a quantized dtype, whatever its row layout. */
-export function blockType(dtype: DType): "q8_0" | "q4_0" | null {
-  if (dtype === "q8_0" || dtype === "q8_0_r4") return "q8_0";
-  if (dtype === "q4_0" || dtype === "q4_0_r4") return "q4_0";
-  return null;
+  return dtype === "q8_0" || dtype === "q4_0";
 }
 
 /** Bytes per 32 values of an activation quantized for the quantized products (kernels-as quantize_act_q8_0). */
@@ -50,10 +36,8 @@ export function rowBytes(dtype: DType, n: number): number {
       return 2 * n;
     case "q8_0":
     case "q4_0":
-    case "q8_0_r4":
-    case "q4_0_r4":
       if (n % QK !== 0) throw new ShapeError(`${dtype} rows must be a multiple of ${QK} values, got ${n}`);
-      return (n / QK) * (blockType(dtype) === "q8_0" ? Q8_0_BLOCK_BYTES : Q4_0_BLOCK_BYTES);
+      return (n / QK) * (dtype === "q8_0" ? Q8_0_BLOCK_BYTES : Q4_0_BLOCK_BYTES);
   }
 }
 

@@ -12,8 +12,8 @@ const RESERVE = PAGE;
 
 /** The kernels the worker pool splits by rows: f(out, w, x, n, rowStart, rowEnd[, tokens, outStride]). */
 export const ROW_KERNELS = [
-  "matvec_f32", "matvec_f16", "matvec_bf16", "matvec_q8_0", "matvec_q4_0", "matvec_q8_0_r4", "matvec_q4_0_r4",
-  "gemm_f32", "gemm_f16", "gemm_bf16", "gemm_q8_0", "gemm_q4_0", "gemm_q8_0_r4", "gemm_q4_0_r4",
+  "matvec_f32", "matvec_f16", "matvec_bf16", "matvec_q8_0", "matvec_q4_0",
+  "gemm_f32", "gemm_f16", "gemm_bf16", "gemm_q8_0", "gemm_q4_0",
 ] as const;
 export type RowKernelName = (typeof ROW_KERNELS)[number];
 

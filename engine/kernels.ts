@@ -13,11 +13,9 @@ export interface Kernels {
   quantize_q8_0(dst: number, x: number, n: number): void;
   /** x: n f32 (n a multiple of 32) -> the activation of the quantized products (ACT_BLOCK_BYTES per 32) at dst. */
   quantize_act_q8_0(dst: number, x: number, n: number): void;
-  /** xa: x quantized by quantize_act_q8_0. r4: rows interleaved by four (rowStart, rowEnd multiples of 4 or rowEnd = d). */
+  /** xa: x quantized by quantize_act_q8_0. */
   matvec_q8_0(out: number, w: number, xa: number, n: number, rowStart: number, rowEnd: number): void;
   matvec_q4_0(out: number, w: number, xa: number, n: number, rowStart: number, rowEnd: number): void;
-  matvec_q8_0_r4(out: number, w: number, xa: number, n: number, rowStart: number, rowEnd: number): void;
-  matvec_q4_0_r4(out: number, w: number, xa: number, n: number, rowStart: number, rowEnd: number): void;
   /** out[t, r] = w[r,:] · x[t,:] for t < tokens, rows [rowStart, rowEnd); out rows outStride floats apart. */
   gemm_f32(out: number, w: number, x: number, n: number, rowStart: number, rowEnd: number, tokens: number, outStride: number): void;
   gemm_f16(out: number, w: number, x: number, n: number, rowStart: number, rowEnd: number, tokens: number, outStride: number): void;
@@ -25,8 +23,6 @@ export interface Kernels {
   /** xa: `tokens` rows quantized by quantize_act_q8_0, one after another. */
   gemm_q8_0(out: number, w: number, xa: number, n: number, rowStart: number, rowEnd: number, tokens: number, outStride: number): void;
   gemm_q4_0(out: number, w: number, xa: number, n: number, rowStart: number, rowEnd: number, tokens: number, outStride: number): void;
-  gemm_q8_0_r4(out: number, w: number, xa: number, n: number, rowStart: number, rowEnd: number, tokens: number, outStride: number): void;
-  gemm_q4_0_r4(out: number, w: number, xa: number, n: number, rowStart: number, rowEnd: number, tokens: number, outStride: number): void;
   sum_f32(x: number, n: number): number;
   rmsnorm_f32(out: number, x: number, w: number, n: number, eps: number): void;
   rope_f32(x: number, nHeads: number, headSize: number, cos: number, sin: number): void;

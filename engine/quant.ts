@@ -1,8 +1,9 @@
 // Encoding f32 values as the half-precision and quantized dtypes and back, in plain TypeScript: for format
 // writers (GGUF, `dynact convert`) and as the tests' oracle. Bit for bit as ggml's reference code, so files we
 // write match llama.cpp's and the wasm kernels' own quantization (kernels-as/matvec_quant.ts) matches ours.
-import { isInterleaved, QK, Q4_0_BLOCK_BYTES, Q8_0_BLOCK_BYTES, rowBytes, type DType } from "./dtype";
+import { QK, Q4_0_BLOCK_BYTES, Q8_0_BLOCK_BYTES, rowBytes, type DType } from "./dtype";
 import { ShapeError } from "./errors";
+import type { Tensor } from "./tensor";
 
 // Bit casts between f32 and u32.
 const castF32 = new Float32Array(1);
@@ -131,16 +132,13 @@ export function quantize(dtype: DType, x: Float32Array): Uint8Array {
       return quantizeQ4_0(x);
     case "i32":
     case "u8":
-    case "q8_0_r4":
-    case "q4_0_r4":
-      throw new ShapeError(`quantize: ${dtype} is not a float dtype of plain rows`);
+      throw new ShapeError(`quantize: ${dtype} is not a float dtype`);
   }
 }
 
 /** The n values stored in `bytes` as dtype (little-endian, ggml's block layouts). */
 export function dequantize(dtype: DType, bytes: Uint8Array, n: number): Float32Array {
   if (dtype === "i32" || dtype === "u8") throw new ShapeError(`dequantize: ${dtype} is not a float dtype`);
-  if (isInterleaved(dtype)) throw new ShapeError(`dequantize: ${dtype} rows are interleaved (engine/repack.ts dequantizeMatrix)`);
   const need = rowBytes(dtype, n);
   if (bytes.length < need) throw new ShapeError(`dequantize: ${n} ${dtype} values need ${need} bytes, got ${bytes.length}`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, need);
@@ -175,4 +173,9 @@ export function dequantize(dtype: DType, bytes: Uint8Array, n: number): Float32A
       break;
   }
   return out;
+}
+
+/** A 2-D tensor's values as f32: its own memory when it is f32 (a view, not a copy), else decoded. */
+export function matrixValues(m: Tensor): Float32Array {
+  return m.dtype === "f32" ? m.f32() : dequantize(m.dtype, m.bytesView(), m.size);
 }

@@ -1,5 +1,5 @@
 // A typed view into engine memory: dtype, shape and byte offset. Tensors own no memory; the arena does.
-import { isInterleaved, tensorBytes, type DType } from "./dtype";
+import { tensorBytes, type DType } from "./dtype";
 import type { Engine } from "./engine";
 import { ShapeError } from "./errors";
 
@@ -74,7 +74,7 @@ export class Tensor {
 
   /** Row i of a 2-D (or higher) tensor, as a tensor of shape[1:]. */
   row(i: number): Tensor {
-    if (this.shape.length < 2 || i < 0 || i >= this.shape[0] || isInterleaved(this.dtype)) {
+    if (this.shape.length < 2 || i < 0 || i >= this.shape[0]) {
       throw new ShapeError(`row ${i} of a ${this.dtype} tensor of shape [${this.shape.join(", ")}]`);
     }
     const inner = this.shape.slice(1);
@@ -84,9 +84,7 @@ export class Tensor {
   /** Rows [start, start + count) of a 2-D (or higher) tensor, as a view of shape [count, ...shape[1:]]. */
   rows(start: number, count: number): Tensor {
     if (this.shape.length < 2 || !Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 0 ||
-      start + count > this.shape[0] ||
-      // interleaved groups of four rows stay whole
-      (isInterleaved(this.dtype) && (start % 4 !== 0 || (count % 4 !== 0 && start + count !== this.shape[0])))) {
+      start + count > this.shape[0]) {
       throw new ShapeError(`rows [${start}, ${start + count}) of a ${this.dtype} tensor of shape [${this.shape.join(", ")}]`);
     }
     return new Tensor(this.engine, this.dtype, [count, ...this.shape.slice(1)], this.offset + start * (this.bytes / this.shape[0]));

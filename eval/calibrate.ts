@@ -15,7 +15,7 @@ import { formatGateSpec, type GateSpec } from "../models/gates/spec";
 import type { ScoreKind } from "../models/gates/threshold-gate";
 import type { LlamaModel } from "../models/llama";
 import { windows } from "./text";
-import { matrixValues } from "../engine/repack";
+import { matrixValues } from "../engine/quant";
 
 export type CalibratedSpec = Extract<GateSpec, { kind: "cats" | "cett" | "cett-global" }>;
 

@@ -112,17 +112,9 @@ export function gemm_bf16(out: usize, w: usize, x: usize, n: i32, rowStart: i32,
 }
 
 export function gemm_q8_0(out: usize, w: usize, xa: usize, n: i32, rowStart: i32, rowEnd: i32, tokens: i32, outStride: i32): void {
-  matvecQuant(out, w, xa, n, rowStart, rowEnd, tokens, outStride, false, false);
+  matvecQuant(out, w, xa, n, rowStart, rowEnd, tokens, outStride, false);
 }
 
 export function gemm_q4_0(out: usize, w: usize, xa: usize, n: i32, rowStart: i32, rowEnd: i32, tokens: i32, outStride: i32): void {
-  matvecQuant(out, w, xa, n, rowStart, rowEnd, tokens, outStride, true, false);
-}
-
-export function gemm_q8_0_r4(out: usize, w: usize, xa: usize, n: i32, rowStart: i32, rowEnd: i32, tokens: i32, outStride: i32): void {
-  matvecQuant(out, w, xa, n, rowStart, rowEnd, tokens, outStride, false, true);
-}
-
-export function gemm_q4_0_r4(out: usize, w: usize, xa: usize, n: i32, rowStart: i32, rowEnd: i32, tokens: i32, outStride: i32): void {
-  matvecQuant(out, w, xa, n, rowStart, rowEnd, tokens, outStride, true, true);
+  matvecQuant(out, w, xa, n, rowStart, rowEnd, tokens, outStride, true);
 }

@@ -2,8 +2,8 @@
 // and never allocate.
 export { matvec_f32 } from "./matvec";
 export { matvec_f16, matvec_bf16 } from "./matvec_half";
-export { quantize_q8_0, quantize_act_q8_0, matvec_q8_0, matvec_q4_0, matvec_q8_0_r4, matvec_q4_0_r4 } from "./matvec_quant";
-export { gemm_f32, gemm_f16, gemm_bf16, gemm_q8_0, gemm_q4_0, gemm_q8_0_r4, gemm_q4_0_r4 } from "./gemm";
+export { quantize_q8_0, quantize_act_q8_0, matvec_q8_0, matvec_q4_0 } from "./matvec_quant";
+export { gemm_f32, gemm_f16, gemm_bf16, gemm_q8_0, gemm_q4_0 } from "./gemm";
 export { sum_f32 } from "./sum";
 export { rmsnorm_f32 } from "./norm";
 export { rope_f32 } from "./rope";

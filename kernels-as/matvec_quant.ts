@@ -12,11 +12,11 @@
 // each row's value is fl(acc + fl(S_b · fl(d_w·d_x))) over its blocks in order, whatever the block of rows, and
 // a last block of fewer than four rows repeats the last row in the missing lanes (stored only for real rows).
 //
-// Weights come in two layouts with the same bytes per row: ggml's (`rows`: each row's blocks one after another)
-// and `r4` (engine/repack.ts), where the rows of each group of four are interleaved block by block — the group's
-// four f16 scales, then its four rows' quants — so a product streams one sequential run of memory instead of four
-// short ones, which the hardware prefetcher follows much better (measured 1.3-1.5x on weights streamed from DRAM).
-// A last group of G < 4 rows is interleaved the same way with G rows.
+// The four rows of a pass come from the four quarters of the row range (r, r+q, r+2q, r+3q), so the weights are
+// read as four long sequential streams, as matvec_f32 reads them. Measured on weights streamed from DRAM, against
+// four adjacent rows (and against an earlier layout interleaving each group of four rows block by block, which
+// made one stream): q8_0 768x768 0.056 vs 0.101 (0.097) ms, 2048x768 0.163 vs 0.318 (0.274), 32000x768 2.69 vs
+// 5.28 (4.24); q4_0 2048x768 0.138 vs 0.198 (0.195); 5632x2048 q8_0 1.36 vs 2.35 (2.26).
 //
 // Kept over the f32-dequantize path (widen each weight block to f32, multiply by f32 x, scale the block's sum by
 // d_w; no activation quantization), which measured slower everywhere, one thread, ms per product (best of 30):
@@ -27,7 +27,7 @@
 //   q4_0 256x768 in cache   0.024     0.047
 //   q4_0 768x768 DRAM       0.098     0.163
 //   q4_0 2048x2048 DRAM     0.710     1.085
-import { ACT_BLOCK_BYTES, f16_to_f32, f16x4_to_f32x4, f32_to_f16, QK, QS, Q4_0_BLOCK_BYTES, Q8_0_BLOCK_BYTES, widen_lo } from "./blocks";
+import { ACT_BLOCK_BYTES, f16_to_f32, f16x4_to_f32x4, f32_to_f16, QK, QS, Q4_0_BLOCK_BYTES, Q8_0_BLOCK_BYTES } from "./blocks";
 
 // x (n f32, n a multiple of 32) -> n/32 Q8_0 blocks at dst, bit for bit as ggml's quantize_row_q8_0_ref (and
 // engine/quant.ts quantizeQ8_0): d = amax/127, q = roundf(x·(1/d)) with ties away from zero.
@@ -110,19 +110,11 @@ export function quantize_act_q8_0(dst: usize, x: usize, n: i32): void {
 }
 
 export function matvec_q8_0(out: usize, w: usize, xa: usize, n: i32, rowStart: i32, rowEnd: i32): void {
-  matvecQuant(out, w, xa, n, rowStart, rowEnd, 1, 0, false, false);
+  matvecQuant(out, w, xa, n, rowStart, rowEnd, 1, 0, false);
 }
 
 export function matvec_q4_0(out: usize, w: usize, xa: usize, n: i32, rowStart: i32, rowEnd: i32): void {
-  matvecQuant(out, w, xa, n, rowStart, rowEnd, 1, 0, true, false);
-}
-
-export function matvec_q8_0_r4(out: usize, w: usize, xa: usize, n: i32, rowStart: i32, rowEnd: i32): void {
-  matvecQuant(out, w, xa, n, rowStart, rowEnd, 1, 0, false, true);
-}
-
-export function matvec_q4_0_r4(out: usize, w: usize, xa: usize, n: i32, rowStart: i32, rowEnd: i32): void {
-  matvecQuant(out, w, xa, n, rowStart, rowEnd, 1, 0, true, true);
+  matvecQuant(out, w, xa, n, rowStart, rowEnd, 1, 0, true);
 }
 
 // Integer dot product of one block of quants at p with the activation block x0..x3 (values 0-7, 8-15, 16-23,
@@ -159,88 +151,74 @@ export function matvec_q4_0_r4(out: usize, w: usize, xa: usize, n: i32, rowStart
   return i32x4.add(v128.and(i32x4.shr_s(w, 3), i32x4.splat(<i32>0x8fffffff)), i32x4.splat(112 << 23));
 }
 
-// Four rows' products with one quantized activation (xt, nb blocks), lane k = row k: per block, row k's f16 scale
-// is at s_k and its quants at s_k + q_k, and every address moves on by `step`. packedScales: the four scales are
-// adjacent (a whole r4 group) and load at once. Shared by the dense (matvecQuant) and gather (sparse_quant.ts) kernels,
-// so a gathered row has the dense row's bits.
-@inline export function groupDot(
-  s0: usize, s1: usize, s2: usize, s3: usize, q0: usize, q1: usize, q2: usize, q3: usize,
-  step: usize, xt: usize, nb: i32, q4: bool, packedScales: bool,
-): v128 {
+// Four rows' products with one quantized activation (xt, nb blocks), lane k = row k, whose blocks start at w_k.
+// Shared by the dense (matvecQuant) and gather (sparse_quant.ts) kernels, so a gathered row has the dense row's bits.
+@inline function groupDot(w0: usize, w1: usize, w2: usize, w3: usize, xt: usize, nb: i32, q4: bool): v128 {
+  const blockBytes = q4 ? Q4_0_BLOCK_BYTES : Q8_0_BLOCK_BYTES;
   let acc = f32x4.splat(0);
   let xb = xt;
   let xs = xt + (<usize>nb << 6);
   for (let b = 0; b < nb; b++) {
     const x0 = v128.load(xb), x1 = v128.load(xb, 16), x2 = v128.load(xb, 32), x3 = v128.load(xb, 48);
     let sums = transposeSum(
-      blockDot(s0 + q0, x0, x1, x2, x3, q4), blockDot(s1 + q1, x0, x1, x2, x3, q4),
-      blockDot(s2 + q2, x0, x1, x2, x3, q4), blockDot(s3 + q3, x0, x1, x2, x3, q4),
+      blockDot(w0 + QS, x0, x1, x2, x3, q4), blockDot(w1 + QS, x0, x1, x2, x3, q4),
+      blockDot(w2 + QS, x0, x1, x2, x3, q4), blockDot(w3 + QS, x0, x1, x2, x3, q4),
     );
     if (q4) sums = i32x4.add(sums, v128.load32_splat(xs + (<usize>nb << 2)));
     // The rows' f16 scales into the upper halves of the lanes (lane i = d_i << 16), converted at once.
-    let dw: v128;
-    if (packedScales) {
-      dw = widen_lo(v128.load64_zero(s0));
-    } else {
-      dw = i32x4.splat(0);
-      dw = v128.load16_lane(s0, dw, 1);
-      dw = v128.load16_lane(s1, dw, 3);
-      dw = v128.load16_lane(s2, dw, 5);
-      dw = v128.load16_lane(s3, dw, 7);
-    }
+    let dw = i32x4.splat(0);
+    dw = v128.load16_lane(w0, dw, 1);
+    dw = v128.load16_lane(w1, dw, 3);
+    dw = v128.load16_lane(w2, dw, 5);
+    dw = v128.load16_lane(w3, dw, 7);
     const scale = f32x4.mul(scalesToF32(dw), v128.load32_splat(xs));
     acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sums), scale));
-    s0 += step;
-    s1 += step;
-    s2 += step;
-    s3 += step;
+    w0 += blockBytes;
+    w1 += blockBytes;
+    w2 += blockBytes;
+    w3 += blockBytes;
     xb += 64;
     xs += 4;
   }
   return acc;
 }
 
-// Also the batched product (gemm.ts): `tokens` activations one after another at xa, outputs `outStride` floats
-// apart. Each block of four rows is run for every token while it is in L1, by the same code as one product.
-// r4 weights: rowStart is a multiple of 4 and rowEnd a multiple of 4 or the matrix's last row (engine/ops check).
-@inline export function matvecQuant(
-  out: usize, w: usize, xa: usize, n: i32, rowStart: i32, rowEnd: i32, tokens: i32, outStride: i32, q4: bool, r4: bool,
+// Rows w0..w3 (their outputs at float index o0..o3) for each of `tokens` activations one after another at xa,
+// outputs outStride floats apart; lanes [0, real) are stored. The dense and gather kernels' one loop over rows.
+@inline export function quadRows(
+  out: usize, xa: usize, n: i32, w0: usize, w1: usize, w2: usize, w3: usize, o0: i32, o1: i32, o2: i32, o3: i32,
+  real: i32, tokens: i32, outStride: i32, q4: bool,
 ): void {
-  const blockBytes = q4 ? Q4_0_BLOCK_BYTES : Q8_0_BLOCK_BYTES;
-  const quantBytes: usize = q4 ? 16 : 32;
   const nb = n / QK;
-  const rowBytes = <usize>nb * blockBytes;
   const actBytes = <usize>nb * ACT_BLOCK_BYTES;
+  for (let t = 0; t < tokens; t++) {
+    const acc = groupDot(w0, w1, w2, w3, xa + <usize>t * actBytes, nb, q4);
+    const o = out + <usize>t * (<usize>outStride << 2);
+    store<f32>(o + (<usize>o0 << 2), f32x4.extract_lane(acc, 0));
+    if (real > 1) store<f32>(o + (<usize>o1 << 2), f32x4.extract_lane(acc, 1));
+    if (real > 2) store<f32>(o + (<usize>o2 << 2), f32x4.extract_lane(acc, 2));
+    if (real > 3) store<f32>(o + (<usize>o3 << 2), f32x4.extract_lane(acc, 3));
+  }
+}
+
+// Also the batched product (gemm.ts): `tokens` activations one after another at xa, outputs `outStride` floats
+// apart. Each group of four rows is run for every token while it is in L1, by the same code as one product.
+// Rows come from the four quarters of the range, then the rows left over in groups of four (fewer than four:
+// the missing lanes repeat the last row and are not stored).
+@inline export function matvecQuant(
+  out: usize, w: usize, xa: usize, n: i32, rowStart: i32, rowEnd: i32, tokens: i32, outStride: i32, q4: bool,
+): void {
+  const rowBytes = <usize>(n / QK) * (q4 ? Q4_0_BLOCK_BYTES : Q8_0_BLOCK_BYTES);
+  const q = (rowEnd - rowStart) >> 2;
+  const qb = <usize>q * rowBytes;
+  for (let r = rowStart; r < rowStart + q; r++) {
+    const w0 = w + <usize>r * rowBytes;
+    quadRows(out, xa, n, w0, w0 + qb, w0 + 2 * qb, w0 + 3 * qb, r, r + q, r + 2 * q, r + 3 * q, 4, tokens, outStride, q4);
+  }
   const last = rowEnd - 1;
-  const rows = r4 ? rowEnd : 0;
-  for (let r = rowStart; r < rowEnd; r += 4) {
-    // r4: the group's G rows are interleaved; G < 4 only for the last group of the matrix (rowEnd is its end).
-    const g: usize = r4 ? <usize>min(4, rows - r) : 4;
-    const step: usize = r4 ? g * blockBytes : blockBytes;
-    for (let t = 0; t < tokens; t++) {
-      // Per row k: the address of its scale (s_k) and of its quants (q_k) in the current block.
-      let s0: usize, s1: usize, s2: usize, s3: usize;
-      if (r4) {
-        s0 = w + <usize>r * rowBytes;
-        s1 = s0 + (<usize>min(1, g - 1) << 1);
-        s2 = s0 + (<usize>min(2, g - 1) << 1);
-        s3 = s0 + (<usize>min(3, g - 1) << 1);
-      } else {
-        s0 = w + <usize>r * rowBytes;
-        s1 = w + <usize>min(r + 1, last) * rowBytes;
-        s2 = w + <usize>min(r + 2, last) * rowBytes;
-        s3 = w + <usize>min(r + 3, last) * rowBytes;
-      }
-      const q0: usize = r4 ? (g << 1) : QS;
-      const q1: usize = r4 ? q0 + <usize>min(1, g - 1) * quantBytes - (s1 - s0) : QS;
-      const q2: usize = r4 ? q0 + <usize>min(2, g - 1) * quantBytes - (s2 - s0) : QS;
-      const q3: usize = r4 ? q0 + <usize>min(3, g - 1) * quantBytes - (s3 - s0) : QS;
-      const acc = groupDot(s0, s1, s2, s3, q0, q1, q2, q3, step, xa + <usize>t * actBytes, nb, q4, r4 && g == 4);
-      const o = out + <usize>t * (<usize>outStride << 2) + (<usize>r << 2);
-      store<f32>(o, f32x4.extract_lane(acc, 0));
-      if (r + 1 <= last) store<f32>(o, f32x4.extract_lane(acc, 1), 4);
-      if (r + 2 <= last) store<f32>(o, f32x4.extract_lane(acc, 2), 8);
-      if (r + 3 <= last) store<f32>(o, f32x4.extract_lane(acc, 3), 12);
-    }
+  for (let r = rowStart + 4 * q; r < rowEnd; r += 4) {
+    const r1 = min(r + 1, last), r2 = min(r + 2, last), r3 = min(r + 3, last);
+    quadRows(out, xa, n, w + <usize>r * rowBytes, w + <usize>r1 * rowBytes, w + <usize>r2 * rowBytes,
+      w + <usize>r3 * rowBytes, r, r1, r2, r3, rowEnd - r, tokens, outStride, q4);
   }
 }

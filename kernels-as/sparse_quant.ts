@@ -14,7 +14,7 @@
 // the transposed values as F16. Each selected row is widened to f32 block by block and added, scaled by a[k]·d,
 // to out; four rows per pass over out (a quarter of its loads and stores), as scatter_axpy_f32 does.
 import { f16_to_f32, f16x4_to_f32x4, widen_hi, widen_lo, QK, QS, Q4_0_BLOCK_BYTES, Q8_0_BLOCK_BYTES } from "./blocks";
-import { groupDot } from "./matvec_quant";
+import { quadRows } from "./matvec_quant";
 
 export function matvec_rows_q8_0(out: usize, w: usize, xa: usize, n: i32, idx: usize, count: i32): void {
   rowsQuant(out, w, xa, n, idx, count, false);
@@ -24,26 +24,28 @@ export function matvec_rows_q4_0(out: usize, w: usize, xa: usize, n: i32, idx: u
   rowsQuant(out, w, xa, n, idx, count, true);
 }
 
-// Four gathered rows per pass; a last group of fewer than four repeats its last row in the missing lanes (only
-// real rows are stored).
+// Four gathered rows per pass, from the four quarters of the (ascending) index list so each stream walks forward
+// through the matrix, as the dense kernel's rows do; then the rest in groups of four (fewer than four repeat the
+// last row in the missing lanes, which are not stored).
 @inline function rowsQuant(out: usize, w: usize, xa: usize, n: i32, idx: usize, count: i32, q4: bool): void {
-  const blockBytes = q4 ? Q4_0_BLOCK_BYTES : Q8_0_BLOCK_BYTES;
-  const nb = n / QK;
-  const rowBytes = <usize>nb * blockBytes;
-  const last = count - 1;
-  for (let k = 0; k < count; k += 4) {
-    const ip = idx + (<usize>k << 2);
-    const w0 = w + <usize>load<i32>(ip) * rowBytes;
-    const w1 = w + <usize>load<i32>(idx + (<usize>min(k + 1, last) << 2)) * rowBytes;
-    const w2 = w + <usize>load<i32>(idx + (<usize>min(k + 2, last) << 2)) * rowBytes;
-    const w3 = w + <usize>load<i32>(idx + (<usize>min(k + 3, last) << 2)) * rowBytes;
-    const acc = groupDot(w0, w1, w2, w3, QS, QS, QS, QS, blockBytes, xa, nb, q4, false);
-    const o = out + (<usize>k << 2);
-    store<f32>(o, f32x4.extract_lane(acc, 0));
-    if (k + 1 <= last) store<f32>(o, f32x4.extract_lane(acc, 1), 4);
-    if (k + 2 <= last) store<f32>(o, f32x4.extract_lane(acc, 2), 8);
-    if (k + 3 <= last) store<f32>(o, f32x4.extract_lane(acc, 3), 12);
+  const rowBytes = <usize>(n / QK) * (q4 ? Q4_0_BLOCK_BYTES : Q8_0_BLOCK_BYTES);
+  const q = count >> 2;
+  for (let k = 0; k < q; k++) {
+    const k1 = k + q, k2 = k + 2 * q, k3 = k + 3 * q;
+    quadRows(out, xa, n, row(w, idx, k, rowBytes), row(w, idx, k1, rowBytes), row(w, idx, k2, rowBytes),
+      row(w, idx, k3, rowBytes), k, k1, k2, k3, 4, 1, 0, q4);
   }
+  const last = count - 1;
+  for (let k = 4 * q; k < count; k += 4) {
+    const k1 = min(k + 1, last), k2 = min(k + 2, last), k3 = min(k + 3, last);
+    quadRows(out, xa, n, row(w, idx, k, rowBytes), row(w, idx, k1, rowBytes), row(w, idx, k2, rowBytes),
+      row(w, idx, k3, rowBytes), k, k1, k2, k3, count - k, 1, 0, q4);
+  }
+}
+
+// The address of row S[k].
+@inline function row(w: usize, idx: usize, k: i32, rowBytes: usize): usize {
+  return w + <usize>load<i32>(idx + (<usize>k << 2)) * rowBytes;
 }
 
 // out = Σ_k a[k] · Wt[S[k], :], Wt Q8_0 [hidden, dim] (dim a multiple of 32). Per block of each row the factor

@@ -12,7 +12,7 @@ import { matmul } from "../engine/ops/matmul";
 import { matvec } from "../engine/ops/matvec";
 import { rmsnorm } from "../engine/ops/rmsnorm";
 import { ACT_BLOCK_BYTES } from "../engine/dtype";
-import { matrixValues } from "../engine/repack";
+import { matrixValues } from "../engine/quant";
 import type { Tensor } from "../engine/tensor";
 import { ACTIVATION_MODULES, type Activation } from "./activation";
 import { AttentionBlock, type AttentionStatsSummary, type HeadTracer } from "./attention";

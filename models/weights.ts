@@ -2,9 +2,8 @@
 import { closeSync, openSync, readSync } from "node:fs";
 import type { Engine } from "../engine/engine";
 import { ALIGN } from "../engine/arena";
-import { rowBytes, tensorBytes, type DType } from "../engine/dtype";
+import { tensorBytes, type DType } from "../engine/dtype";
 import { dequantize, quantize } from "../engine/quant";
-import { interleavedType, packRows4 } from "../engine/repack";
 import type { Tensor } from "../engine/tensor";
 import { entryBytes, type Checkpoint, type TensorEntry } from "./checkpoint";
 import { FormatError } from "./formats/format-error";
@@ -138,20 +137,6 @@ function readTransposed(fd: number, ckpt: Checkpoint, e: TensorEntry, engine: En
   return t;
 }
 
-// Quantized matrices that only ever meet the dense GEMV are stored row-interleaved (engine/repack.ts) when their
-// rows are short: four short rows are four streams too brief for the hardware prefetcher to ramp up, one
-// interleaved stream is not; long rows stream well as they are and four streams keep more loads in flight.
-// Measured, one thread, weights from DRAM, r4 vs plain: q8_0 2048x768 (816-byte rows) 1.26x, 32000x768 1.37x;
-// q8_0 768x2048 (2176 B) 1.06x; q8_0 2048x5632 (5984 B) 0.79x; q4_0 2048x5632 (3168 B) 0.95x.
-// Not the embedding table (read row by row), nor gate/up when the sparse FFN gathers their rows.
-const INTERLEAVE_MAX_ROW_BYTES = 1024;
-
-function interleave(e: TensorEntry, gatherFfn: boolean): boolean {
-  if ((e.dtype !== "q8_0" && e.dtype !== "q4_0") || e.shape.length !== 2 || e.name === "token_embd") return false;
-  if (rowBytes(e.dtype, e.shape[1]) > INTERLEAVE_MAX_ROW_BYTES) return false;
-  return !(gatherFfn && (e.name.endsWith(".ffn_gate") || e.name.endsWith(".ffn_up")));
-}
-
 const INPUT_LINEARS = [".attn_q", ".attn_k", ".attn_v", ".ffn_gate", ".ffn_up"];
 
 export function loadWeights(engine: Engine, ckpt: Checkpoint, opts: LoadWeightsOptions = {}): LlamaWeights {
@@ -178,12 +163,6 @@ export function loadWeights(engine: Engine, ckpt: Checkpoint, opts: LoadWeightsO
         readEntry(fd, ckpt, e, bytes);
         const t = engine.tensor(e.shape, loadDType(e));
         t.write(dequantize(e.dtype, bytes, t.size));
-        tensors.set(e.name, t);
-      } else if (interleave(e, transposeDown)) {
-        const bytes = new Uint8Array(entryBytes(e));
-        readEntry(fd, ckpt, e, bytes);
-        const t = engine.tensor(e.shape, interleavedType(e.dtype));
-        packRows4(e.dtype, bytes, t.bytesView(), e.shape[0], e.shape[1]);
         tensors.set(e.name, t);
       } else {
         const t = engine.tensor(e.shape, e.dtype);

@@ -275,8 +275,8 @@ describe("loading a quantized W_down transposed", () => {
     writeGguf(f, config, (name) => randomTensor(config, name, 11), { dtype: "q8_0", tied: false });
     const dense = buildModel(openCheckpoint(f));
     const gather = buildModel(openCheckpoint(f), { transposeDown: true });
-    expect(dense.weights.layers[0].wGate.dtype).toBe("q8_0_r4"); // row-interleaved for the dense GEMV
-    expect(gather.weights.layers[0].wGate.dtype).toBe("q8_0"); // plain rows for the row gather
+    expect(dense.weights.layers[0].downTransposed).toBe(false);
+    expect(gather.weights.layers[0].downTransposed).toBe(true); // W_down re-blocked along its new rows
     expect(modelFingerprint(gather)).toBe(modelFingerprint(dense));
     const other = path.join(dir, "fingerprint-other.gguf");
     writeGguf(other, config, (name) => randomTensor(config, name, 12), { dtype: "q8_0", tied: false });

@@ -4,7 +4,7 @@ import type { Tensor } from "../tensor";
 import { check, checkF32, shapeOf } from "./check";
 import { POOL_MIN_MACS } from "./matvec";
 
-const GEMM_DTYPES = new Set(["f32", "f16", "bf16", "q8_0", "q4_0", "q8_0_r4", "q4_0_r4"]);
+const GEMM_DTYPES = new Set(["f32", "f16", "bf16", "q8_0", "q4_0"]);
 
 /**
  * out[t, :] = w · x[t, :] for every row t of x: [T, n], w: [d, n] (f32, f16, bf16, q8_0 or q4_0), out: [T, d] —

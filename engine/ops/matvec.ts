@@ -1,12 +1,11 @@
-import { activationBytes, isInterleaved } from "../dtype";
+import { activationBytes } from "../dtype";
 import type { RowKernelName } from "../engine";
 import type { Tensor } from "../tensor";
 import { check, checkF32, shapeOf } from "./check";
 
 /**
  * out[r] = w[r,:] · x for rows [rowStart, rowEnd) of w: [d, n] (default: all rows); w is f32, f16, bf16, q8_0
- * or q4_0 (also row-interleaved: q8_0_r4, q4_0_r4, whose row ranges start at a multiple of 4 and end at one or at
- * d), x and out f32. With quantized weights x is first quantized to Q8_0 values in the engine's scratch
+ * or q4_0, x and out f32. With quantized weights x is first quantized to Q8_0 values in the engine's scratch
  * (Engine.reserveScratch), as llama.cpp does; every call quantizes again, so a caller that splits the rows of
  * one product across threads should quantize once and run the kernel per range.
  */
@@ -27,13 +26,8 @@ export function matvec(out: Tensor, w: Tensor, x: Tensor, rowStart = 0, rowEnd =
     case "bf16":
       kernel = `matvec_${w.dtype}`;
       break;
-    case "q8_0_r4":
-    case "q4_0_r4":
     case "q8_0":
     case "q4_0":
-      check("matvec", !isInterleaved(w.dtype) || rowStart === rowEnd ||
-        (rowStart % 4 === 0 && (rowEnd % 4 === 0 || rowEnd === d)), () =>
-        `rows [${rowStart}, ${rowEnd}) of ${w.dtype} weights: groups of 4 rows are interleaved`);
       xArg = engine.scratch("matvec", activationBytes(n));
       k.quantize_act_q8_0(xArg, x.offset, n);
       kernel = `matvec_${w.dtype}`;

@@ -5,7 +5,7 @@ import { DynactError } from "../../engine/errors";
 import type { Tensor } from "../../engine/tensor";
 import type { LlamaModel } from "../llama";
 import type { ScoreKind } from "./threshold-gate";
-import { matrixValues } from "../../engine/repack";
+import { matrixValues } from "../../engine/quant";
 
 export interface Calibration {
   format: "dynact-calibration";
@@ -54,10 +54,7 @@ function row0(m: Tensor, transposed: boolean): Uint8Array {
     const w = matrixValues(m);
     row = Float32Array.from({ length: Math.min(1024, rows) }, (_, r) => w[r * cols]);
   } else {
-    // The first group of rows is a whole matrix in every layout (row-interleaved groups are four rows).
-    const head = m.rows(0, Math.min(4, rows));
-    const w = matrixValues(head);
-    row = w.slice(0, Math.min(1024, cols));
+    row = matrixValues(m.rows(0, 1)).slice(0, Math.min(1024, cols));
   }
   return new Uint8Array(row.buffer, row.byteOffset, row.byteLength);
 }
