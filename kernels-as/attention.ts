@@ -7,6 +7,10 @@
 import { dot, axpy } from "./simd";
 import { softmax_f32 } from "./softmax";
 
+// Position-outer: each cached position's K (then V) row, all KV heads contiguous, is read once for all the heads
+// in range, so the cache streams sequentially; head by head it was 256-byte pieces a row apart, which the
+// prefetcher follows badly (measured below). Each head's arithmetic is unchanged: the same dot per score, the
+// softmax over its valid scores in order, the same axpy order over positions.
 export function attention_f32(
   out: usize, q: usize, kCache: usize, vCache: usize, att: usize,
   nHeads: i32, nKvHeads: i32, headSize: i32, kvStride: i32, nPos: i32, attStride: i32,
@@ -15,38 +19,46 @@ export function attention_f32(
   const group = nHeads / nKvHeads;
   const scale = Mathf.sqrt(<f32>headSize);
   const posBytes = <usize>kvStride << 2;
+  const headBytes = <usize>headSize << 2;
+  const attBytes = <usize>attStride << 2;
+  memory.fill(out + <usize>headStart * headBytes, 0, <usize>(headEnd - headStart) * headBytes);
+  // Scores, at slot t of each head's row of att.
+  for (let t = 0; t < nPos; t++) {
+    const kt = kCache + <usize>t * posBytes;
+    for (let h = headStart; h < headEnd; h++) {
+      const g = h / group;
+      if (valid != 0 && load<u8>(valid + <usize>(g * validStride + t)) == 0) continue;
+      store<f32>(att + <usize>h * attBytes + (<usize>t << 2), dot(q + <usize>h * headBytes, kt + <usize>g * headBytes, headSize) / scale);
+    }
+  }
+  // Softmax over each head's valid scores: compacted to the front, normalised, put back at their slots.
   for (let h = headStart; h < headEnd; h++) {
-    const g = h / group;
-    const qh = q + (<usize>(h * headSize) << 2);
-    const ah = att + (<usize>(h * attStride) << 2);
-    const kh = kCache + (<usize>(g * headSize) << 2);
-    const vh = vCache + (<usize>(g * headSize) << 2);
-    const oh = out + (<usize>(h * headSize) << 2);
-    memory.fill(oh, 0, <usize>headSize << 2);
+    const ah = att + <usize>h * attBytes;
     if (valid == 0) {
-      for (let t = 0; t < nPos; t++) {
-        store<f32>(ah + (<usize>t << 2), dot(qh, kh + <usize>t * posBytes, headSize) / scale);
-      }
       softmax_f32(ah, nPos);
-      for (let t = 0; t < nPos; t++) {
-        axpy(oh, load<f32>(ah + (<usize>t << 2)), vh + <usize>t * posBytes, headSize);
-      }
-    } else {
-      // Scores of the valid positions, compacted; the second pass walks the same positions in the same order.
-      const vg = valid + <usize>(g * validStride);
-      let n = 0;
-      for (let t = 0; t < nPos; t++) {
-        if (load<u8>(vg + <usize>t) == 0) continue;
-        store<f32>(ah + (<usize>n << 2), dot(qh, kh + <usize>t * posBytes, headSize) / scale);
-        n++;
-      }
-      softmax_f32(ah, n);
-      n = 0;
-      for (let t = 0; t < nPos; t++) {
-        if (load<u8>(vg + <usize>t) == 0) continue;
-        axpy(oh, load<f32>(ah + (<usize>n << 2)), vh + <usize>t * posBytes, headSize);
-        n++;
-      }
+      continue;
+    }
+    const vg = valid + <usize>((h / group) * validStride);
+    let n = 0;
+    for (let t = 0; t < nPos; t++) {
+      if (load<u8>(vg + <usize>t) == 0) continue;
+      store<f32>(ah + (<usize>n << 2), load<f32>(ah + (<usize>t << 2)));
+      n++;
+    }
+    softmax_f32(ah, n);
+    for (let t = nPos - 1; t >= 0 && n > 0; t--) {
+      if (load<u8>(vg + <usize>t) == 0) continue;
+      n--;
+      store<f32>(ah + (<usize>t << 2), load<f32>(ah + (<usize>n << 2)));
+    }
+  }
+  // Weighted sum of V, positions in order for every head.
+  for (let t = 0; t < nPos; t++) {
+    const vt = vCache + <usize>t * posBytes;
+    for (let h = headStart; h < headEnd; h++) {
+      const g = h / group;
+      if (valid != 0 && load<u8>(valid + <usize>(g * validStride + t)) == 0) continue;
+      axpy(out + <usize>h * headBytes, load<f32>(att + <usize>h * attBytes + (<usize>t << 2)), vt + <usize>g * headBytes, headSize);
     }
   }
 }
