@@ -6,7 +6,7 @@ import { Engine } from "../engine/engine";
 import type { Tensor } from "../engine/tensor";
 import { AttentionBlock } from "../models/attention";
 import type { LlamaConfig } from "../models/config";
-import { parseHeadGateSpec, type KvPolicy } from "../models/gates/head-gate";
+import { topHeadsGate, type KvPolicy } from "../models/gates/head-gate";
 import { KVCache } from "../models/kv-cache";
 import { RopeTable } from "../models/rope";
 import type { LayerWeights } from "../models/weights";
@@ -52,7 +52,7 @@ export async function runAttentionBench(opts: {
     let denseMs = 0;
     for (const sparsity of opts.sparsities ?? [0, 0.5, 0.75]) {
       for (const policy of sparsity === 0 ? (["keep"] as const) : (["keep", "skip"] as const)) {
-        block.configure(sparsity === 0 ? null : parseHeadGateSpec(`topk:${1 - sparsity}`, heads), policy, true);
+        block.configure(sparsity === 0 ? null : topHeadsGate(`topk:${1 - sparsity}`, heads), policy, true);
         for (let pos = 0; pos < context; pos++) {
           x.f32()[pos % dim] += 0.01; // vary the input so the chosen heads vary
           block.run(0, lw, x, out, pos);

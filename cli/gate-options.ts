@@ -69,12 +69,10 @@ export function parseGateOptions(v: Record<string, unknown>): GateChoice {
   }
   const calibTokens = number(v["calib-tokens"] as string | undefined, "--calib-tokens", 4096, isPosInt, "a positive integer");
   const headGate = (v["head-gate"] as string | undefined) ?? "dense";
-  if (!headGate.startsWith("predictor:")) {
-    try {
-      parseHeadGateSpec(headGate, 1);
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
+  try {
+    parseHeadGateSpec(headGate);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
   }
   const kvPolicy = ((v["kv-policy"] as string | undefined) ?? "keep") as KvPolicy;
   if (!KV_POLICIES.includes(kvPolicy)) throw new UsageError(`--kv-policy must be one of ${KV_POLICIES.join(", ")}, got '${kvPolicy}'`);

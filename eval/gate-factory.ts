@@ -6,7 +6,7 @@ import { readCalibration } from "../models/gates/calibration";
 import type { NeuronGate } from "../models/gates/neuron-gate";
 import { readPredictor, readPredictorHeader } from "../models/gates/predictor-file";
 import { PredictorGate, predictorBytes } from "../models/gates/predictor-gate";
-import { parseHeadGateSpec, type HeadGate } from "../models/gates/head-gate";
+import { parseHeadGateSpec, topHeadsGate, type HeadGate, type HeadGateSpec } from "../models/gates/head-gate";
 import { HeadPredictorGate } from "../models/gates/head-predictor-gate";
 import { PromptGate } from "../models/gates/prompt-gate";
 import { formatGateSpec, type GateSpec } from "../models/gates/spec";
@@ -78,8 +78,8 @@ export function buildTeal(spec: GateSpec, model: LlamaModel, opts: GateFactoryOp
 
 /** Head gate specs: dense, topk:F, norm:F, predictor:FILE[:topk:F] (default: the fraction it was fitted for). */
 export function buildHeadGate(spec: string, model: LlamaModel): HeadGate | null {
-  const p = headPredictorSpec(spec);
-  if (!p) return parseHeadGateSpec(spec, model.config.nHeads);
+  const p = parseSpec(spec);
+  if (p.kind !== "predictor") return topHeadsGate(spec, model.config.nHeads);
   const predictor = readPredictor(p.file, model);
   const keep = p.keep ?? Number(predictor.header.label.split(":")[1]);
   return new HeadPredictorGate(spec, predictor, model, keep);
@@ -87,14 +87,14 @@ export function buildHeadGate(spec: string, model: LlamaModel): HeadGate | null 
 
 /** Engine bytes a head gate keeps in the model's engine: pass (with gateBytes) as loadModel's reserveBytes. */
 export function headGateBytes(spec: string): number {
-  const p = headPredictorSpec(spec);
-  return p ? predictorBytes(readPredictorHeader(p.file)) : 0;
+  const p = parseSpec(spec);
+  return p.kind === "predictor" ? predictorBytes(readPredictorHeader(p.file)) : 0;
 }
 
-function headPredictorSpec(spec: string): { file: string; keep: number | null } | null {
-  if (!spec.startsWith("predictor:")) return null;
-  const m = /^predictor:(.+?)(?::topk:([0-9.]+))?$/.exec(spec)!;
-  const keep = m[2] === undefined ? null : Number(m[2]);
-  if (keep !== null && !(keep > 0 && keep <= 1)) throw new DynactError(`--head-gate ${spec}: the kept fraction must be in (0, 1]`);
-  return { file: m[1], keep };
+function parseSpec(spec: string): HeadGateSpec {
+  try {
+    return parseHeadGateSpec(spec);
+  } catch (e) {
+    throw new DynactError((e as Error).message);
+  }
 }

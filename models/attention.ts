@@ -10,7 +10,7 @@ import type { Engine } from "../engine/engine";
 import { DynactError } from "../engine/errors";
 import { attention } from "../engine/ops/attention";
 import { matmul } from "../engine/ops/matmul";
-import { matvec } from "../engine/ops/matvec";
+import { matvec, matvecBlocks } from "../engine/ops/matvec";
 import { rope } from "../engine/ops/rope";
 import { matvecColumns, scatterAxpy, scatterHeads } from "../engine/ops/sparse";
 import type { Tensor } from "../engine/tensor";
@@ -55,6 +55,7 @@ export class AttentionBlock {
   // whether this position writes it.
   private readonly headScores: Float32Array;
   private readonly kvActive: Uint8Array;
+  private readonly kvIdx: Int32Array; // the active KV heads in order (skip policy)
   private tokens = 0;
   private active: number[];
   private holes: number[];
@@ -65,6 +66,7 @@ export class AttentionBlock {
     this.shape = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headSize: this.hs };
     this.headScores = new Float32Array(c.nHeads);
     this.kvActive = new Uint8Array(c.nKvHeads);
+    this.kvIdx = new Int32Array(c.nKvHeads);
     this.q = engine.tensor([c.dim]);
     this.o = engine.tensor([c.dim]);
     this.att = engine.tensor([c.nHeads, c.seqLen]);
@@ -136,11 +138,8 @@ export class AttentionBlock {
     if (gate?.score === "input") count = gate.select(l, null, idx, x);
     if (gate?.score === "input" && this.policy !== "mask" && count < c.nHeads) {
       // Heads known from the input: only their query rows (row ranges give each row the bits of the full product).
-      for (let i = 0; i < count; i++) {
-        const h = idx[i];
-        matvec(q, lw.wq, x, h * hs, (h + 1) * hs);
-        rope(q.slice(h * hs, hs), hs, cos, sin);
-      }
+      matvecBlocks(q, lw.wq, x, idx, count, hs);
+      for (let i = 0; i < count; i++) rope(q.slice(idx[i] * hs, hs), hs, cos, sin);
     } else if (lw.inputsTransposed) {
       // TEAL gather: q, k and v as column gathers over x's nonzero entries (no head gate: checked at configure).
       const nonzero = matvecColumns(q, lw.wq, x, this.colIdx, this.colVals);
@@ -168,12 +167,12 @@ export class AttentionBlock {
       rope(k, hs, cos, sin);
     } else {
       // Row ranges of the dense kernel: each row's bits are those of the full product.
-      for (let g = 0; g < c.nKvHeads; g++) {
-        if (!kvActive[g]) continue;
-        matvec(k, lw.wk, x, g * hs, (g + 1) * hs);
-        matvec(v, lw.wv, x, g * hs, (g + 1) * hs);
-        rope(k.slice(g * hs, hs), hs, cos, sin);
-      }
+      const kvIdx = this.kvIdx;
+      let kvCount = 0;
+      for (let g = 0; g < c.nKvHeads; g++) if (kvActive[g]) kvIdx[kvCount++] = g;
+      matvecBlocks(k, lw.wk, x, kvIdx, kvCount, hs);
+      matvecBlocks(v, lw.wv, x, kvIdx, kvCount, hs);
+      for (let i = 0; i < kvCount; i++) rope(k.slice(kvIdx[i] * hs, hs), hs, cos, sin);
     }
     for (let g = 0; g < c.nKvHeads; g++) validMap[g * c.seqLen + pos] = kvActive[g];
     const holesSoFar = this.policy === "skip" ? valid : null;

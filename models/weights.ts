@@ -91,6 +91,15 @@ function readEntry(fd: number, ckpt: Checkpoint, e: TensorEntry, dest: Uint8Arra
   if (e.permute) halfSplitToInterleaved(dest, e.shape[0], e.permute.heads);
 }
 
+/**
+ * A checkpoint's tensors for the format writers: every canonical tensor's values as f32 (readTensorData), the
+ * classifier read from token_embd when the checkpoint ties them, and whether it does.
+ */
+export function tensorSource(ckpt: Checkpoint): { tied: boolean; tensor: (name: string) => Float32Array } {
+  const tied = !ckpt.tensors.has("output");
+  return { tied, tensor: (name) => readTensorData(ckpt, name === "output" && tied ? "token_embd" : name) };
+}
+
 /** One tensor's values as f32, dequantized if stored otherwise (for conversion and tests; models load with loadWeights). */
 export function readTensorData(ckpt: Checkpoint, name: string): Float32Array {
   const e = ckpt.tensors.get(name);

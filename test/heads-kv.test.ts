@@ -9,7 +9,7 @@ import { randomTensor } from "../bench/random-model";
 import { selectTopkRef } from "../engine/reference";
 import { headSize, kvDim, type LlamaConfig } from "../models/config";
 import { writeLlama2cCheckpoint } from "../models/formats/llama2c";
-import { parseHeadGateSpec, selectTopHeads, type KvPolicy } from "../models/gates/head-gate";
+import { parseHeadGateSpec, topHeadsGate, selectTopHeads, type KvPolicy } from "../models/gates/head-gate";
 import type { LlamaModel } from "../models/llama";
 import { buildModel, loadModel, openCheckpoint } from "../models/load";
 import { haveAssets, shared } from "./assets";
@@ -73,6 +73,18 @@ test("selectTopHeads keeps the k largest scores, ties to the lowest index, ascen
   );
 });
 
+test("head gate specs parse in one place: every kind, and a clear error otherwise", () => {
+  expect(parseHeadGateSpec("dense")).toEqual({ kind: "dense" });
+  expect(parseHeadGateSpec("topk:0.5")).toEqual({ kind: "topk", keep: 0.5 });
+  expect(parseHeadGateSpec("norm:1")).toEqual({ kind: "norm", keep: 1 });
+  expect(parseHeadGateSpec("predictor:a:b.pred")).toEqual({ kind: "predictor", file: "a:b.pred", keep: null });
+  expect(parseHeadGateSpec("predictor:h.pred:topk:0.25")).toEqual({ kind: "predictor", file: "h.pred", keep: 0.25 });
+  expect(() => parseHeadGateSpec("predictor:h.pred:topk:2")).toThrow(/kept fraction/);
+  expect(() => parseHeadGateSpec("topk:1.5")).toThrow(/expected dense/);
+  expect(() => parseHeadGateSpec("random:0.5")).toThrow(/expected dense/);
+  expect(() => topHeadsGate("predictor:h.pred", 8)).toThrow(/buildHeadGate/);
+});
+
 test("skip never reads a hole; keep equals mask exactly (random GQA shapes, gates, sequences)", () => {
   fc.assert(
     fc.property(
@@ -81,7 +93,7 @@ test("skip never reads a hole; keep equals mask exactly (random GQA shapes, gate
       fc.array(fc.integer({ min: 3, max: 39 }), { minLength: 4, maxLength: 20 }),
       (nKv, group, hs, seed, kind, keep, ids) => {
         const model = buildModel(openCheckpoint(tinyModel(nKv * group, nKv, hs, seed)), { transposeWo: true });
-        const gate = parseHeadGateSpec(`${kind}:${keep}`, model.config.nHeads);
+        const gate = topHeadsGate(`${kind}:${keep}`, model.config.nHeads);
         model.configureHeads(gate, "skip");
         for (const logits of run(model, ids, true)) expect(logits.every(Number.isFinite)).toBe(true);
         model.configureHeads(gate, "keep");
@@ -103,7 +115,7 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin"))("on st
   test("keep with no skipped head equals dense; the transposed W_o agrees with the row layout", () => {
     model.configureHeads(null, "keep");
     const dense = run(model, ids);
-    model.configureHeads(parseHeadGateSpec("topk:1", 8), "keep");
+    model.configureHeads(topHeadsGate("topk:1", 8), "keep");
     expect(run(model, ids)).toEqual(dense);
     const rows = run(rowsModel, ids);
     // The two layouts sum W_o's products in different orders: f32 rounding only.
@@ -111,19 +123,19 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin"))("on st
   });
 
   test("stats: head activity and KV holes per layer", () => {
-    model.configureHeads(parseHeadGateSpec("topk:0.25", 8), "skip");
+    model.configureHeads(topHeadsGate("topk:0.25", 8), "skip");
     run(model, ids);
     const s = model.attentionStats;
     for (const a of s.head_active_fraction) expect(a).toBeCloseTo(2 / 8, 10);
     // 2 of 8 query heads read at most 2 of the 4 KV heads: at least half the KV heads are holes
     for (const h of s.kv_hole_fraction) expect(h).toBeGreaterThanOrEqual(0.5);
-    model.configureHeads(parseHeadGateSpec("topk:0.25", 8), "keep");
+    model.configureHeads(topHeadsGate("topk:0.25", 8), "keep");
     run(model, ids);
     for (const h of model.attentionStats.kv_hole_fraction) expect(h).toBe(0);
   });
 
   test("skip loses information that keep retains: outputs differ, and perplexity-relevant logits stay finite", () => {
-    const gate = parseHeadGateSpec("topk:0.5", 8);
+    const gate = topHeadsGate("topk:0.5", 8);
     const out: Record<KvPolicy, Float32Array[]> = { keep: [], skip: [], mask: [] };
     for (const policy of ["keep", "skip", "mask"] as const) {
       model.configureHeads(gate, policy);
@@ -135,6 +147,6 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin"))("on st
   });
 
   test("a head gate without the transposed W_o is refused", () => {
-    expect(() => rowsModel.configureHeads(parseHeadGateSpec("topk:0.5", 8), "keep")).toThrow(/transposeWo/);
+    expect(() => rowsModel.configureHeads(topHeadsGate("topk:0.5", 8), "keep")).toThrow(/transposeWo/);
   });
 });

@@ -19,6 +19,7 @@ import type { LlamaConfig } from "../models/config";
 import { writeGguf } from "../models/formats/gguf";
 import { writeLlama2cCheckpoint } from "../models/formats/llama2c";
 import { FixedGate } from "../models/gates/fixed-gate";
+import { topHeadsGate } from "../models/gates/head-gate";
 import { buildModel, loadModel, openCheckpoint } from "../models/load";
 import type { TealHook, TealPoint } from "../models/teal";
 import type { Tensor } from "../engine/tensor";
@@ -132,6 +133,7 @@ describe("TEAL gather mode on whole models", () => {
     writeLlama2cCheckpoint(f32, config, (name) => randomTensor(config, name, 1), { version: 1, tied: false });
     const model = buildModel(openCheckpoint(f32), { transposeInputs: true });
     expect(() => model.configureFfn({ gate: new FixedGate("gate", [0]), mode: "gather" })).toThrow(DynactError);
+    expect(() => model.configureHeads(topHeadsGate("topk:1", 1), "keep")).toThrow(/TEAL's gather mode/);
     const q8 = path.join(dir, "g8.gguf");
     writeGguf(q8, config, (name) => randomTensor(config, name, 1), { dtype: "q8_0", tied: false });
     expect(() => buildModel(openCheckpoint(q8), { transposeInputs: true })).toThrow(/f32 only/);

@@ -179,7 +179,6 @@ describe("determinism", () => {
     const o = { ...opts, l1: 0.1, l1Warmup: 0 };
     for (const [sparsity, above] of [[0.99, true], [0.01, false]] as const) {
       const r = trainer({ ...o, sparsity }).runStep();
-      r.l1.forEach((x, l) => expect(x).toBe(0.1 * l1Steering(sparsity, r.zeroFraction[l])));
       expect(r.l1.every((x) => (above ? x === 0.1 : x === 0))).toBe(true);
     }
   });

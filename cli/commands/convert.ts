@@ -9,7 +9,7 @@ import { loadTokenizer, openCheckpoint } from "../../models/load";
 import { SentencePieceBpeTokenizer } from "../../models/tokenizer/sentencepiece-bpe";
 import { TokenizerJson } from "../../models/tokenizer/tokenizer-json";
 import type { Tokenizer } from "../../models/tokenizer/tokenizer";
-import { readTensorData } from "../../models/weights";
+import { tensorSource } from "../../models/weights";
 import { MODEL_OPTIONS, parse, requireString } from "../args";
 import { UsageError } from "../usage-error";
 
@@ -52,9 +52,8 @@ export async function run(argv: string[]): Promise<void> {
   if (!dtypes.includes(dtype)) throw new UsageError(`--to ${to} writes --dtype ${dtypes.join(", ")}; got '${dtype}'`);
 
   const ckpt = openCheckpoint(file);
-  const tied = !ckpt.tensors.has("output");
   // Non-f32 sources are dequantized: every writer takes f32 values and encodes them itself.
-  const tensor = (name: string): Float32Array => readTensorData(ckpt, name === "output" && tied ? "token_embd" : name);
+  const { tied, tensor } = tensorSource(ckpt);
   const note = (line: string) => process.stderr.write(`${line}\n`);
   let fallbacks: { name: string; dtype: string; reason: string }[] = [];
   let withTokenizer = false;

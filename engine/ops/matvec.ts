@@ -1,6 +1,7 @@
 import { activationBytes } from "../dtype";
 import type { RowKernelName } from "../engine";
 import type { Tensor } from "../tensor";
+import { ShapeError } from "../errors";
 import { check, checkF32, shapeOf } from "./check";
 
 /**
@@ -10,36 +11,58 @@ import { check, checkF32, shapeOf } from "./check";
  * one product across threads should quantize once and run the kernel per range.
  */
 export function matvec(out: Tensor, w: Tensor, x: Tensor, rowStart = 0, rowEnd = w.shape[0]): void {
-  checkF32("matvec", out, x);
-  check("matvec", w.engine === x.engine, () => "tensors from different engines");
   const [d, n] = w.shape;
-  check("matvec", w.shape.length === 2 && x.size === n && out.size === d, () =>
-    `w ${shapeOf(w)}, x ${shapeOf(x)}, out ${shapeOf(out)}`);
   check("matvec", 0 <= rowStart && rowStart <= rowEnd && rowEnd <= d, () => `rows [${rowStart}, ${rowEnd}) of ${d}`);
+  const { kernel, xArg } = prepare("matvec", out, w, x);
   const engine = w.engine;
-  const k = engine.kernels;
-  let xArg = x.offset;
-  let kernel: RowKernelName;
-  switch (w.dtype) {
-    case "f32":
-    case "f16":
-    case "bf16":
-      kernel = `matvec_${w.dtype}`;
-      break;
-    case "q8_0":
-    case "q4_0":
-      xArg = engine.scratch("matvec", activationBytes(n));
-      k.quantize_act_q8_0(xArg, x.offset, n);
-      kernel = `matvec_${w.dtype}`;
-      break;
-    default:
-      return check("matvec", false, () => `${w.dtype} weights`);
-  }
   // Whole products big enough to pay for waking the workers are split by rows across the pool.
   if (engine.pool && rowStart === 0 && rowEnd === d && d * n >= POOL_MIN_MACS) {
     engine.pool.run(kernel, out.offset, w.offset, xArg, n, d);
   } else {
-    k[kernel](out.offset, w.offset, xArg, n, rowStart, rowEnd);
+    engine.kernels[kernel](out.offset, w.offset, xArg, n, rowStart, rowEnd);
+  }
+}
+
+/**
+ * The rows [b·blockRows, (b+1)·blockRows) of w · x for each block b in blocks[0, count): e.g. the query rows of
+ * the kept attention heads. x is quantized once for all of them (quantized weights); every row has the bits of the
+ * full product.
+ */
+export function matvecBlocks(out: Tensor, w: Tensor, x: Tensor, blocks: ArrayLike<number>, count: number, blockRows: number): void {
+  const [d, n] = w.shape;
+  const { kernel, xArg } = prepare("matvecBlocks", out, w, x);
+  const run = w.engine.kernels[kernel];
+  for (let i = 0; i < count; i++) {
+    const b = blocks[i];
+    check("matvecBlocks", Number.isInteger(b) && b >= 0 && (b + 1) * blockRows <= d, () =>
+      `block ${b} of ${blockRows} rows in ${d}`);
+    run(out.offset, w.offset, xArg, n, b * blockRows, (b + 1) * blockRows);
+  }
+}
+
+type MatvecKernel = Extract<RowKernelName, `matvec_${string}`>;
+
+// Shape checks, then the row kernel for w's dtype and its x argument (quantized into the engine's scratch first
+// for q8_0/q4_0 weights).
+function prepare(op: string, out: Tensor, w: Tensor, x: Tensor): { kernel: MatvecKernel; xArg: number } {
+  checkF32(op, out, x);
+  check(op, w.engine === x.engine, () => "tensors from different engines");
+  const [d, n] = w.shape;
+  check(op, w.shape.length === 2 && x.size === n && out.size === d, () =>
+    `w ${shapeOf(w)}, x ${shapeOf(x)}, out ${shapeOf(out)}`);
+  switch (w.dtype) {
+    case "f32":
+    case "f16":
+    case "bf16":
+      return { kernel: `matvec_${w.dtype}`, xArg: x.offset };
+    case "q8_0":
+    case "q4_0": {
+      const xArg = w.engine.scratch(op, activationBytes(n));
+      w.engine.kernels.quantize_act_q8_0(xArg, x.offset, n);
+      return { kernel: `matvec_${w.dtype}`, xArg };
+    }
+    default:
+      throw new ShapeError(`${op}: ${w.dtype} weights`);
   }
 }
 

@@ -8,7 +8,7 @@ import { quantize } from "../../engine/quant";
 import type { Checkpoint, TensorEntry } from "../checkpoint";
 import { canonicalShapes } from "../checkpoint";
 import { headSize, validateConfig, type LlamaConfig } from "../config";
-import { readTensorData } from "../weights";
+import { tensorSource } from "../weights";
 import { brief, fieldName, FormatError } from "./format-error";
 import {
   GGUF_TYPES, metaFloat, metaInt, metaString, type GgufArray, type GgufData, type GgufMetadata, type GgufType, type GgufValue,
@@ -467,8 +467,7 @@ export function writeGguf(
  * a time, dequantized to f32 when stored otherwise, then encoded.
  */
 export function convertToGguf(ckpt: Checkpoint, out: string, dtype: GgufDType, tokenizer?: GgufTokenizer): GgufWriteResult {
-  const tied = !ckpt.tensors.has("output");
-  const tensor = (name: string): Float32Array => readTensorData(ckpt, name === "output" && tied ? "token_embd" : name);
+  const { tied, tensor } = tensorSource(ckpt);
   return writeGguf(out, ckpt.config, tensor, { dtype, tied, tokenizer });
 }
 

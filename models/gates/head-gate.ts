@@ -63,12 +63,32 @@ export class TopHeadsGate implements HeadGate {
 export type KvPolicy = "keep" | "skip" | "mask";
 export const KV_POLICIES: readonly KvPolicy[] = ["keep", "skip", "mask"];
 
-export function parseHeadGateSpec(spec: string, nHeads: number): HeadGate | null {
-  if (spec === "dense") return null;
+/** A --head-gate spec: dense, topk:F, norm:F, or predictor:FILE[:topk:F] (keep null: the fraction it was fitted for). */
+export type HeadGateSpec =
+  | { kind: "dense" }
+  | { kind: "topk" | "norm"; keep: number }
+  | { kind: "predictor"; file: string; keep: number | null };
+
+export function parseHeadGateSpec(spec: string): HeadGateSpec {
+  if (spec === "dense") return { kind: "dense" };
+  const p = /^predictor:(.+?)(?::topk:([0-9.]+))?$/.exec(spec);
+  if (p) {
+    const keep = p[2] === undefined ? null : Number(p[2]);
+    if (keep !== null && !(keep > 0 && keep <= 1)) throw new Error(`--head-gate ${spec}: the kept fraction must be in (0, 1]`);
+    return { kind: "predictor", file: p[1], keep };
+  }
   const m = /^(topk|norm):(.+)$/.exec(spec);
   const keep = m ? Number(m[2]) : NaN;
   if (!m || !(keep >= 0 && keep <= 1)) {
-    throw new Error(`--head-gate ${spec}: expected dense, topk:F or norm:F with F in [0, 1]`);
+    throw new Error(`--head-gate ${spec}: expected dense, topk:F, norm:F (F in [0, 1]) or predictor:FILE[:topk:F]`);
   }
-  return new TopHeadsGate(spec, m[1] === "topk" ? "query-norm" : "output-norm", keep, nHeads);
+  return { kind: m[1] as "topk" | "norm", keep };
+}
+
+/** The gate of a dense, topk:F or norm:F spec (a predictor spec needs its file and model: eval/gate-factory.ts). */
+export function topHeadsGate(spec: string, nHeads: number): HeadGate | null {
+  const p = parseHeadGateSpec(spec);
+  if (p.kind === "dense") return null;
+  if (p.kind === "predictor") throw new Error(`--head-gate ${spec}: a predictor gate is built from its file (buildHeadGate)`);
+  return new TopHeadsGate(spec, p.kind === "topk" ? "query-norm" : "output-norm", p.keep, nHeads);
 }
