@@ -27,18 +27,20 @@ export function matvec_rows_f32(out: usize, w: usize, x: usize, n: i32, idx: usi
 export function scatter_axpy_f32(out: usize, wt: usize, a: usize, idx: usize, count: i32, dim: i32): void {
   const rowBytes = <usize>dim << 2;
   memory.fill(out, 0, rowBytes);
-  let k = 0;
-  // Four neurons per pass over `out`: a quarter of the loads and stores of out.
-  for (; k + 4 <= count; k += 4) {
+  // Four neurons per pass over `out` (a quarter of its loads and stores), from the four quarters of the (ascending)
+  // index list: four long forward streams through Wt, as the row gathers read theirs.
+  const q = count >> 2;
+  const quarter = <usize>q << 2;
+  for (let k = 0; k < q; k++) {
     const ip = idx + (<usize>k << 2);
     const ap = a + (<usize>k << 2);
     const r0 = wt + <usize>load<i32>(ip) * rowBytes;
-    const r1 = wt + <usize>load<i32>(ip, 4) * rowBytes;
-    const r2 = wt + <usize>load<i32>(ip, 8) * rowBytes;
-    const r3 = wt + <usize>load<i32>(ip, 12) * rowBytes;
-    axpy4(out, r0, r1, r2, r3, load<f32>(ap), load<f32>(ap, 4), load<f32>(ap, 8), load<f32>(ap, 12), dim);
+    const r1 = wt + <usize>load<i32>(ip + quarter) * rowBytes;
+    const r2 = wt + <usize>load<i32>(ip + 2 * quarter) * rowBytes;
+    const r3 = wt + <usize>load<i32>(ip + 3 * quarter) * rowBytes;
+    axpy4(out, r0, r1, r2, r3, load<f32>(ap), load<f32>(ap + quarter), load<f32>(ap + 2 * quarter), load<f32>(ap + 3 * quarter), dim);
   }
-  for (; k < count; k++) {
+  for (let k = 4 * q; k < count; k++) {
     axpy(out, load<f32>(a + (<usize>k << 2)), wt + <usize>load<i32>(idx + (<usize>k << 2)) * rowBytes, dim);
   }
 }

@@ -54,14 +54,20 @@ export function scatter_axpy_q8_0(out: usize, wt: usize, a: usize, idx: usize, c
   memory.fill(out, 0, <usize>dim << 2);
   const nb = dim / QK;
   const rowBytes = <usize>nb * Q8_0_BLOCK_BYTES;
-  let k = 0;
-  for (; k + 4 <= count; k += 4) {
+  // Four rows per pass from the four quarters of the index list (long forward streams, as in sparse.ts).
+  const q = count >> 2;
+  const quarter = <usize>q << 2;
+  for (let k = 0; k < q; k++) {
     const ip = idx + (<usize>k << 2);
+    const ap = a + (<usize>k << 2);
     let r0 = wt + <usize>load<i32>(ip) * rowBytes;
-    let r1 = wt + <usize>load<i32>(ip, 4) * rowBytes;
-    let r2 = wt + <usize>load<i32>(ip, 8) * rowBytes;
-    let r3 = wt + <usize>load<i32>(ip, 12) * rowBytes;
-    const av = v128.load(a + (<usize>k << 2));
+    let r1 = wt + <usize>load<i32>(ip + quarter) * rowBytes;
+    let r2 = wt + <usize>load<i32>(ip + 2 * quarter) * rowBytes;
+    let r3 = wt + <usize>load<i32>(ip + 3 * quarter) * rowBytes;
+    let av = v128.load32_zero(ap);
+    av = v128.load32_lane(ap + quarter, av, 1);
+    av = v128.load32_lane(ap + 2 * quarter, av, 2);
+    av = v128.load32_lane(ap + 3 * quarter, av, 3);
     let o = out;
     for (let b = 0; b < nb; b++) {
       let dw = i32x4.splat(0);
@@ -83,7 +89,7 @@ export function scatter_axpy_q8_0(out: usize, wt: usize, a: usize, idx: usize, c
       o += <usize>QK << 2;
     }
   }
-  for (; k < count; k++) {
+  for (let k = 4 * q; k < count; k++) {
     let r = wt + <usize>load<i32>(idx + (<usize>k << 2)) * rowBytes;
     const ak = load<f32>(a + (<usize>k << 2));
     let o = out;
@@ -127,15 +133,16 @@ export function scatter_axpy_f16(out: usize, wt: usize, a: usize, idx: usize, co
   memory.fill(out, 0, <usize>dim << 2);
   const rowBytes = <usize>dim << 1;
   const d8 = dim & ~7;
-  let k = 0;
-  for (; k + 4 <= count; k += 4) {
+  const q = count >> 2;
+  const quarter = <usize>q << 2;
+  for (let k = 0; k < q; k++) {
     const ip = idx + (<usize>k << 2);
     const ap = a + (<usize>k << 2);
     const r0 = wt + <usize>load<i32>(ip) * rowBytes;
-    const r1 = wt + <usize>load<i32>(ip, 4) * rowBytes;
-    const r2 = wt + <usize>load<i32>(ip, 8) * rowBytes;
-    const r3 = wt + <usize>load<i32>(ip, 12) * rowBytes;
-    const a0 = load<f32>(ap), a1 = load<f32>(ap, 4), a2 = load<f32>(ap, 8), a3 = load<f32>(ap, 12);
+    const r1 = wt + <usize>load<i32>(ip + quarter) * rowBytes;
+    const r2 = wt + <usize>load<i32>(ip + 2 * quarter) * rowBytes;
+    const r3 = wt + <usize>load<i32>(ip + 3 * quarter) * rowBytes;
+    const a0 = load<f32>(ap), a1 = load<f32>(ap + quarter), a2 = load<f32>(ap + 2 * quarter), a3 = load<f32>(ap + 3 * quarter);
     const v0 = f32x4.splat(a0), v1 = f32x4.splat(a1), v2 = f32x4.splat(a2), v3 = f32x4.splat(a3);
     let j = 0;
     for (; j < d8; j += 8) {
@@ -161,7 +168,7 @@ export function scatter_axpy_f16(out: usize, wt: usize, a: usize, idx: usize, co
       store<f32>(p, load<f32>(p) + s);
     }
   }
-  for (; k < count; k++) {
+  for (let k = 4 * q; k < count; k++) {
     const r = wt + <usize>load<i32>(idx + (<usize>k << 2)) * rowBytes;
     const ak = load<f32>(a + (<usize>k << 2));
     const v = f32x4.splat(ak);
