@@ -16,7 +16,7 @@ export { generate, type GenerateOptions, type GenerateResult, type StopReason } 
 export { Sampler, type SamplerOptions } from "./models/sampler";
 
 export { perplexity, type PerplexityOptions, type PerplexityResult } from "./eval/perplexity";
-export { compareModels, quantReport, type Comparison, type QuantReport, type QuantReportOptions } from "./eval/quant-report";
+export { compareModels, quantReport, type CandidateComparison, type Comparison, type QuantReport, type QuantReportOptions } from "./eval/quant-report";
 export { readTextTokens } from "./eval/text";
 export { readTask, type McItem, type McTask } from "./eval/tasks";
 export { evaluate, type EvaluateOptions, type ItemResult, type TaskResult } from "./eval/multiple-choice";

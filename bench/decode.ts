@@ -1,13 +1,11 @@
 // End-to-end decode speed: tokens/s on deterministic random-weight models, f32, one thread, greedy from BOS.
 // When LLAMA2C_RUN points to a built llama2.c `run`, the same checkpoint runs through it in the same session,
 // interleaved round by round, and the ratio of medians is reported.
-import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { argmax } from "../engine/ops/argmax";
-import { DynactError } from "../engine/errors";
 import type { LlamaModel } from "../models/llama";
 import { buildModel, openCheckpoint } from "../models/load";
+import { llama2cTokensPerSecond, llamaCppTokensPerSecond, peerBinary } from "./peers";
 import { randomGgufModel, randomLlama2cModel, syntheticLlama2cTokenizer } from "./random-model";
 import { SHAPES, type BenchShape } from "./shapes";
 import { summarize, type Summary } from "./stats";
@@ -52,35 +50,14 @@ export function decodeTokensPerSecond(model: LlamaModel, steps: number): number 
   return (steps - 1) / ((performance.now() - start) / 1000);
 }
 
-function llamaCppTokensPerSecond(bench: string, model: string, steps: number): number {
-  const r = spawnSync(bench, ["-m", model, "-p", "0", "-n", String(steps), "-t", "1", "-r", "1", "-o", "json"], { encoding: "utf8" });
-  let tps: number | undefined;
-  try {
-    tps = (JSON.parse(r.stdout) as { avg_ts: number }[])[0]?.avg_ts;
-  } catch {
-    // reported below
-  }
-  if (r.status !== 0 || !tps) throw new DynactError(`llama-bench failed (${bench}): ${(r.stderr || r.error?.message || "").trim().split("\n").pop()}`);
-  return tps;
-}
-
-function llama2cTokensPerSecond(run: string, model: string, tokenizer: string, steps: number): number {
-  const r = spawnSync(run, [model, "-z", tokenizer, "-t", "0", "-n", String(steps), "-i", ""], { encoding: "utf8" });
-  const m = /achieved tok\/s: ([\d.]+)/.exec(r.stderr ?? "");
-  if (r.status !== 0 || !m) throw new DynactError(`llama2.c run failed (${run}): ${(r.stderr || r.error?.message || "").trim()}`);
-  return Number(m[1]);
-}
-
 export function runDecodeBench(opts: DecodeBenchOptions = {}): DecodeResult[] {
   const shapes = opts.shapes ?? SHAPES;
   const steps = opts.steps ?? 256;
   const rounds = opts.rounds ?? 5;
   const log = opts.log ?? (() => {});
-  const run = opts.llama2cRun ?? process.env.LLAMA2C_RUN;
-  if (run && !existsSync(run)) throw new DynactError(`LLAMA2C_RUN=${run}: no such file`);
+  const run = peerBinary("LLAMA2C_RUN", opts.llama2cRun);
   const threads = opts.threads ?? [1];
-  const llamaBench = opts.llamaBench ?? process.env.LLAMA_BENCH;
-  if (llamaBench && !existsSync(llamaBench)) throw new DynactError(`LLAMA_BENCH=${llamaBench}: no such file`);
+  const llamaBench = peerBinary("LLAMA_BENCH", opts.llamaBench);
   const models = shapes.flatMap((s) => (opts.dtypes ?? ["f32"]).map((dtype) => {
     log(`preparing ${s.name} ${dtype} (random weights)…`);
     const config = { ...s.config, seqLen: Math.max(steps, s.config.seqLen) };
@@ -100,7 +77,7 @@ export function runDecodeBench(opts: DecodeBenchOptions = {}): DecodeResult[] {
         ours[i][j].push(decodeTokensPerSecond(m.model, steps));
       });
       if (run && m.bin) llama2c[i].push(llama2cTokensPerSecond(run, m.bin, m.tokenizer, steps));
-      if (llamaBench) llamacpp[i].push(llamaCppTokensPerSecond(llamaBench, m.gguf!, steps));
+      if (llamaBench) llamacpp[i].push(llamaCppTokensPerSecond(llamaBench, m.gguf!, { generate: steps }));
       log(`round ${r + 1}/${rounds} ${m.shape.name} ${m.dtype}: dynact ${threads.map((t, j) => `${ours[i][j].at(-1)!.toFixed(1)} (${t}T)`).join(", ")} tok/s` +
         (llama2c[i].length ? `, llama2.c ${llama2c[i].at(-1)!.toFixed(1)}` : "") +
         (llamacpp[i].length ? `, llama.cpp ${llamacpp[i].at(-1)!.toFixed(1)}` : ""));

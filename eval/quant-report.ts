@@ -22,16 +22,22 @@ export interface Scores {
   top1_accuracy: number;
 }
 
-export interface Comparison {
-  tokens: number;
-  reference: Scores;
-  candidate: Scores;
+/** How one candidate's next-token distributions differ from the reference's. */
+export interface CandidateComparison {
+  scores: Scores;
   /** Fraction of positions where the candidate's argmax equals the reference's. */
   top1_agreement: number;
   /** Mean over positions of KL(p_ref ‖ p_candidate), nats. */
   mean_kl: number;
   /** Largest KL at one position, nats. */
   max_kl: number;
+}
+
+export interface Comparison {
+  tokens: number;
+  reference: Scores;
+  /** One per candidate, in order. */
+  candidates: CandidateComparison[];
 }
 
 export interface CompareOptions {
@@ -42,59 +48,68 @@ export interface CompareOptions {
 }
 
 /**
- * Score `ids` with both models on perplexity()'s windows ([BOS, t0 … t_{n-2}] from a fresh KV cache, every text
- * token scored): each model's perplexity and top-1 accuracy, and how the candidate's distributions differ.
+ * Score `ids` with the reference and every candidate on perplexity()'s windows ([BOS, t0 … t_{n-2}] from a fresh
+ * KV cache, every text token scored), all in lockstep so the reference runs once: each model's perplexity and
+ * top-1 accuracy, and how each candidate's distributions differ from the reference's.
  */
-export function compareModels(reference: LlamaModel, candidate: LlamaModel, ids: readonly number[], opts: CompareOptions = {}): Comparison {
+export function compareModels(reference: LlamaModel, candidates: readonly LlamaModel[], ids: readonly number[], opts: CompareOptions = {}): Comparison {
   const V = reference.config.vocabSize;
-  if (candidate.config.vocabSize !== V) throw new DynactError(`vocabularies differ: ${V} and ${candidate.config.vocabSize}`);
+  for (const c of candidates) {
+    if (c.config.vocabSize !== V) throw new DynactError(`vocabularies differ: ${V} and ${c.config.vocabSize}`);
+  }
+  const models = [reference, ...candidates];
   const ctx = opts.ctx ?? reference.config.seqLen;
   const bos = opts.bos ?? 1;
-  if (ctx < 2 || ctx > reference.config.seqLen || ctx > candidate.config.seqLen) {
-    throw new DynactError(`context ${ctx} must be from 2 to the models' ${Math.min(reference.config.seqLen, candidate.config.seqLen)}`);
-  }
-  const chunk = Math.min(reference.chunkSize, candidate.chunkSize);
-  let nllRef = 0;
-  let nllCand = 0;
-  let hitRef = 0;
-  let hitCand = 0;
-  let agree = 0;
-  let kl = 0;
-  let maxKl = 0;
+  const maxCtx = Math.min(...models.map((m) => m.config.seqLen));
+  if (ctx < 2 || ctx > maxCtx) throw new DynactError(`context ${ctx} must be from 2 to the models' ${maxCtx}`);
+  const chunk = Math.min(...models.map((m) => m.chunkSize));
+  const nll = new Float64Array(models.length);
+  const hits = new Float64Array(models.length);
+  const agree = new Float64Array(candidates.length);
+  const kl = new Float64Array(candidates.length);
+  const maxKl = new Float64Array(candidates.length);
+  // Log-probabilities of one position: the reference's, and the candidate's being compared.
+  const p = new Float64Array(V);
+  const q = new Float64Array(V);
   let done = 0;
   for (const w of windows(ids, ctx - 1)) {
     const input = [bos, ...w.ids.slice(0, -1)];
-    reference.beginSequence();
-    candidate.beginSequence();
+    for (const m of models) m.beginSequence();
     for (let i = 0; i < input.length; i += chunk) {
       const part = input.slice(i, i + chunk);
-      const ref = reference.forwardBatch(part, i).f32().slice(); // the next call overwrites the view
-      const cand = candidate.forwardBatch(part, i).f32();
+      // Each model's logits live in its own engine until its next call.
+      const logits = models.map((m) => m.forwardBatch(part, i).f32());
       for (let t = 0; t < part.length; t++) {
         const target = w.ids[i + t]!;
-        const p = logSoftmax(ref.subarray(t * V, (t + 1) * V));
-        const q = logSoftmax(cand.subarray(t * V, (t + 1) * V));
-        nllRef -= p.logp[target]!;
-        nllCand -= q.logp[target]!;
-        if (p.argmax === target) hitRef++;
-        if (q.argmax === target) hitCand++;
-        if (p.argmax === q.argmax) agree++;
-        let d = 0;
-        for (let k = 0; k < V; k++) d += Math.exp(p.logp[k]!) * (p.logp[k]! - q.logp[k]!);
-        kl += d;
-        maxKl = Math.max(maxKl, d);
+        const refArgmax = logSoftmax(logits[0]!.subarray(t * V, (t + 1) * V), p);
+        nll[0] -= p[target]!;
+        if (refArgmax === target) hits[0]++;
+        for (let c = 0; c < candidates.length; c++) {
+          const argmax = logSoftmax(logits[c + 1]!.subarray(t * V, (t + 1) * V), q);
+          nll[c + 1] -= q[target]!;
+          if (argmax === target) hits[c + 1]++;
+          if (argmax === refArgmax) agree[c]++;
+          let d = 0;
+          for (let k = 0; k < V; k++) d += Math.exp(p[k]!) * (p[k]! - q[k]!);
+          kl[c] += d;
+          maxKl[c] = Math.max(maxKl[c]!, d);
+        }
       }
     }
     done += w.ids.length;
     opts.onProgress?.(done, ids.length);
   }
   const n = ids.length;
-  const scores = (nll: number, hits: number): Scores => ({ mean_nll: nll / n, perplexity: Math.exp(nll / n), top1_accuracy: hits / n });
-  return { tokens: n, reference: scores(nllRef, hitRef), candidate: scores(nllCand, hitCand), top1_agreement: agree / n, mean_kl: kl / n, max_kl: maxKl };
+  const scores = (m: number): Scores => ({ mean_nll: nll[m]! / n, perplexity: Math.exp(nll[m]! / n), top1_accuracy: hits[m]! / n });
+  return {
+    tokens: n,
+    reference: scores(0),
+    candidates: candidates.map((_, c) => ({ scores: scores(c + 1), top1_agreement: agree[c]! / n, mean_kl: kl[c]! / n, max_kl: maxKl[c]! })),
+  };
 }
 
-/** log softmax in f64 and the argmax (ties to the lowest id, as greedy decoding). */
-function logSoftmax(logits: Float32Array): { logp: Float64Array; argmax: number } {
+/** log softmax of `logits` in f64 into `out`; returns the argmax (ties to the lowest id, as greedy decoding). */
+function logSoftmax(logits: Float32Array, out: Float64Array): number {
   let max = -Infinity;
   let argmax = 0;
   for (let i = 0; i < logits.length; i++) {
@@ -106,12 +121,11 @@ function logSoftmax(logits: Float32Array): { logp: Float64Array; argmax: number 
   let sum = 0;
   for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i]! - max);
   const lse = Math.log(sum) + max;
-  const logp = new Float64Array(logits.length);
-  for (let i = 0; i < logits.length; i++) logp[i] = logits[i]! - lse;
-  return { logp, argmax };
+  for (let i = 0; i < logits.length; i++) out[i] = logits[i]! - lse;
+  return argmax;
 }
 
-export interface QuantReportRow extends Omit<Comparison, "reference" | "candidate" | "tokens">, Scores {
+export interface QuantReportRow extends Omit<CandidateComparison, "scores">, Scores {
   dtype: GgufDType;
   /** Engine bytes of the converted weights. */
   weight_bytes: number;
@@ -139,43 +153,44 @@ export interface QuantReportOptions {
   threads?: number;
   /** Where the converted files go, created if needed (default: a temporary folder, removed afterwards). */
   dir?: string;
+  /** Conversion, then scoring (all dtypes at once), as a stage name and counts. */
   onProgress?: (stage: string, done: number, total: number) => void;
 }
 
-/** Convert `ckpt` to each dtype in turn and compare it with the checkpoint as stored on `ids`. */
+/** Convert `ckpt` to each dtype and compare them all with the checkpoint as stored on `ids`, in one pass. */
 export function quantReport(ckpt: Checkpoint, ids: readonly number[], opts: QuantReportOptions): QuantReport {
   if (opts.dtypes.length === 0) throw new DynactError("no dtypes to compare");
   const ctx = opts.ctx ?? ckpt.config.seqLen;
   // The windows need ctx positions: a shorter KV cache than the checkpoint's leaves the logits unchanged.
   const load = (c: Checkpoint) => buildModel(c, { contextLength: ctx, threads: opts.threads ?? 1 });
-  const reference = load(ckpt);
   const dir = opts.dir ?? mkdtempSync(path.join(os.tmpdir(), "dynact-quant-"));
   mkdirSync(dir, { recursive: true });
-  const rows: QuantReportRow[] = [];
-  let refScores: Scores | undefined;
+  const models: LlamaModel[] = [];
   try {
-    for (const dtype of opts.dtypes) {
+    const stage = `converting to ${opts.dtypes.join(", ")}`;
+    opts.onProgress?.(stage, 0, opts.dtypes.length);
+    const converted = opts.dtypes.map((dtype, i) => {
       const file = path.join(dir, `${path.basename(ckpt.path).replace(/\.(gguf|bin|safetensors)$/i, "")}-${dtype}.gguf`);
       const { fallbacks } = convertToGguf(ckpt, file, dtype);
-      const converted = readGgufCheckpoint(file);
-      const candidate = load(converted);
-      try {
-        const c = compareModels(reference, candidate, ids, { ctx, bos: opts.bos, onProgress: (d, t) => opts.onProgress?.(dtype, d, t) });
-        refScores = c.reference;
-        rows.push({
-          dtype, weight_bytes: weightBytes(converted), ...c.candidate,
-          delta_perplexity: c.candidate.perplexity - c.reference.perplexity,
-          delta_perplexity_rel: c.candidate.perplexity / c.reference.perplexity - 1,
-          top1_agreement: c.top1_agreement, mean_kl: c.mean_kl, max_kl: c.max_kl, fallbacks,
-        });
-      } finally {
-        candidate.engine.pool?.close();
-      }
-    }
+      opts.onProgress?.(stage, i + 1, opts.dtypes.length);
+      return { dtype, fallbacks, ckpt: readGgufCheckpoint(file) };
+    });
+    models.push(load(ckpt));
+    for (const c of converted) models.push(load(c.ckpt));
+    const c = compareModels(models[0]!, models.slice(1), ids, { ctx, bos: opts.bos, onProgress: (d, t) => opts.onProgress?.(`scoring ${opts.dtypes.join(", ")}`, d, t) });
+    const rows: QuantReportRow[] = converted.map(({ dtype, fallbacks, ckpt: cc }, i) => {
+      const r = c.candidates[i]!;
+      return {
+        dtype, weight_bytes: weightBytes(cc), ...r.scores,
+        delta_perplexity: r.scores.perplexity - c.reference.perplexity,
+        delta_perplexity_rel: r.scores.perplexity / c.reference.perplexity - 1,
+        top1_agreement: r.top1_agreement, mean_kl: r.mean_kl, max_kl: r.max_kl, fallbacks,
+      };
+    });
+    const refDtypes = [...new Set([...ckpt.tensors.values()].filter((e) => e.shape.length > 1).map((e) => e.dtype))];
+    return { model: ckpt.path, reference_dtypes: refDtypes, tokens: ids.length, ctx, reference: { ...c.reference, weight_bytes: weightBytes(ckpt) }, rows };
   } finally {
-    reference.engine.pool?.close();
+    for (const m of models) m.engine.pool?.close();
     if (opts.dir === undefined) rmSync(dir, { recursive: true, force: true });
   }
-  const refDtypes = [...new Set([...ckpt.tensors.values()].filter((e) => e.shape.length > 1).map((e) => e.dtype))];
-  return { model: ckpt.path, reference_dtypes: refDtypes, tokens: ids.length, ctx, reference: { ...refScores!, weight_bytes: weightBytes(ckpt) }, rows };
 }

@@ -27,7 +27,9 @@ for (const [file, title] of [["decode-f32.json", "Decode, f32"], ["decode-quant.
 const prefill = load("prefill.json")?.prefill;
 if (prefill) {
   out.push("**Prompt processing**, 64 tokens, f32 (tokens/s):", "");
-  table(["shape", "threads", "batched", "token by token"], prefill.map((r) => [r.shape, r.threads, s(r.prefill_tokens_per_second), s(r.token_by_token_tokens_per_second)]));
+  table(["shape", "threads", "batched", "token by token", "llama.cpp", "ratio"], prefill.map((r) => [r.shape, r.threads,
+    s(r.prefill_tokens_per_second), s(r.token_by_token_tokens_per_second),
+    r.llamacpp_prefill_tokens_per_second ? s(r.llamacpp_prefill_tokens_per_second) : "–", r.ratio_vs_llamacpp ? `${r.ratio_vs_llamacpp.toFixed(2)}×` : "–"]));
 }
 const ppl = load("perplexity.json")?.perplexity;
 if (ppl) {

@@ -76,11 +76,14 @@ describe("quant-report without the shared assets", () => {
   it("a model against itself: full agreement, zero KL, the same perplexity as perplexity()", () => {
     const ckpt = readGgufCheckpoint(model);
     const ids = readTextTokens(text, loadModel(model).tokenizer, 150);
-    const c = compareModels(buildModel(ckpt), buildModel(ckpt), ids, { ctx: 33, bos: 268 });
+    const c = compareModels(buildModel(ckpt), [buildModel(ckpt), buildModel(ckpt)], ids, { ctx: 33, bos: 268 });
     expect(c.tokens).toBe(150);
-    expect(c.top1_agreement).toBe(1);
-    expect(c.mean_kl).toBe(0);
-    expect(c.candidate).toEqual(c.reference);
+    expect(c.candidates).toHaveLength(2);
+    for (const k of c.candidates) {
+      expect(k.top1_agreement).toBe(1);
+      expect(k.mean_kl).toBe(0);
+      expect(k.scores).toEqual(c.reference);
+    }
     expect(c.reference.mean_nll).toBeCloseTo(perplexity(buildModel(ckpt), ids, { ctx: 33, bos: 268 }).mean_nll, 12);
   });
 

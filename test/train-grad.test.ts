@@ -152,11 +152,11 @@ test("distillation (1 − α)·CE + α·τ²·KL(teacher_τ ‖ student_τ): dlo
       const targets = Int32Array.from(uniform(N, s + 1), (r) => Math.floor(((r + 1) / 2) * V) % V);
       const losses = new Float64Array(N);
       const f = () => {
-        const r = distillForward(logits.slice(), teacher, losses, targets, N, V, alpha, temp);
+        const r = distillForward(logits.slice(), teacher, losses, targets, N, V, alpha, temp, 1);
         return ((1 - alpha) * r.ce + alpha * r.kl) / N;
       };
       const d = logits.slice();
-      distillForward(d, teacher, losses, targets, N, V, alpha, temp);
+      distillForward(d, teacher, losses, targets, N, V, alpha, temp, 1);
       expectGradient(f, logits, d.map((g) => g / N), "dlogits");
     }), { numRuns: RUNS });
 });
@@ -166,7 +166,7 @@ test("distillation's terms: CE equals crossEntropyForward's, KL is 0 against its
   const logits = uniform(N * V, 5, 3), teacher = uniform(N * V, 6, 3);
   const targets = Int32Array.of(0, 6, 3);
   const ce = new Float64Array(N), ref = new Float64Array(N);
-  const same = distillForward(logits.slice(), logits, ce, targets, N, V, 0.5, temp);
+  const same = distillForward(logits.slice(), logits, ce, targets, N, V, 0.5, temp, 1);
   expect(same.ce).toBeCloseTo(crossEntropyForward(logits.slice(), ref, targets, N, V), 12);
   expect(Array.from(ce)).toEqual(Array.from(ref).map((x) => expect.closeTo(x, 12)));
   expect(Math.abs(same.kl)).toBeLessThan(1e-12);
@@ -180,10 +180,10 @@ test("distillation's terms: CE equals crossEntropyForward's, KL is 0 against its
     const p = softmax(logits, n * V), q = softmax(teacher, n * V);
     kl += temp * temp * q.reduce((sum, qi, i) => sum + qi * Math.log(qi / p[i]), 0);
   }
-  expect(distillForward(logits.slice(), teacher, ce, targets, N, V, 0.3, temp).kl).toBeCloseTo(kl, 10);
+  expect(distillForward(logits.slice(), teacher, ce, targets, N, V, 0.3, temp, 1).kl).toBeCloseTo(kl, 10);
   // α = 0 is plain cross-entropy: the same gradient as crossEntropyBackward's.
   const d = logits.slice(), want = logits.slice();
-  distillForward(d, teacher, ce, targets, N, V, 0, temp);
+  distillForward(d, teacher, ce, targets, N, V, 0, temp, 1);
   crossEntropyForward(want, ref, targets, N, V);
   crossEntropyBackward(want, targets, N, V, 1);
   expect(Array.from(d)).toEqual(Array.from(want).map((x) => expect.closeTo(x, 12)));

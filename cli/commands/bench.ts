@@ -42,7 +42,8 @@ across machines. Suites:
   train      training throughput (forward, backward, AdamW steps; tokens/s) at the stories260K shape that
              \`dynact relufy\` is measured on, batch 4 × 256, one thread: wasm kernels vs the plain-TS ops  --rounds R
              --json: {"train":[{"backend","batch","seq","tokens_per_second"}…]}
-  prefill    prompt processing (64 tokens) batched vs token by token, f32, at the stories shapes
+  prefill    prompt processing (64 tokens) batched vs token by token, f32, at the stories shapes; with LLAMA_BENCH
+             set, llama-bench's pp64 on a GGUF of the same weights at the same thread counts, in the same rounds
                --shapes A,B  --rounds R (default 3)  --threads T,U (default 1,2)
              --json: {"prefill":[{"shape","dtype","threads","prefill_tokens_per_second",…}]}`;
 
@@ -134,7 +135,8 @@ export async function run(argv: string[]): Promise<void> {
       const rows = runPrefillBench({ shapes, rounds: v.rounds === undefined ? 3 : rounds, threads, log });
       return print({ prefill: rows }, () => rows.map((r) =>
         `${r.shape.padEnd(12)} ${r.dtype} ${r.threads} thread${r.threads > 1 ? "s" : ""}: batched ${fmt(r.prefill_tokens_per_second)} tok/s, ` +
-        `token by token ${fmt(r.token_by_token_tokens_per_second)} tok/s`));
+        `token by token ${fmt(r.token_by_token_tokens_per_second)} tok/s` +
+        (r.llamacpp_prefill_tokens_per_second ? `, llama.cpp ${fmt(r.llamacpp_prefill_tokens_per_second)} tok/s, ratio ${r.ratio_vs_llamacpp!.toFixed(2)}×` : "")));
     }
     case "load": {
       const shapes = shapesOption(v.shapes, "stories110M");

@@ -54,7 +54,7 @@ export async function run(argv: string[]): Promise<void> {
   const progress = progressLine(log);
   const r = quantReport(ckpt, ids, {
     dtypes: dtypes as GgufDType[], ctx, bos: tokenizer.bosId, threads: threadsOption(v.threads), dir: v.keep,
-    onProgress: (dtype, d, t) => progress(`scoring ${dtype}`, d, t),
+    onProgress: progress,
   });
   if (v.json) return void console.log(JSON.stringify(r));
   const pct = (x: number) => `${x >= 0 ? "+" : ""}${(100 * x).toFixed(2)}%`;

@@ -15,11 +15,11 @@ export interface DistillSums {
 
 /**
  * Rows of student logits [N, V] against the teacher's [N, V]: ceLosses[n] = CE of row n; the student logits are
- * replaced by d loss_n / d s_n (unscaled: multiply by 1/N for the mean). Returns the sums of both terms.
+ * replaced by scale · d loss_n / d s_n (scale 1/N: the gradient of the mean). Returns the sums of both terms.
  */
 export function distillForward(
   logits: Floats, teacher: ArrayLike<number>, ceLosses: Float64Array, targets: Int32Array, N: number, V: number,
-  alpha: number, temp: number,
+  alpha: number, temp: number, scale: number,
 ): DistillSums {
   let ce = 0, kl = 0;
   const inv = 1 / temp;
@@ -46,9 +46,9 @@ export function distillForward(
       const logP = s * inv - logZs, logQ = teacher[o + i] * inv - logZt;
       const q = Math.exp(logQ);
       if (q > 0) rowKl += q * (logQ - logP);
-      logits[o + i] = (1 - alpha) * Math.exp(s - logZ1) + alpha * temp * (Math.exp(logP) - q);
+      logits[o + i] = scale * ((1 - alpha) * Math.exp(s - logZ1) + alpha * temp * (Math.exp(logP) - q));
     }
-    logits[o + targets[n]] -= 1 - alpha;
+    logits[o + targets[n]] -= scale * (1 - alpha);
     kl += temp * temp * rowKl;
   }
   return { ce, kl };

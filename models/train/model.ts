@@ -156,7 +156,7 @@ export class TrainModel {
     const N = B * T;
     this.targets = targets;
     this.distilled = true;
-    const sums = distillForward(this.logitsBuf, teacher, this.losses, targets, N, this.config.vocabSize, alpha, temp);
+    const sums = distillForward(this.logitsBuf, teacher, this.losses, targets, N, this.config.vocabSize, alpha, temp, 1 / N);
     return { ...stats, loss: sums.ce / N, kl: sums.kl / N };
   }
 
@@ -169,11 +169,8 @@ export class TrainModel {
     const N = B * T, D = c.dim, KV = kvDim(c), Hd = c.hiddenDim, V = c.vocabSize;
     const { dx, dn, dq, dk, dv, dO, dg, du, dh } = this;
     const att = this.attentionShape();
-    if (this.distilled) {
-      for (let i = 0; i < N * V; i++) this.logitsBuf[i] *= 1 / N;
-    } else {
-      crossEntropyBackward(this.logitsBuf, this.targets, N, V, 1 / N);
-    }
+    // After forwardDistill the logits already hold the mean loss's gradient.
+    if (!this.distilled) crossEntropyBackward(this.logitsBuf, this.targets, N, V, 1 / N);
     dx.fill(0, 0, N * D);
     dn.fill(0, 0, N * D);
     this.ops.matmulBackward(dn, p.gradient("output"), this.logitsBuf, this.nf, p.value("output"), N, D, V);
