@@ -1,8 +1,8 @@
 // Matvec speed per weight dtype at real model shapes: ms per product, GFLOP/s and GB/s, one thread. Every
 // model matrix of a shape is allocated (and more copies, up to minBytes, when that is not enough to overflow
 // the dev machine's 300 MiB L3) and the products rotate through them call by call, so the weights stream from
-// DRAM as in decode. Products with q8_0/q4_0 weights include quantizing x (the matvec op does both). The roofline
-// is the read bandwidth of sum_f32 over the same memory.
+// DRAM as in decode. Products with q8_0/q4_0 weights include quantizing x (the matvec op does both). The rooflines
+// are the read bandwidth of sum_f32 over the same memory and the mul + add rate of mul_add_f32.
 import { Bench } from "tinybench";
 import { alignUp } from "../engine/arena";
 import { activationBytes, tensorBytes, type DType } from "../engine/dtype";
@@ -59,6 +59,8 @@ export interface KernelBenchResult {
   kernels: KernelResult[];
   /** sum_f32 (four streams) over minBytes or more: the one-thread read bandwidth that bounds the products. */
   read_gbps: number;
+  /** mul_add_f32: one thread's f32 multiply + add rate in base SIMD, the bound of the compute-bound products. */
+  peak_gflops: number;
 }
 
 /** The canonical linear weights of a model with this [rows, cols] (not token_embd, which is gathered). */
@@ -106,6 +108,9 @@ export function runKernelBench(opts: KernelBenchOptions = {}): KernelBenchResult
   const readMs = medianMs("sum_f32", () => engine.kernels.sum_f32(base.offset, base.size), time);
   const readGbps = region / readMs / 1e6;
   log(`read bandwidth (sum_f32 over ${(region / 1e6).toFixed(0)} MB): ${readGbps.toFixed(1)} GB/s`);
+  const rounds = 1 << 20;
+  const peakGflops = (80 * rounds) / medianMs("mul_add_f32", () => engine.kernels.mul_add_f32(rounds, 1), time) / 1e6;
+  log(`mul + add peak (mul_add_f32): ${peakGflops.toFixed(1)} GFLOP/s`);
 
   const kernels: KernelResult[] = [];
   let values: { key: string; w: Float32Array } | undefined;
@@ -137,5 +142,5 @@ export function runKernelBench(opts: KernelBenchOptions = {}): KernelBenchResult
     log(`${r.model} ${r.shape} ${r.dtype}: ${ms.toFixed(3)} ms, ${r.gflops.toFixed(2)} GFLOP/s, ` +
       `${r.gbps.toFixed(1)} GB/s (${p.copies} matrices, ${((p.copies * p.bytes) / 1e6).toFixed(0)} MB)`);
   }
-  return { kernels, read_gbps: readGbps };
+  return { kernels, read_gbps: readGbps, peak_gflops: peakGflops };
 }

@@ -24,6 +24,8 @@ export interface Kernels {
   gemm_q8_0(out: number, w: number, xa: number, n: number, rowStart: number, rowEnd: number, tokens: number, outStride: number): void;
   gemm_q4_0(out: number, w: number, xa: number, n: number, rowStart: number, rowEnd: number, tokens: number, outStride: number): void;
   sum_f32(x: number, n: number): number;
+  /** iters rounds of mul + add on ten f32x4 chains (80 flops a round): the arithmetic roofline. */
+  mul_add_f32(iters: number, seed: number): number;
   rmsnorm_f32(out: number, x: number, w: number, n: number, eps: number): void;
   rope_f32(x: number, nHeads: number, headSize: number, cos: number, sin: number): void;
   softmax_f32(x: number, n: number): void;

@@ -23,3 +23,27 @@ export function sum_f32(x: usize, n: i32): f32 {
   for (let k = <i32>quarter << 2; k < n; k++) s += load<f32>(x + (<usize>k << 2));
   return s;
 }
+
+// The arithmetic roofline of bench/kernels.ts: `iters` rounds of a = a·m + c on ten independent f32x4 chains
+// (base SIMD has no fused multiply-add, so each is a mul and an add), 80 flops a round. Ten chains cover the
+// mul + add latency, so the rate is bound by how many vector mul/add the core issues per cycle.
+export function mul_add_f32(iters: i32, seed: f32): f32 {
+  let a0 = f32x4.splat(seed), a1 = f32x4.splat(seed + 1), a2 = f32x4.splat(seed + 2), a3 = f32x4.splat(seed + 3);
+  let a4 = f32x4.splat(seed + 4), a5 = f32x4.splat(seed + 5), a6 = f32x4.splat(seed + 6), a7 = f32x4.splat(seed + 7);
+  let a8 = f32x4.splat(seed + 8), a9 = f32x4.splat(seed + 9);
+  const m = f32x4.splat(0.999), c = f32x4.splat(0.001);
+  for (let i = 0; i < iters; i++) {
+    a0 = f32x4.add(f32x4.mul(a0, m), c);
+    a1 = f32x4.add(f32x4.mul(a1, m), c);
+    a2 = f32x4.add(f32x4.mul(a2, m), c);
+    a3 = f32x4.add(f32x4.mul(a3, m), c);
+    a4 = f32x4.add(f32x4.mul(a4, m), c);
+    a5 = f32x4.add(f32x4.mul(a5, m), c);
+    a6 = f32x4.add(f32x4.mul(a6, m), c);
+    a7 = f32x4.add(f32x4.mul(a7, m), c);
+    a8 = f32x4.add(f32x4.mul(a8, m), c);
+    a9 = f32x4.add(f32x4.mul(a9, m), c);
+  }
+  const s = f32x4.add(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)), f32x4.add(f32x4.add(a4, a5), f32x4.add(a6, a7)));
+  return hsum(f32x4.add(s, f32x4.add(a8, a9)));
+}

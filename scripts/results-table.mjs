@@ -73,7 +73,8 @@ if (gated) {
 }
 const k = load("kernels.json");
 if (k?.kernels) {
-  out.push(`**Matvec kernels** (one thread, weights from memory; measured read bandwidth ${k.read_gbps.toFixed(1)} GB/s; ms per product, GB/s):`, "");
+  const peak = k.peak_gflops ? `, f32 mul + add peak ${k.peak_gflops.toFixed(1)} GFLOP/s` : "";
+  out.push(`**Matvec kernels** (one thread, weights from memory; measured read bandwidth ${k.read_gbps.toFixed(1)} GB/s${peak}; ms per product, GB/s):`, "");
   const cases = [...new Set(k.kernels.map((r) => `${r.model} ${r.shape}`))];
   const dtypes = [...new Set(k.kernels.map((r) => r.dtype))];
   table(["matrix", ...dtypes], cases.map((c) => [c, ...dtypes.map((d) => {

@@ -355,6 +355,22 @@ describe("sum_f32", () => {
   });
 });
 
+describe("mul_add_f32 (the arithmetic roofline)", () => {
+  it("runs every round of its ten chains unfused, in f32, and sums them in its fixed order", () => {
+    const m = Math.fround(0.999), c = Math.fround(0.001);
+    fc.assert(fc.property(fc.integer({ min: 0, max: 200 }), fc.integer({ min: -50, max: 50 }), (iters, seed) => {
+      const a = Array.from({ length: 10 }, (_, i) => {
+        let v = Math.fround(seed + i);
+        for (let k = 0; k < iters; k++) v = Math.fround(Math.fround(v * m) + c);
+        return v;
+      });
+      const f = Math.fround;
+      const s = f(f(f(f(a[0] + a[1]) + f(a[2] + a[3])) + f(f(a[4] + a[5]) + f(a[6] + a[7]))) + f(a[8] + a[9]));
+      expect(harnessEngine().kernels.mul_add_f32(iters, seed)).toBe(f(f(s + s) + f(s + s)));
+    }), { numRuns: 100 });
+  });
+});
+
 describe("matvec dtype checks", () => {
   it("refuses i32 weights, non-f32 x or out, and quantized weights without reserved scratch", () => {
     const e = harnessEngine();

@@ -28,9 +28,9 @@ across machines. Suites:
                only (its f32 weights exceed wasm32's 4 GiB)
              --json: {"decode":[{"shape","dtype","threads","tokens_per_second",…}]}
   kernels    every matvec kernel (f32, f16, bf16, q8_0, q4_0) at the stories110M and a 1B-class shape, weights
-             rotated through more memory than the caches hold, next to the measured read bandwidth; then the sparse
-             FFN block (dense vs gather) at sparsity 0–99%.
-             --json: {"kernels":[…],"read_gbps","ffn":[{"shape","dtype","path","sparsity","dense_ms","gather_ms"}…]}
+             rotated through more memory than the caches hold, next to the measured read bandwidth and f32 mul + add
+             peak; then the sparse FFN block (dense vs gather) at sparsity 0–99%.
+             --json: {"kernels":[…],"read_gbps","peak_gflops","ffn":[{"shape","dtype","path","sparsity","dense_ms","gather_ms"}…]}
   ffn        the sparse FFN block alone (as in kernels): known (gate, up, down gathered) and gate-dense paths,
              f32 and q8_0  --shapes stories110M,1B  --dtypes f32,q8_0
   gated      end-to-end decode at the stories110M shape: dense vs neuron gates in gather mode (calibrated on
@@ -110,7 +110,7 @@ export async function run(argv: string[]): Promise<void> {
       const ffn = await runSparseFfnBench({ log, shapes: ffnShapes, dtypes: ffnDtypes });
       const ffnRows = ffn.map(({ shape, dtype, path, sparsity, dense_ms, gather_ms }) => ({ shape, dtype, path, sparsity, dense_ms, gather_ms }));
       return print({ ...(kernels ?? {}), ffn: ffnRows, crossover: crossovers(ffn) }, () => [
-        ...(kernels ? [`read bandwidth ${kernels.read_gbps.toFixed(1)} GB/s`, ...kernels.kernels.map((k) =>
+        ...(kernels ? [`read bandwidth ${kernels.read_gbps.toFixed(1)} GB/s, mul + add peak ${kernels.peak_gflops.toFixed(1)} GFLOP/s`, ...kernels.kernels.map((k) =>
           `${k.kernel.padEnd(12)} ${k.model} ${k.shape.padEnd(10)} ${k.dtype.padEnd(5)} ${k.ms.toFixed(3)} ms ${k.gflops.toFixed(1)} GFLOP/s ${k.gbps.toFixed(1)} GB/s`)] : []),
         ...ffn.map((r) => `ffn ${r.shape} ${r.dtype.padEnd(4)} ${r.path.padEnd(10)} sparsity ${String(r.sparsity).padEnd(4)} dense ${r.dense_ms.toFixed(3)} ms, gather ${r.gather_ms.toFixed(3)} ms (${(r.dense_ms / r.gather_ms).toFixed(2)}×)`),
         ...crossovers(ffn).map((c) => `crossover ${c.shape} ${c.dtype} ${c.path}: gather pays from ${c.sparsity === null ? "never" : `${100 * c.sparsity}% sparsity`}`),
