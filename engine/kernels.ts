@@ -58,7 +58,7 @@ export interface Kernels {
   attention_f32(
     out: number, q: number, kCache: number, vCache: number, att: number,
     nHeads: number, nKvHeads: number, headSize: number, kvStride: number, nPos: number, attStride: number,
-    headStart: number, headEnd: number, valid: number, validStride: number,
+    heads: number, headCount: number, valid: number, validStride: number,
   ): void;
   /** Training: causal attention of one (sequence, head) over T rows; keeps each row's log-sum-exp. */
   attention_train_fwd_f32(

@@ -1,8 +1,9 @@
 // Threads over one shared WebAssembly.Memory. Workers instantiate the same compiled kernel module on the same
 // memory and wait on a control block; an op is one generation bump (Atomics.notify), every thread (the caller
 // included) runs its slice of rows, and the last one to finish wakes the caller. No message passing and no
-// allocation per op. Rows are split in multiples of 4, and a row's value does not depend on which block computed
-// it, so results are the same bits at every thread count.
+// allocation per op. Rows are split in multiples of 4 (so each thread's range divides into the four whole quarters
+// the GEMVs stream, with no leftover rows), and a row's value does not depend on which range computed it, so
+// results are the same bits at every thread count.
 import { Worker } from "node:worker_threads";
 
 // Control block (Int32Array over a SharedArrayBuffer):

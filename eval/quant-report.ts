@@ -54,6 +54,7 @@ export interface CompareOptions {
  */
 export function compareModels(reference: LlamaModel, candidates: readonly LlamaModel[], ids: readonly number[], opts: CompareOptions = {}): Comparison {
   const V = reference.config.vocabSize;
+  if (!Array.isArray(candidates)) throw new DynactError("compareModels: pass the candidate models as an array");
   for (const c of candidates) {
     if (c.config.vocabSize !== V) throw new DynactError(`vocabularies differ: ${V} and ${c.config.vocabSize}`);
   }
@@ -153,14 +154,20 @@ export interface QuantReportOptions {
   threads?: number;
   /** Where the converted files go, created if needed (default: a temporary folder, removed afterwards). */
   dir?: string;
-  /** Conversion, then scoring (all dtypes at once), as a stage name and counts. */
+  /**
+   * Most bytes of weights (the reference's plus the candidates') held in memory at once (default 6 GiB): the
+   * candidates are scored in as few passes as fit, the reference running once per pass.
+   */
+  maxBytes?: number;
+  /** Conversion, then scoring (as many dtypes at once as maxBytes allows), as a stage name and counts. */
   onProgress?: (stage: string, done: number, total: number) => void;
 }
 
-/** Convert `ckpt` to each dtype and compare them all with the checkpoint as stored on `ids`, in one pass. */
+/** Convert `ckpt` to each dtype and compare them with the checkpoint as stored on `ids`, several per pass. */
 export function quantReport(ckpt: Checkpoint, ids: readonly number[], opts: QuantReportOptions): QuantReport {
   if (opts.dtypes.length === 0) throw new DynactError("no dtypes to compare");
   const ctx = opts.ctx ?? ckpt.config.seqLen;
+  const maxBytes = opts.maxBytes ?? 6 * 2 ** 30;
   // The windows need ctx positions: a shorter KV cache than the checkpoint's leaves the logits unchanged.
   const load = (c: Checkpoint) => buildModel(c, { contextLength: ctx, threads: opts.threads ?? 1 });
   const dir = opts.dir ?? mkdtempSync(path.join(os.tmpdir(), "dynact-quant-"));
@@ -173,22 +180,41 @@ export function quantReport(ckpt: Checkpoint, ids: readonly number[], opts: Quan
       const file = path.join(dir, `${path.basename(ckpt.path).replace(/\.(gguf|bin|safetensors)$/i, "")}-${dtype}.gguf`);
       const { fallbacks } = convertToGguf(ckpt, file, dtype);
       opts.onProgress?.(stage, i + 1, opts.dtypes.length);
-      return { dtype, fallbacks, ckpt: readGgufCheckpoint(file) };
+      const cc = readGgufCheckpoint(file);
+      return { dtype, fallbacks, ckpt: cc, bytes: weightBytes(cc) };
     });
+    // Passes: consecutive candidates while they fit beside the reference (at least one per pass).
+    const refBytes = weightBytes(ckpt);
+    const passes: (typeof converted)[] = [];
+    for (const c of converted) {
+      const last = passes.at(-1);
+      if (last && refBytes + last.reduce((n, x) => n + x.bytes, 0) + c.bytes <= maxBytes) last.push(c);
+      else passes.push([c]);
+    }
     models.push(load(ckpt));
-    for (const c of converted) models.push(load(c.ckpt));
-    const c = compareModels(models[0]!, models.slice(1), ids, { ctx, bos: opts.bos, onProgress: (d, t) => opts.onProgress?.(`scoring ${opts.dtypes.join(", ")}`, d, t) });
-    const rows: QuantReportRow[] = converted.map(({ dtype, fallbacks, ckpt: cc }, i) => {
-      const r = c.candidates[i]!;
+    let reference: Scores | undefined;
+    const results: CandidateComparison[] = [];
+    for (const pass of passes) {
+      const candidates = pass.map((c) => load(c.ckpt));
+      models.push(...candidates);
+      const label = `scoring ${pass.map((c) => c.dtype).join(", ")}`;
+      const r = compareModels(models[0]!, candidates, ids, { ctx, bos: opts.bos, onProgress: (d, t) => opts.onProgress?.(label, d, t) });
+      reference = r.reference;
+      results.push(...r.candidates);
+      for (const m of candidates) m.engine.pool?.close();
+      models.length = 1; // the candidates' memories are garbage once unreferenced
+    }
+    const rows: QuantReportRow[] = converted.map(({ dtype, fallbacks, bytes }, i) => {
+      const r = results[i]!;
       return {
-        dtype, weight_bytes: weightBytes(cc), ...r.scores,
-        delta_perplexity: r.scores.perplexity - c.reference.perplexity,
-        delta_perplexity_rel: r.scores.perplexity / c.reference.perplexity - 1,
+        dtype, weight_bytes: bytes, ...r.scores,
+        delta_perplexity: r.scores.perplexity - reference!.perplexity,
+        delta_perplexity_rel: r.scores.perplexity / reference!.perplexity - 1,
         top1_agreement: r.top1_agreement, mean_kl: r.mean_kl, max_kl: r.max_kl, fallbacks,
       };
     });
     const refDtypes = [...new Set([...ckpt.tensors.values()].filter((e) => e.shape.length > 1).map((e) => e.dtype))];
-    return { model: ckpt.path, reference_dtypes: refDtypes, tokens: ids.length, ctx, reference: { ...c.reference, weight_bytes: weightBytes(ckpt) }, rows };
+    return { model: ckpt.path, reference_dtypes: refDtypes, tokens: ids.length, ctx, reference: { ...reference!, weight_bytes: refBytes }, rows };
   } finally {
     for (const m of models) m.engine.pool?.close();
     if (opts.dir === undefined) rmSync(dir, { recursive: true, force: true });

@@ -152,7 +152,8 @@ export function matvec_q4_0(out: usize, w: usize, xa: usize, n: i32, rowStart: i
 }
 
 // Four rows' products with one quantized activation (xt, nb blocks), lane k = row k, whose blocks start at w_k.
-// Shared by the dense (matvecQuant) and gather (sparse_quant.ts) kernels, so a gathered row has the dense row's bits.
+// Through quadRows, the dense (matvecQuant) and gather (sparse_quant.ts) kernels' one loop, so a gathered row has
+// the dense row's bits.
 @inline function groupDot(w0: usize, w1: usize, w2: usize, w3: usize, xt: usize, nb: i32, q4: bool): v128 {
   const blockBytes = q4 ? Q4_0_BLOCK_BYTES : Q8_0_BLOCK_BYTES;
   let acc = f32x4.splat(0);

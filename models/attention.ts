@@ -180,11 +180,9 @@ export class AttentionBlock {
     // Attention of the heads that need it: all of them when the gate is an oracle or the policy is mask.
     const computeAll = !gate || gate.score === "output-norm" || this.policy === "mask" || count === c.nHeads;
     if (computeAll) {
-      attention(o, q, this.cache.keys[l], this.cache.values[l], this.att, shape, pos + 1, 0, c.nHeads, holesSoFar);
+      attention(o, q, this.cache.keys[l], this.cache.values[l], this.att, shape, pos + 1, null, holesSoFar);
     } else {
-      for (let i = 0; i < count; i++) {
-        attention(o, q, this.cache.keys[l], this.cache.values[l], this.att, shape, pos + 1, idx[i], idx[i] + 1, holesSoFar);
-      }
+      attention(o, q, this.cache.keys[l], this.cache.values[l], this.att, shape, pos + 1, { idx: this.heads, count }, holesSoFar);
     }
     if (gate?.score === "output-norm") {
       count = gate.select(l, this.contributionNorms(lw, o), idx);
@@ -262,7 +260,7 @@ export class AttentionBlock {
     }
     const holesSoFar = this.policy === "skip" ? this.cache.valid[l] : null;
     for (let t = 0; t < T; t++) {
-      attention(o.row(t), q.row(t), keys, values, this.att, this.shape, startPos + t + 1, 0, c.nHeads, holesSoFar);
+      attention(o.row(t), q.row(t), keys, values, this.att, this.shape, startPos + t + 1, null, holesSoFar);
     }
     matmul(out, lw.wo, o);
     this.tokens += T;

@@ -80,6 +80,7 @@ test("head gate specs parse in one place: every kind, and a clear error otherwis
   expect(parseHeadGateSpec("predictor:a:b.pred")).toEqual({ kind: "predictor", file: "a:b.pred", keep: null });
   expect(parseHeadGateSpec("predictor:h.pred:topk:0.25")).toEqual({ kind: "predictor", file: "h.pred", keep: 0.25 });
   expect(() => parseHeadGateSpec("predictor:h.pred:topk:2")).toThrow(/kept fraction/);
+  expect(() => parseHeadGateSpec("predictor:h.pred:topk:abc")).toThrow(/kept fraction/);
   expect(() => parseHeadGateSpec("topk:1.5")).toThrow(/expected dense/);
   expect(() => parseHeadGateSpec("random:0.5")).toThrow(/expected dense/);
   expect(() => topHeadsGate("predictor:h.pred", 8)).toThrow(/buildHeadGate/);

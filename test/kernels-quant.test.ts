@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { activationBytes, type DType } from "../engine/dtype";
 import { Engine } from "../engine/engine";
 import { MemoryLimitError, ShapeError } from "../engine/errors";
-import { matvec } from "../engine/ops/matvec";
+import { matvec, matvecBlocks } from "../engine/ops/matvec";
 import { sum } from "../engine/ops/sum";
 import {
   bf16ToF32, dequantize, f16ToF32, f32ToBf16, f32ToF16, quantize, quantizeQ4_0, quantizeQ8_0,
@@ -352,6 +352,66 @@ describe("sum_f32", () => {
     fc.assert(fc.property(size(300).chain((n) => vec(n, fc.integer({ min: -1000, max: 1000 }))), shift, (x, s) => {
       expect(sum(place(0, [x.length], s, x))).toBe(x.reduce((a, b) => a + b, 0));
     }), { numRuns: RUNS });
+  });
+});
+
+describe("matvecBlocks", () => {
+  it("computes the listed blocks of rows with the full product's bits and writes no other row (every dtype)", () => {
+    const dtypes = ["f32", "f16", "bf16", "q8_0", "q4_0"] as const;
+    fc.assert(fc.property(fc.constantFrom(...dtypes), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 6 }),
+      fc.integer({ min: 1, max: 4 }), fc.nat(99), fc.integer({ min: 0, max: 63 }), (dtype, blockRows, nBlocks, nb, seed, mask) => {
+        const [d, n] = [blockRows * nBlocks, 32 * nb];
+        const w = placeBytes(0, dtype, [d, n], 0, quantize(dtype, Float32Array.from({ length: d * n }, (_, i) => Math.sin(i * 0.7 + seed))));
+        const x = place(1, [n], 0, Float32Array.from({ length: n }, (_, i) => Math.cos(i + seed)));
+        const full = place(2, [d], 0);
+        matvec(full, w, x);
+        const blocks = Array.from({ length: nBlocks }, (_, b) => b).filter((b) => (mask >> b) & 1).reverse();
+        const part = place(3, [d], 0);
+        matvecBlocks(part, w, x, blocks, blocks.length, blockRows);
+        expectGuards("matvecBlocks", part);
+        const [want, got] = [bits(full.read()), bits(part.read())];
+        for (let r = 0; r < d; r++) {
+          expect(got[r]).toBe(blocks.includes(Math.floor(r / blockRows)) ? want[r] : SENTINEL);
+        }
+      }), { numRuns: RUNS });
+  });
+
+  it("checks every block before computing any", () => {
+    const w = placeBytes(0, "f32", [4, 32], 0);
+    const x = place(1, [32], 0, new Float32Array(32).fill(1));
+    const out = place(3, [4], 0);
+    expect(() => matvecBlocks(out, w, x, [0, 2], 2, 2)).toThrow(ShapeError);
+    expect(() => matvecBlocks(out, w, x, [0], 2, 2)).toThrow(ShapeError);
+    expect(() => matvecBlocks(out, w, x, [0], 1, 0)).toThrow(ShapeError);
+    expect([...bits(out.read())].every((b) => b === SENTINEL)).toBe(true);
+  });
+});
+
+describe("quantize_act_q8_0", () => {
+  it("writes quantize_q8_0's values: i16 quants, the f16 scale as f32, and -8·Σq per block", () => {
+    fc.assert(fc.property(fc.integer({ min: 1, max: MAX_BLOCKS }).chain((nb) => vec(32 * nb)), (x) => {
+      const n = x.length;
+      const engine = harnessEngine();
+      const xt = place(1, [n], 0, x);
+      const a = placeBytes(3, "u8", [activationBytes(n)], 0);
+      engine.kernels.quantize_act_q8_0(a.offset, xt.offset, n);
+      expectGuards("quantize_act_q8_0", a);
+      const ref = quantizeQ8_0(x);
+      const view = new DataView(engine.memory.buffer, a.offset, activationBytes(n));
+      const nb = n / 32;
+      const want = dequantize("q8_0", ref, n);
+      for (let b = 0; b < nb; b++) {
+        const scale = view.getFloat32(64 * nb + 4 * b, true);
+        let sum = 0;
+        for (let j = 0; j < 32; j++) {
+          const q = view.getInt16(64 * b + 2 * j, true);
+          expect(q).toBe(new Int8Array(ref.buffer, ref.byteOffset + 34 * b + 2, 32)[j]);
+          expect(Math.fround(scale * q) === want[32 * b + j]).toBe(true); // (-0 and 0 alike)
+          sum += q;
+        }
+        expect(view.getInt32(68 * nb + 4 * b, true)).toBe((-8 * sum) | 0);
+      }
+    }), { numRuns: 150 });
   });
 });
 

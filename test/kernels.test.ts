@@ -20,7 +20,7 @@ import {
 import { Tensor } from "../engine/tensor";
 import {
   SENTINEL, TINY, U, anyFinite, bits, expectGuards, expectSameBits, expectWithin, harnessEngine, place, real, shift, size,
-  splits, vec,
+  placeBytes, splits, vec,
 } from "./kernel-harness";
 
 const RUNS = 300;
@@ -228,7 +228,8 @@ describe("attention", () => {
       q: vec(nHeads * c.headSize),
       k: vec(c.seqLen * kvDim),
       v: vec(c.seqLen * kvDim),
-      ranges: splits(nHeads),
+      headLists: fc.array(fc.shuffledSubarray(Array.from({ length: nHeads }, (_, h) => h)), { minLength: 1, maxLength: 3 }),
+      valid: fc.array(fc.boolean(), { minLength: c.nKvHeads * c.seqLen, maxLength: c.nKvHeads * c.seqLen }),
     }).map((r) => ({ ...c, ...r, nHeads, kvDim }));
   });
 
@@ -276,20 +277,56 @@ describe("attention", () => {
         }
       }
       expectWithin("attention", full, want, (i) => tol[i]);
-      // Heads split across threads must not change a head's bits, nor touch other heads.
-      for (const [start, end] of c.ranges) {
+      // Any list of heads, in any order, gives each listed head the same bits and writes no other head.
+      for (const list of c.headLists) {
         const part = place(4, [nHeads * headSize], shift);
-        attention(part, qt, kt, vt, att, shape, nPos, start, end);
+        attention(part, qt, kt, vt, att, shape, nPos, { idx: headList(list), count: list.length });
         expectGuards("attention", part);
         const got = part.read();
-        const [lo, hi] = [start * headSize, end * headSize];
-        expectSameBits(`attention heads [${start}, ${end})`, got.subarray(lo, hi), full.subarray(lo, hi));
-        if (![...bits(got)].every((b, j) => (j >= lo && j < hi) || b === SENTINEL)) {
-          throw new Error(`attention heads [${start}, ${end}) wrote another head`);
+        for (let h = 0; h < nHeads; h++) {
+          const [lo, hi] = [h * headSize, (h + 1) * headSize];
+          if (list.includes(h)) expectSameBits(`attention head ${h} of [${list}]`, got.subarray(lo, hi), full.subarray(lo, hi));
+          else if (![...bits(got.subarray(lo, hi))].every((b) => b === SENTINEL)) throw new Error(`attention [${list}] wrote head ${h}`);
         }
       }
     }), { numRuns: 200 });
   });
+
+  it("with a KV hole map, a head is the same bits as attention over a cache of its KV head's valid positions only", () => {
+    fc.assert(fc.property(attentionCase, (c) => {
+      const { nHeads, nKvHeads, headSize, kvDim, seqLen, nPos, q, k, v, shift } = c;
+      const shape = { nHeads, nKvHeads, headSize };
+      const qt = place(0, [nHeads * headSize], shift, q);
+      const att = place(3, [nHeads, seqLen + c.attExtra], shift);
+      const validT = placeBytes(5, "u8", [nKvHeads, seqLen], shift, Uint8Array.from(c.valid, Number));
+      const out = place(4, [nHeads * headSize], shift);
+      attention(out, qt, place(1, [seqLen, kvDim], shift, k), place(2, [seqLen, kvDim], shift, v), att, shape, nPos, null, validT);
+      expectGuards("attention", out);
+      const got = out.read();
+      for (let g = 0; g < nKvHeads; g++) {
+        const kept = Array.from({ length: nPos }, (_, t) => t).filter((t) => c.valid[g * seqLen + t]);
+        const heads = Array.from({ length: c.group }, (_, i) => g * c.group + i);
+        if (kept.length === 0) {
+          for (const h of heads) expect([...got.subarray(h * headSize, (h + 1) * headSize)].every((x) => x === 0)).toBe(true);
+          continue;
+        }
+        const rows = (cache: Float32Array) => Float32Array.from(kept.flatMap((t) => [...cache.subarray(t * kvDim, (t + 1) * kvDim)]));
+        const one = place(4, [nHeads * headSize], shift);
+        attention(one, qt, place(1, [kept.length, kvDim], shift, rows(k)), place(2, [kept.length, kvDim], shift, rows(v)),
+          att, shape, kept.length, { idx: headList(heads), count: heads.length });
+        const want = one.read();
+        for (const h of heads) {
+          const [lo, hi] = [h * headSize, (h + 1) * headSize];
+          expectSameBits(`attention head ${h}, valid positions [${kept}]`, got.subarray(lo, hi), want.subarray(lo, hi));
+        }
+      }
+    }), { numRuns: 200 });
+  });
+
+  // An i32 list of head ids in scratch slot 5.
+  function headList(ids: readonly number[]): Tensor {
+    return placeBytes(5, "i32", [Math.max(ids.length, 1)], 0, new Uint8Array(Int32Array.from(ids.length ? ids : [0]).buffer));
+  }
 });
 
 describe("shape checks", () => {
@@ -317,7 +354,9 @@ describe("shape checks", () => {
     expect(() => attention(t(12), t(12), t(5, 6), t(5, 6), t(4, 5), shape, 6)).toThrow(ShapeError);
     expect(() => attention(t(12), t(12), t(5, 6), t(5, 6), t(4, 2), shape, 3)).toThrow(ShapeError);
     expect(() => attention(t(12), t(12), t(5, 6), t(4, 6), t(4, 5), shape, 1)).toThrow(ShapeError);
-    expect(() => attention(t(12), t(12), t(5, 6), t(5, 6), t(4, 5), shape, 1, 3, 5)).toThrow(ShapeError);
+    const five = placeBytes(0, "i32", [1], 0, new Uint8Array(Int32Array.of(5).buffer));
+    expect(() => attention(t(12), t(12), t(5, 6), t(5, 6), t(4, 5), shape, 1, { idx: five, count: 1 })).toThrow(ShapeError);
+    expect(() => attention(t(12), t(12), t(5, 6), t(5, 6), t(4, 5), shape, 1, { idx: five, count: 2 })).toThrow(ShapeError);
   });
 });
 

@@ -87,6 +87,31 @@ describe("quant-report without the shared assets", () => {
     expect(c.reference.mean_nll).toBeCloseTo(perplexity(buildModel(ckpt), ids, { ctx: 33, bos: 268 }).mean_nll, 12);
   });
 
+  it("several candidates in one pass score as each does alone; passes split by maxBytes give the same report", () => {
+    const ckpt = readGgufCheckpoint(model);
+    const ids = readTextTokens(text, loadModel(model).tokenizer, 150);
+    const q8 = path.join(dir, "tiny-q8.gguf");
+    writeGguf(q8, config, (n) => Float32Array.from(weights(n)), { dtype: "q8_0", tied: true });
+    const other = path.join(dir, "tiny-other.gguf");
+    const otherWeights = randomWeights(config, 12);
+    writeGguf(other, config, (n) => Float32Array.from(otherWeights(n)), { dtype: "f32", tied: true });
+    const cands = [q8, other].map((f) => readGgufCheckpoint(f));
+    const both = compareModels(buildModel(ckpt), cands.map((c) => buildModel(c)), ids, { ctx: 33, bos: 268 });
+    cands.forEach((c, i) => {
+      const alone = compareModels(buildModel(ckpt), [buildModel(c)], ids, { ctx: 33, bos: 268 });
+      expect(both.candidates[i]).toEqual(alone.candidates[0]);
+      expect(both.reference).toEqual(alone.reference);
+    });
+    expect(both.candidates[0]!.mean_kl).toBeGreaterThan(0);
+    expect(both.candidates[1]!.mean_kl).toBeGreaterThan(both.candidates[0]!.mean_kl);
+    const opts = { dtypes: ["f16", "q8_0", "q4_0"] as const, ctx: 33, bos: 268 };
+    const onePass = quantReport(ckpt, ids, opts);
+    const stages: string[] = [];
+    const perDtype = quantReport(ckpt, ids, { ...opts, maxBytes: 1, onProgress: (s) => void stages.push(s) });
+    expect(perDtype).toEqual(onePass);
+    expect(new Set(stages.filter((x) => x.startsWith("scoring")))).toEqual(new Set(["scoring f16", "scoring q8_0", "scoring q4_0"]));
+  });
+
   it("CLI: a table, --json, --help, and usage errors", () => {
     const table = dynact("quant-report", "-m", model, "-d", text, "--ctx", "20", "--dtypes", "q8_0,q4_0", "--threads", "1");
     expect(table.code).toBe(0);

@@ -270,7 +270,7 @@ describe("loading a quantized W_down transposed", () => {
     expect(model.forward(5, 0).read().every(Number.isFinite)).toBe(true);
   });
 
-  test("a Q8_0 model's fingerprint is the same in both layouts (a mask-mode calibration file serves gather mode)", () => {
+  test("a model's fingerprint is the same in every layout it loads in (a mask-mode calibration file serves gather mode)", () => {
     const f = path.join(dir, "fingerprint.gguf");
     writeGguf(f, config, (name) => randomTensor(config, name, 11), { dtype: "q8_0", tied: false });
     const dense = buildModel(openCheckpoint(f));
@@ -278,6 +278,15 @@ describe("loading a quantized W_down transposed", () => {
     expect(dense.weights.layers[0].downTransposed).toBe(false);
     expect(gather.weights.layers[0].downTransposed).toBe(true); // W_down re-blocked along its new rows
     expect(modelFingerprint(gather)).toBe(modelFingerprint(dense));
+    // f32: W_o transposed for head gates, every linear transposed for TEAL's gather mode.
+    const f32 = path.join(dir, "fingerprint-f32.gguf");
+    writeGguf(f32, config, (name) => randomTensor(config, name, 11), { dtype: "f32", tied: false });
+    const rows = modelFingerprint(buildModel(openCheckpoint(f32)));
+    for (const layout of [{ transposeWo: true }, { transposeInputs: true }]) {
+      const m = buildModel(openCheckpoint(f32), layout);
+      expect(m.weights.layers[0].woTransposed).toBe(true);
+      expect(modelFingerprint(m)).toBe(rows);
+    }
     const other = path.join(dir, "fingerprint-other.gguf");
     writeGguf(other, config, (name) => randomTensor(config, name, 12), { dtype: "q8_0", tied: false });
     expect(modelFingerprint(buildModel(openCheckpoint(other)))).not.toBe(modelFingerprint(dense));

@@ -7,15 +7,23 @@ export interface AttentionShape {
   headSize: number;
 }
 
+/** The query heads to compute: the first `count` ids of the i32 tensor `idx`. */
+export interface HeadList {
+  idx: Tensor;
+  count: number;
+}
+
 /**
  * Single-query causal attention with grouped KV heads.
  * q, out: [nHeads * headSize]; kCache, vCache: [positions, nKvHeads * headSize]; att: scratch [nHeads, >= nPos].
  * Attends positions 0..nPos-1; with `valid` (u8 [nKvHeads, positions] as an i32-free byte map, see KVCache) only
- * the positions marked valid for each KV head.
+ * the positions marked valid for each KV head. `heads` (default: all) lists the query heads to compute, all in one
+ * pass over the cache; the other heads' outputs are left as they are. A head's output has the same bits whichever
+ * heads are computed with it.
  */
 export function attention(
   out: Tensor, q: Tensor, kCache: Tensor, vCache: Tensor, att: Tensor, shape: AttentionShape, nPos: number,
-  headStart = 0, headEnd = shape.nHeads, valid: Tensor | null = null,
+  heads: HeadList | null = null, valid: Tensor | null = null,
 ): void {
   checkF32("attention", out, q, kCache, vCache, att);
   const { nHeads, nKvHeads, headSize } = shape;
@@ -29,13 +37,20 @@ export function attention(
   check("attention", nPos >= 1 && nPos <= kCache.shape[0], () => `${nPos} positions of ${kCache.shape[0]}`);
   check("attention", att.shape.length === 2 && att.shape[0] === nHeads && att.shape[1] >= nPos, () =>
     `att ${shapeOf(att)} for ${nHeads} heads and ${nPos} positions`);
-  check("attention", 0 <= headStart && headStart <= headEnd && headEnd <= nHeads, () =>
-    `heads [${headStart}, ${headEnd}) of ${nHeads}`);
+  if (heads) {
+    const { idx, count } = heads;
+    check("attention", idx.dtype === "i32" && Number.isInteger(count) && count >= 0 && count <= idx.size, () =>
+      `a list of ${count} heads in ${idx.dtype} ${shapeOf(idx)}`);
+    const ids = idx.i32();
+    for (let i = 0; i < count; i++) {
+      check("attention", Number.isInteger(ids[i]) && ids[i] >= 0 && ids[i] < nHeads, () => `head ${ids[i]} of ${nHeads}`);
+    }
+  }
   if (valid) {
     check("attention", valid.dtype === "u8" && valid.shape.length === 2 && valid.shape[0] === nKvHeads &&
       valid.shape[1] >= nPos, () => `valid ${shapeOf(valid)} (${valid.dtype}) for ${nKvHeads} KV heads, ${nPos} positions`);
   }
   q.engine.kernels.attention_f32(out.offset, q.offset, kCache.offset, vCache.offset, att.offset,
-    nHeads, nKvHeads, headSize, kvDim, nPos, att.shape[1], headStart, headEnd,
+    nHeads, nKvHeads, headSize, kvDim, nPos, att.shape[1], heads ? heads.idx.offset : 0, heads ? heads.count : nHeads,
     valid ? valid.offset : 0, valid ? valid.shape[1] : 0);
 }

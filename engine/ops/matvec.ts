@@ -30,14 +30,17 @@ export function matvec(out: Tensor, w: Tensor, x: Tensor, rowStart = 0, rowEnd =
  */
 export function matvecBlocks(out: Tensor, w: Tensor, x: Tensor, blocks: ArrayLike<number>, count: number, blockRows: number): void {
   const [d, n] = w.shape;
-  const { kernel, xArg } = prepare("matvecBlocks", out, w, x);
-  const run = w.engine.kernels[kernel];
+  check("matvecBlocks", Number.isInteger(blockRows) && blockRows > 0 && Number.isInteger(count) && count >= 0 &&
+    count <= blocks.length, () => `${count} blocks of ${blockRows} rows`);
   for (let i = 0; i < count; i++) {
     const b = blocks[i];
     check("matvecBlocks", Number.isInteger(b) && b >= 0 && (b + 1) * blockRows <= d, () =>
       `block ${b} of ${blockRows} rows in ${d}`);
-    run(out.offset, w.offset, xArg, n, b * blockRows, (b + 1) * blockRows);
   }
+  const { kernel, xArg } = prepare("matvecBlocks", out, w, x);
+  if (count === 0) return;
+  const run = w.engine.kernels[kernel];
+  for (let i = 0; i < count; i++) run(out.offset, w.offset, xArg, n, blocks[i] * blockRows, (blocks[i] + 1) * blockRows);
 }
 
 type MatvecKernel = Extract<RowKernelName, `matvec_${string}`>;

@@ -23,7 +23,7 @@ export interface Calibration {
 
 /**
  * Identifies a model's weights cheaply: its config, every norm vector and the first row of every matrix, as values
- * (so the same weights in another storage layout — row-interleaved, transposed — give the same fingerprint).
+ * (so the same weights stored transposed, as gather modes and head gates load them, give the same fingerprint).
  * W_down is left out: gather mode stores it transposed and, for quantized models, re-blocked along its other axis
  * (another rounding), and the other tensors already tell two models apart.
  */
@@ -35,10 +35,11 @@ export function modelFingerprint(model: LlamaModel): string {
   h.update(row0(w.tokenEmbedding, false));
   for (const l of w.layers) {
     vector(l.attnNorm);
-    [l.wq, l.wk, l.wv].forEach((m) => h.update(row0(m, false)));
+    const inT = l.inputsTransposed ?? false;
+    [l.wq, l.wk, l.wv].forEach((m) => h.update(row0(m, inT)));
     h.update(row0(l.wo, l.woTransposed));
     vector(l.ffnNorm);
-    [l.wGate, l.wUp].forEach((m) => h.update(row0(m, false)));
+    [l.wGate, l.wUp].forEach((m) => h.update(row0(m, inT)));
   }
   vector(w.finalNorm);
   h.update(row0(w.output, false));

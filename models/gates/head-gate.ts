@@ -71,7 +71,7 @@ export type HeadGateSpec =
 
 export function parseHeadGateSpec(spec: string): HeadGateSpec {
   if (spec === "dense") return { kind: "dense" };
-  const p = /^predictor:(.+?)(?::topk:([0-9.]+))?$/.exec(spec);
+  const p = /^predictor:(.+?)(?::topk:(.*))?$/.exec(spec);
   if (p) {
     const keep = p[2] === undefined ? null : Number(p[2]);
     if (keep !== null && !(keep > 0 && keep <= 1)) throw new Error(`--head-gate ${spec}: the kept fraction must be in (0, 1]`);

@@ -86,7 +86,7 @@ export class TrainModel {
   private readonly ops: TrainOps;
   private tokens: Int32Array = new Int32Array(0);
   private targets: Int32Array = new Int32Array(0);
-  /** The last forward was forwardDistill: logitsBuf holds d loss_n / d logits_n, not probabilities. */
+  /** The last forward was forwardDistill: logitsBuf holds (1/N)·d loss_n / d logits_n, not probabilities. */
   private distilled = false;
   private B = 0;
   private T = 0;
