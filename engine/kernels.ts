@@ -39,6 +39,8 @@ export interface Kernels {
   add_f32(out: number, a: number, b: number, n: number): void;
   argmax_f32(x: number, n: number): number;
   matvec_rows_f32(out: number, w: number, x: number, n: number, idx: number, count: number): void;
+  matvec_rows_f16(out: number, w: number, x: number, n: number, idx: number, count: number): void;
+  matvec_rows_bf16(out: number, w: number, x: number, n: number, idx: number, count: number): void;
   scatter_axpy_f32(out: number, wt: number, a: number, idx: number, count: number, dim: number): void;
   /** xa: x quantized by quantize_act_q8_0; rows S[k] of a Q8_0 / Q4_0 matrix. */
   matvec_rows_q8_0(out: number, w: number, xa: number, n: number, idx: number, count: number): void;

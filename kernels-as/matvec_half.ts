@@ -48,18 +48,47 @@ export function matvec_bf16(out: usize, w: usize, x: usize, n: i32, rowStart: i3
 ): void {
   const q = (rowEnd - rowStart) >> 2;
   for (let r = rowStart; r < rowStart + q; r++) {
-    halfRows(out, w, xs, n, r, r + q, r + 2 * q, r + 3 * q, 4, tokens, outStride, bf16);
+    halfRows(out, w, xs, n, r, r + q, r + 2 * q, r + 3 * q, r, r + q, r + 2 * q, r + 3 * q, 4, tokens, outStride, bf16);
   }
   const last = rowEnd - 1;
   for (let r = rowStart + 4 * q; r < rowEnd; r += 4) {
-    halfRows(out, w, xs, n, r, min(r + 1, last), min(r + 2, last), min(r + 3, last), rowEnd - r, tokens, outStride, bf16);
+    const r1 = min(r + 1, last), r2 = min(r + 2, last), r3 = min(r + 3, last);
+    halfRows(out, w, xs, n, r, r1, r2, r3, r, r1, r2, r3, rowEnd - r, tokens, outStride, bf16);
   }
 }
 
-// Rows r0..r3 for every token; rows [0, real) are stored.
+// Row gather over f16 / bf16 weights: out[k] = W[S[k], :] · x for k < count (idx: i32 S, ascending), each row
+// computed by the dense kernel's code (same bits as in the full product). Four rows per pass, from the four
+// quarters of the index list, as the other row gathers (sparse.ts, sparse_quant.ts).
+export function matvec_rows_f16(out: usize, w: usize, x: usize, n: i32, idx: usize, count: i32): void {
+  rowsHalf(out, w, x, n, idx, count, false);
+}
+
+export function matvec_rows_bf16(out: usize, w: usize, x: usize, n: i32, idx: usize, count: i32): void {
+  rowsHalf(out, w, x, n, idx, count, true);
+}
+
+@inline function rowsHalf(out: usize, w: usize, x: usize, n: i32, idx: usize, count: i32, bf16: bool): void {
+  const q = count >> 2;
+  for (let k = 0; k < q; k++) {
+    const k1 = k + q, k2 = k + 2 * q, k3 = k + 3 * q;
+    halfRows(out, w, x, n, at(idx, k), at(idx, k1), at(idx, k2), at(idx, k3), k, k1, k2, k3, 4, 1, 0, bf16);
+  }
+  const last = count - 1;
+  for (let k = 4 * q; k < count; k += 4) {
+    const k1 = min(k + 1, last), k2 = min(k + 2, last), k3 = min(k + 3, last);
+    halfRows(out, w, x, n, at(idx, k), at(idx, k1), at(idx, k2), at(idx, k3), k, k1, k2, k3, count - k, 1, 0, bf16);
+  }
+}
+
+@inline function at(idx: usize, k: i32): i32 {
+  return load<i32>(idx + (<usize>k << 2));
+}
+
+// Weight rows r0..r3 for every token, their outputs at o0..o3; lanes [0, real) are stored.
 @inline function halfRows(
-  out: usize, w: usize, xs: usize, n: i32, r0: i32, r1: i32, r2: i32, r3: i32, real: i32, tokens: i32, outStride: i32,
-  bf16: bool,
+  out: usize, w: usize, xs: usize, n: i32, r0: i32, r1: i32, r2: i32, r3: i32, o0: i32, o1: i32, o2: i32, o3: i32,
+  real: i32, tokens: i32, outStride: i32, bf16: bool,
 ): void {
   const rowBytes = <usize>n << 1;
   const n8 = n & ~7;
@@ -127,9 +156,9 @@ export function matvec_bf16(out: usize, w: usize, x: usize, n: i32, rowStart: i3
       s3 += scalar(w3 + wo, bf16) * xk;
     }
     const o = out + <usize>t * (<usize>outStride << 2);
-    store<f32>(o + (<usize>r0 << 2), s0);
-    if (real > 1) store<f32>(o + (<usize>r1 << 2), s1);
-    if (real > 2) store<f32>(o + (<usize>r2 << 2), s2);
-    if (real > 3) store<f32>(o + (<usize>r3 << 2), s3);
+    store<f32>(o + (<usize>o0 << 2), s0);
+    if (real > 1) store<f32>(o + (<usize>o1 << 2), s1);
+    if (real > 2) store<f32>(o + (<usize>o2 << 2), s2);
+    if (real > 3) store<f32>(o + (<usize>o3 << 2), s3);
   }
 }

@@ -102,11 +102,6 @@ export class LlamaModel {
     if (opts.gate && opts.mode === "gather" && !this.weights.layers[0].downTransposed) {
       throw new DynactError("gather mode needs W_down stored transposed: load the model with transposeDown");
     }
-    const rows = this.weights.layers[0].wGate.dtype;
-    if (opts.gate && opts.mode === "gather" && rows !== "f32" && rows !== "q8_0" && rows !== "q4_0") {
-      throw new DynactError(`gather mode gathers f32, q8_0 or q4_0 rows of W_gate/W_up, and this model's are ${rows}: ` +
-        "use --ffn-mode mask, or convert the model (dynact convert --dtype f32|q8_0)");
-    }
     if (opts.gate && this.weights.layers[0].inputsTransposed) {
       throw new DynactError("neuron gates need W_gate/W_up row-major: a model loaded for TEAL's gather mode runs no neuron gate");
     }

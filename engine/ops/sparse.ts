@@ -10,8 +10,8 @@ function checkIndices(op: string, idx: Tensor, count: number, bound: number): vo
 }
 
 /**
- * out[k] = w[S[k], :] · x for k < count; w f32, q8_0 or q4_0. With quantized w, x is first quantized to Q8_0 in
- * the engine's scratch (as matvec does) and each row is an integer dot per block, as the dense kernel computes it.
+ * out[k] = w[S[k], :] · x for k < count; w f32, f16, bf16, q8_0 or q4_0, each row computed as the dense kernel
+ * computes it. With quantized w, x is first quantized to Q8_0 in the engine's scratch (as matvec does).
  */
 export function matvecRows(out: Tensor, w: Tensor, x: Tensor, idx: Tensor, count: number): void {
   checkF32("matvecRows", out, x);
@@ -23,7 +23,9 @@ export function matvecRows(out: Tensor, w: Tensor, x: Tensor, idx: Tensor, count
   const k = w.engine.kernels;
   switch (w.dtype) {
     case "f32":
-      return k.matvec_rows_f32(out.offset, w.offset, x.offset, n, idx.offset, count);
+    case "f16":
+    case "bf16":
+      return k[`matvec_rows_${w.dtype}`](out.offset, w.offset, x.offset, n, idx.offset, count);
     case "q8_0":
     case "q4_0": {
       if (count === 0) return;
