@@ -7,7 +7,7 @@ export interface AttentionShape {
   headSize: number;
 }
 
-/** The query heads to compute: the first `count` ids of the i32 tensor `idx`. */
+/** The query heads to compute: the first `count` ids of the i32 tensor `idx`, strictly ascending. */
 export interface HeadList {
   idx: Tensor;
   count: number;
@@ -42,8 +42,10 @@ export function attention(
     check("attention", idx.dtype === "i32" && Number.isInteger(count) && count >= 0 && count <= idx.size, () =>
       `a list of ${count} heads in ${idx.dtype} ${shapeOf(idx)}`);
     const ids = idx.i32();
+    // Ascending, so no head is listed twice (its softmax would run twice over the same scores).
     for (let i = 0; i < count; i++) {
-      check("attention", Number.isInteger(ids[i]) && ids[i] >= 0 && ids[i] < nHeads, () => `head ${ids[i]} of ${nHeads}`);
+      check("attention", ids[i] >= 0 && ids[i] < nHeads && (i === 0 || ids[i] > ids[i - 1]), () =>
+        `head list [${Array.from(ids.subarray(0, count))}] of ${nHeads} heads: ids must be ascending and below ${nHeads}`);
     }
   }
   if (valid) {
