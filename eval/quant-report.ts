@@ -195,8 +195,12 @@ export function quantReport(ckpt: Checkpoint, ids: readonly number[], opts: Quan
     let reference: Scores | undefined;
     const results: CandidateComparison[] = [];
     for (const pass of passes) {
-      const candidates = pass.map((c) => load(c.ckpt));
-      models.push(...candidates);
+      // Each into `models` as it loads, so a failing load still closes the others' worker pools.
+      const candidates = pass.map((c) => {
+        const m = load(c.ckpt);
+        models.push(m);
+        return m;
+      });
       const label = `scoring ${pass.map((c) => c.dtype).join(", ")}`;
       const r = compareModels(models[0]!, candidates, ids, { ctx, bos: opts.bos, onProgress: (d, t) => opts.onProgress?.(label, d, t) });
       reference = r.reference;

@@ -2,7 +2,8 @@
 // q: [nHeads * headSize]; kCache, vCache: [positions][kvStride] f32, KV head g at offset g * headSize;
 // att: scratch [nHeads][attStride] f32 (attStride >= nPos); out: [nHeads * headSize].
 // Positions 0..nPos-1 are attended (causal: the caller passes pos + 1). heads: 0 (every head) or an i32 list of
-// headCount query heads to compute; the other heads' outputs are not written.
+// headCount query heads to compute, strictly ascending (engine/ops checks it); the other heads' outputs are not
+// written.
 // valid: 0, or a byte map [nKvHeads][validStride]: position t of KV head g is read only when valid[g][t] != 0
 // (KV-cache holes left by skipped heads are never read). The softmax then runs over the valid positions only.
 import { dot, axpy } from "./simd";

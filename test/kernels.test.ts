@@ -280,7 +280,8 @@ describe("attention", () => {
       // Any (ascending) list of heads gives each listed head the same bits and writes no other head.
       for (const list of c.headLists) {
         const part = place(4, [nHeads * headSize], shift);
-        attention(part, qt, kt, vt, att, shape, nPos, { idx: headList(list), count: list.length });
+        const fresh = place(3, [nHeads, seqLen + c.attExtra], shift); // no scores left from the full call
+        attention(part, qt, kt, vt, fresh, shape, nPos, { idx: headList(list), count: list.length });
         expectGuards("attention", part);
         const got = part.read();
         for (let h = 0; h < nHeads; h++) {
@@ -300,9 +301,21 @@ describe("attention", () => {
       const att = place(3, [nHeads, seqLen + c.attExtra], shift);
       const validT = placeBytes(5, "u8", [nKvHeads, seqLen], shift, Uint8Array.from(c.valid, Number));
       const out = place(4, [nHeads * headSize], shift);
-      attention(out, qt, place(1, [seqLen, kvDim], shift, k), place(2, [seqLen, kvDim], shift, v), att, shape, nPos, null, validT);
+      const [kt, vt] = [place(1, [seqLen, kvDim], shift, k), place(2, [seqLen, kvDim], shift, v)];
+      attention(out, qt, kt, vt, att, shape, nPos, null, validT);
       expectGuards("attention", out);
       const got = out.read();
+      // The same heads through a head list (the skip policy's call), from fresh scratch.
+      for (const list of c.headLists) {
+        const part = place(4, [nHeads * headSize], shift);
+        attention(part, qt, kt, vt, place(3, [nHeads, seqLen + c.attExtra], shift), shape, nPos, { idx: headList(list), count: list.length }, validT);
+        const byList = part.read();
+        for (let h = 0; h < nHeads; h++) {
+          const [lo, hi] = [h * headSize, (h + 1) * headSize];
+          if (list.includes(h)) expectSameBits(`attention head ${h} of [${list}] with holes`, byList.subarray(lo, hi), got.subarray(lo, hi));
+          else if (![...bits(byList.subarray(lo, hi))].every((b) => b === SENTINEL)) throw new Error(`attention [${list}] wrote head ${h}`);
+        }
+      }
       for (let g = 0; g < nKvHeads; g++) {
         const kept = Array.from({ length: nPos }, (_, t) => t).filter((t) => c.valid[g * seqLen + t]);
         const heads = Array.from({ length: c.group }, (_, i) => g * c.group + i);
@@ -323,9 +336,12 @@ describe("attention", () => {
     }), { numRuns: 200 });
   });
 
-  // An i32 list of head ids in scratch slot 5.
+  // An i32 list of head ids (at most 16 heads here), in a tensor of its own so no scratch slot is disturbed.
+  let listTensor: Tensor | undefined;
   function headList(ids: readonly number[]): Tensor {
-    return placeBytes(5, "i32", [Math.max(ids.length, 1)], 0, new Uint8Array(Int32Array.from(ids.length ? ids : [0]).buffer));
+    listTensor ??= harnessEngine().tensor([16], "i32");
+    listTensor.i32().set(ids);
+    return listTensor;
   }
 });
 

@@ -110,6 +110,14 @@ describe("quant-report without the shared assets", () => {
     const perDtype = quantReport(ckpt, ids, { ...opts, maxBytes: 1, onProgress: (s) => void stages.push(s) });
     expect(perDtype).toEqual(onePass);
     expect(new Set(stages.filter((x) => x.startsWith("scoring")))).toEqual(new Set(["scoring f16", "scoring q8_0", "scoring q4_0"]));
+    // Exactly the reference and the first two candidates fit: two passes.
+    const [f16, q8_0] = onePass.rows.map((r) => r.weight_bytes);
+    const fit = onePass.reference.weight_bytes + f16! + q8_0!;
+    for (const [maxBytes, want] of [[fit, ["scoring f16, q8_0", "scoring q4_0"]], [fit - 1, ["scoring f16", "scoring q8_0, q4_0"]]] as const) {
+      const seen: string[] = [];
+      expect(quantReport(ckpt, ids, { ...opts, maxBytes, onProgress: (s) => void seen.push(s) })).toEqual(onePass);
+      expect([...new Set(seen.filter((x) => x.startsWith("scoring")))]).toEqual(want);
+    }
   });
 
   it("CLI: a table, --json, --help, and usage errors", () => {

@@ -225,7 +225,7 @@ describe("quantized and 16-bit FFN execution modes", () => {
   test("gather equals mask on the same Q8_0/Q4_0/F16/BF16 weights for any index set (1e-5 relative)", () => {
     fc.assert(
       fc.property(
-        fc.constantFrom<DType>("q8_0", "q4_0", "f16", "bf16"), fc.constantFrom<DType>("q8_0", "f16"),
+        fc.constantFrom<DType>("q8_0", "q4_0", "f16", "bf16"), fc.constantFrom<DType>("q8_0", "f16", "f32"),
         fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 }).map((b) => 32 * b).chain((h) => fc.tuple(fc.constant(h), indexSet(h))),
         fc.constantFrom<ActivationName>("silu", "relu", "relu2", "gelu"), fc.constantFrom<"gate" | "input">("gate", "input"),
         fc.nat(1000),
@@ -262,6 +262,7 @@ describe("loading a quantized W_down transposed", () => {
 
   test.each([
     ["q8_0", undefined, "q8_0"], ["q8_0", "f16", "f16"], ["q4_0", undefined, "q8_0"], ["f16", undefined, "f16"], ["f16", "q8_0", "q8_0"],
+    ["bf16", undefined, "f32"],
   ] as const)("%s file, --down-dtype %s: W_downᵀ is %s, decoded, transposed and re-encoded along dim", (fileType, requested, want) => {
     const f = path.join(dir, `m-${fileType}-${requested}.gguf`);
     writeGguf(f, config, (name) => randomTensor(config, name, 3), { dtype: fileType, tied: false });
@@ -282,11 +283,12 @@ describe("loading a quantized W_down transposed", () => {
     expect(logits.every(Number.isFinite)).toBe(true);
   });
 
-  test("an f16 model runs a gate in gather mode as in mask mode (f16 row gather, F16 W_downᵀ)", () => {
-    const f = path.join(dir, "f16.gguf");
-    writeGguf(f, config, (name) => randomTensor(config, name, 13), { dtype: "f16", tied: false });
+  test.each([["f16", "f16"], ["bf16", "f32"]] as const)("a %s model runs a gate in gather mode as in mask mode (W_downᵀ %s)", (dtype, downDType) => {
+    const f = path.join(dir, `${dtype}.gguf`);
+    writeGguf(f, config, (name) => randomTensor(config, name, 13), { dtype, tied: false });
     const model = buildModel(openCheckpoint(f), { transposeDown: true });
-    expect(model.weights.layers[0].wGate.dtype).toBe("f16");
+    expect(model.weights.layers[0].wGate.dtype).toBe(dtype);
+    expect(model.weights.layers[0].wDown.dtype).toBe(downDType);
     const logits = (mode: "mask" | "gather") => {
       model.configureFfn({ gate: new FixedGate("gate", [1, 2, 3, 40, 41, 90]), mode });
       model.beginSequence();

@@ -39,6 +39,7 @@ export function attention(
     `att ${shapeOf(att)} for ${nHeads} heads and ${nPos} positions`);
   if (heads) {
     const { idx, count } = heads;
+    check("attention", idx.engine === q.engine, () => "head list from another engine");
     check("attention", idx.dtype === "i32" && Number.isInteger(count) && count >= 0 && count <= idx.size, () =>
       `a list of ${count} heads in ${idx.dtype} ${shapeOf(idx)}`);
     const ids = idx.i32();
@@ -49,6 +50,7 @@ export function attention(
     }
   }
   if (valid) {
+    check("attention", valid.engine === q.engine, () => "KV hole map from another engine");
     check("attention", valid.dtype === "u8" && valid.shape.length === 2 && valid.shape[0] === nKvHeads &&
       valid.shape[1] >= nPos, () => `valid ${shapeOf(valid)} (${valid.dtype}) for ${nKvHeads} KV heads, ${nPos} positions`);
   }

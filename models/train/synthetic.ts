@@ -91,7 +91,7 @@ export function generateStories(
         kF[l].set(kNewF.subarray(b * KV, (b + 1) * KV), (b * S + p) * KV);
         vF[l].set(vNewF.subarray(b * KV, (b + 1) * KV), (b * S + p) * KV);
         k.attention_f32(row(att, b, D), row(q, b, D), row(kCache[l], b, S * KV), row(vCache[l], b, S * KV), scores.offset,
-          H, c.nKvHeads, hs, KV, p + 1, S, 0, H, 0, 0);
+          H, c.nKvHeads, hs, KV, p + 1, S, /* no head list: all H heads */ 0, H, /* no KV holes */ 0, 0);
       }
       k.gemm_f32(xb.offset, lw.o, att.offset, D, 0, D, B, D);
       k.add_f32(x.offset, x.offset, xb.offset, B * D);
