@@ -1,10 +1,7 @@
-import { activationBytes, isQuantized } from "../dtype";
 import type { RowKernelName } from "../engine";
 import type { Tensor } from "../tensor";
 import { check, checkF32, shapeOf } from "./check";
-import { POOL_MIN_MACS } from "./matvec";
-
-const GEMM_DTYPES = new Set(["f32", "f16", "bf16", "q8_0", "q4_0"]);
+import { kernelInput, POOL_MIN_MACS } from "./matvec";
 
 /**
  * out[t, :] = w · x[t, :] for every row t of x: [T, n], w: [d, n] (f32, f16, bf16, q8_0 or q4_0), out: [T, d] —
@@ -19,19 +16,12 @@ export function matmul(out: Tensor, w: Tensor, x: Tensor): void {
   const tokens = x.shape[0];
   check("matmul", w.shape.length === 2 && x.shape.length === 2 && x.shape[1] === n && out.shape.length === 2 &&
     out.shape[0] === tokens && out.shape[1] === d, () => `w ${shapeOf(w)}, x ${shapeOf(x)}, out ${shapeOf(out)}`);
-  check("matmul", GEMM_DTYPES.has(w.dtype), () => `${w.dtype} weights`);
+  const xArg = kernelInput("matmul", w, x, tokens);
   const engine = w.engine;
-  const k = engine.kernels;
-  let xArg = x.offset;
-  if (isQuantized(w.dtype)) {
-    const rb = activationBytes(n);
-    xArg = engine.scratch("matmul", tokens * rb);
-    for (let t = 0; t < tokens; t++) k.quantize_act_q8_0(xArg + t * rb, x.offset + 4 * t * n, n);
-  }
   const kernel = `gemm_${w.dtype}` as Extract<RowKernelName, `gemm_${string}`>;
   if (engine.pool && d * n * tokens >= POOL_MIN_MACS) {
     engine.pool.run(kernel, out.offset, w.offset, xArg, n, d, tokens, d);
   } else {
-    k[kernel](out.offset, w.offset, xArg, n, 0, d, tokens, d);
+    engine.kernels[kernel](out.offset, w.offset, xArg, n, 0, d, tokens, d);
   }
 }

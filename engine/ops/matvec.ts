@@ -53,16 +53,28 @@ function prepare(op: string, out: Tensor, w: Tensor, x: Tensor): { kernel: Matve
   const [d, n] = w.shape;
   check(op, w.shape.length === 2 && x.size === n && out.size === d, () =>
     `w ${shapeOf(w)}, x ${shapeOf(x)}, out ${shapeOf(out)}`);
+  const xArg = kernelInput(op, w, x);
+  return { kernel: `matvec_${w.dtype as "f32" | "f16" | "bf16" | "q8_0" | "q4_0"}`, xArg };
+}
+
+/**
+ * The x argument of w's row kernels (GEMV, GEMM, row gather): x itself for f32/f16/bf16 weights; for q8_0/q4_0
+ * weights its `tokens` rows quantized (quantize_act_q8_0, once per product, as llama.cpp does) into the engine's
+ * scratch under `op`. Other dtypes are a ShapeError.
+ */
+export function kernelInput(op: string, w: Tensor, x: Tensor, tokens = 1): number {
   switch (w.dtype) {
     case "f32":
     case "f16":
     case "bf16":
-      return { kernel: `matvec_${w.dtype}`, xArg: x.offset };
+      return x.offset;
     case "q8_0":
     case "q4_0": {
-      const xArg = w.engine.scratch(op, activationBytes(n));
-      w.engine.kernels.quantize_act_q8_0(xArg, x.offset, n);
-      return { kernel: `matvec_${w.dtype}`, xArg };
+      const n = w.shape[1];
+      const rb = activationBytes(n);
+      const xa = w.engine.scratch(op, tokens * rb);
+      for (let t = 0; t < tokens; t++) w.engine.kernels.quantize_act_q8_0(xa + t * rb, x.offset + 4 * t * n, n);
+      return xa;
     }
     default:
       throw new ShapeError(`${op}: ${w.dtype} weights`);

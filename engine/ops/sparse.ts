@@ -1,7 +1,7 @@
 // Products over an index set S of neurons (an i32 tensor whose first `count` entries are used).
-import { activationBytes } from "../dtype";
 import type { Tensor } from "../tensor";
 import { check, checkF32, shapeOf } from "./check";
+import { kernelInput } from "./matvec";
 
 function checkIndices(op: string, idx: Tensor, count: number, bound: number): void {
   check(op, idx.dtype === "i32", () => `indices must be i32, got ${idx.dtype}`);
@@ -20,22 +20,10 @@ export function matvecRows(out: Tensor, w: Tensor, x: Tensor, idx: Tensor, count
   check("matvecRows", w.shape.length === 2 && x.size === n && out.size >= count, () =>
     `w ${shapeOf(w)}, x ${shapeOf(x)}, out ${shapeOf(out)}`);
   checkIndices("matvecRows", idx, count, d);
-  const k = w.engine.kernels;
-  switch (w.dtype) {
-    case "f32":
-    case "f16":
-    case "bf16":
-      return k[`matvec_rows_${w.dtype}`](out.offset, w.offset, x.offset, n, idx.offset, count);
-    case "q8_0":
-    case "q4_0": {
-      if (count === 0) return;
-      const xa = w.engine.scratch("matvecRows", activationBytes(n));
-      k.quantize_act_q8_0(xa, x.offset, n);
-      return k[`matvec_rows_${w.dtype}`](out.offset, w.offset, xa, n, idx.offset, count);
-    }
-    default:
-      return check("matvecRows", false, () => `${w.dtype} weights`);
-  }
+  if (count === 0) return;
+  const xArg = kernelInput("matvecRows", w, x);
+  const kernel = `matvec_rows_${w.dtype as "f32" | "f16" | "bf16" | "q8_0" | "q4_0"}` as const;
+  w.engine.kernels[kernel](out.offset, w.offset, xArg, n, idx.offset, count);
 }
 
 /**
