@@ -6,7 +6,7 @@
 // written.
 // valid: 0, or a byte map [nKvHeads][validStride]: position t of KV head g is read only when valid[g][t] != 0
 // (KV-cache holes left by skipped heads are never read). The softmax then runs over the valid positions only.
-import { dot, axpy } from "./simd";
+import { axpy, dot, listed } from "./simd";
 import { softmax_f32 } from "./softmax";
 
 // Position-outer: each cached position's K (then V) row, all KV heads contiguous, is read once for all the heads
@@ -30,7 +30,7 @@ export function attention_f32(
     for (let i = 0; i < headCount; i++) {
       const h = headAt(heads, i);
       const g = h / group;
-      if (valid != 0 && load<u8>(valid + <usize>(g * validStride + t)) == 0) continue;
+      if (isHole(valid, validStride, g, t)) continue;
       store<f32>(att + <usize>h * attBytes + (<usize>t << 2), dot(q + <usize>h * headBytes, kt + <usize>g * headBytes, headSize) / scale);
     }
   }
@@ -42,16 +42,16 @@ export function attention_f32(
       softmax_f32(ah, nPos);
       continue;
     }
-    const vg = valid + <usize>((h / group) * validStride);
+    const g = h / group;
     let n = 0;
     for (let t = 0; t < nPos; t++) {
-      if (load<u8>(vg + <usize>t) == 0) continue;
+      if (isHole(valid, validStride, g, t)) continue;
       store<f32>(ah + (<usize>n << 2), load<f32>(ah + (<usize>t << 2)));
       n++;
     }
     softmax_f32(ah, n);
     for (let t = nPos - 1; t >= 0 && n > 0; t--) {
-      if (load<u8>(vg + <usize>t) == 0) continue;
+      if (isHole(valid, validStride, g, t)) continue;
       n--;
       store<f32>(ah + (<usize>t << 2), load<f32>(ah + (<usize>n << 2)));
     }
@@ -62,12 +62,18 @@ export function attention_f32(
     for (let i = 0; i < headCount; i++) {
       const h = headAt(heads, i);
       const g = h / group;
-      if (valid != 0 && load<u8>(valid + <usize>(g * validStride + t)) == 0) continue;
+      if (isHole(valid, validStride, g, t)) continue;
       axpy(out + <usize>h * headBytes, load<f32>(att + <usize>h * attBytes + (<usize>t << 2)), vt + <usize>g * headBytes, headSize);
     }
   }
 }
 
+// Query head i of the call: every head in order, or the list's i-th.
 @inline function headAt(heads: usize, i: i32): i32 {
-  return heads == 0 ? i : load<i32>(heads + (<usize>i << 2));
+  return heads == 0 ? i : listed(heads, i);
+}
+
+// Position t of KV head g was never written (a hole left by a skipped head): not read.
+@inline function isHole(valid: usize, validStride: i32, g: i32, t: i32): bool {
+  return valid != 0 && load<u8>(valid + <usize>(g * validStride + t)) == 0;
 }

@@ -14,7 +14,7 @@
 // would be exact too, but a subnormal f16 makes it an f32 subnormal multiplication, which x86 runs ~25x slower
 // (microcode assist): measured 2.4 ms against 0.09 ms on all-subnormal weights.
 import { bf16_to_f32, f16_to_f32, f16x4_normal_to_f32x4, f16x4_to_f32x4, widen_hi, widen_lo } from "./blocks";
-import { hsum } from "./simd";
+import { hsum, listed } from "./simd";
 
 export function matvec_f16(out: usize, w: usize, x: usize, n: i32, rowStart: i32, rowEnd: i32): void {
   matvecHalf(out, w, x, n, rowStart, rowEnd, 1, 0, false);
@@ -58,8 +58,8 @@ export function matvec_bf16(out: usize, w: usize, x: usize, n: i32, rowStart: i3
 }
 
 // Row gather over f16 / bf16 weights: out[k] = W[S[k], :] · x for k < count (idx: i32 S, ascending), each row
-// computed by the dense kernel's code (same bits as in the full product). Four rows per pass, from the four
-// quarters of the index list, as the other row gathers (sparse.ts, sparse_quant.ts).
+// computed by the dense kernel's code (same bits as in the full product). Four rows per pass, taken from the
+// index list as simd.listed describes.
 export function matvec_rows_f16(out: usize, w: usize, x: usize, n: i32, idx: usize, count: i32): void {
   rowsHalf(out, w, x, n, idx, count, false);
 }
@@ -72,17 +72,13 @@ export function matvec_rows_bf16(out: usize, w: usize, x: usize, n: i32, idx: us
   const q = count >> 2;
   for (let k = 0; k < q; k++) {
     const k1 = k + q, k2 = k + 2 * q, k3 = k + 3 * q;
-    halfRows(out, w, x, n, at(idx, k), at(idx, k1), at(idx, k2), at(idx, k3), k, k1, k2, k3, 4, 1, 0, bf16);
+    halfRows(out, w, x, n, listed(idx, k), listed(idx, k1), listed(idx, k2), listed(idx, k3), k, k1, k2, k3, 4, 1, 0, bf16);
   }
   const last = count - 1;
   for (let k = 4 * q; k < count; k += 4) {
     const k1 = min(k + 1, last), k2 = min(k + 2, last), k3 = min(k + 3, last);
-    halfRows(out, w, x, n, at(idx, k), at(idx, k1), at(idx, k2), at(idx, k3), k, k1, k2, k3, count - k, 1, 0, bf16);
+    halfRows(out, w, x, n, listed(idx, k), listed(idx, k1), listed(idx, k2), listed(idx, k3), k, k1, k2, k3, count - k, 1, 0, bf16);
   }
-}
-
-@inline function at(idx: usize, k: i32): i32 {
-  return load<i32>(idx + (<usize>k << 2));
 }
 
 // Weight rows r0..r3 for every token, their outputs at o0..o3; lanes [0, real) are stored.

@@ -44,3 +44,19 @@
     store<f32>(y + off, load<f32>(y + off) + a * load<f32>(x + off));
   }
 }
+
+// Index lists (i32 ids, as the sparse kernels take them): entry k, and the address of row S[k] of a matrix at w.
+// A pass over four listed rows takes entries k, k+q, k+2q, k+3q (q = count / 4): from the four quarters of an
+// ascending list, so each of the four streams walks forward through the matrix.
+@inline export function listed(idx: usize, k: i32): i32 {
+  return load<i32>(idx + (<usize>k << 2));
+}
+
+@inline export function listedRow(w: usize, idx: usize, k: i32, rowBytes: usize): usize {
+  return w + <usize>listed(idx, k) * rowBytes;
+}
+
+// Entry k of an f32 list (the coefficients a column scatter pairs with its listed rows).
+@inline export function at(a: usize, k: i32): f32 {
+  return load<f32>(a + (<usize>k << 2));
+}

@@ -4,56 +4,41 @@
 //   gather_f32 / scatter_f32  move values between full and compact vectors
 // Rows are reduced in simd.dot's order, so matvec_rows_f32 gives the same bits as matvec_f32 for a row.
 import { dot4 } from "./matvec";
-import { axpy, dot } from "./simd";
+import { at, axpy, dot, listed, listedRow } from "./simd";
 
 export function matvec_rows_f32(out: usize, w: usize, x: usize, n: i32, idx: usize, count: i32): void {
   const rowBytes = <usize>n << 2;
-  // Four gathered rows per pass, as the dense kernel does: x loaded once for four independent streams, taken from
-  // the four quarters of the (ascending) index list so each stream walks forward through the matrix.
+  // Four gathered rows per pass (simd.listed), as the dense kernel does: x loaded once for four streams.
   const q = count >> 2;
-  const quarter = <usize>q << 2;
   for (let k = 0; k < q; k++) {
-    const ip = idx + (<usize>k << 2);
-    dot4(out + (<usize>k << 2), quarter, w + <usize>load<i32>(ip) * rowBytes, w + <usize>load<i32>(ip + quarter) * rowBytes,
-      w + <usize>load<i32>(ip + 2 * quarter) * rowBytes, w + <usize>load<i32>(ip + 3 * quarter) * rowBytes, x, n);
+    dot4(out + (<usize>k << 2), <usize>q << 2, listedRow(w, idx, k, rowBytes), listedRow(w, idx, k + q, rowBytes),
+      listedRow(w, idx, k + 2 * q, rowBytes), listedRow(w, idx, k + 3 * q, rowBytes), x, n);
   }
-  let k = 4 * q;
-  for (; k < count; k++) {
-    const r = <usize>load<i32>(idx + (<usize>k << 2));
-    store<f32>(out + (<usize>k << 2), dot(w + r * rowBytes, x, n));
-  }
+  for (let k = 4 * q; k < count; k++) store<f32>(out + (<usize>k << 2), dot(listedRow(w, idx, k, rowBytes), x, n));
 }
 
 export function scatter_axpy_f32(out: usize, wt: usize, a: usize, idx: usize, count: i32, dim: i32): void {
   const rowBytes = <usize>dim << 2;
   memory.fill(out, 0, rowBytes);
-  // Four neurons per pass over `out` (a quarter of its loads and stores), from the four quarters of the (ascending)
-  // index list: four long forward streams through Wt, as the row gathers read theirs.
+  // Four neurons per pass over `out` (a quarter of its loads and stores), taken as the row gathers take theirs.
   const q = count >> 2;
-  const quarter = <usize>q << 2;
   for (let k = 0; k < q; k++) {
-    const ip = idx + (<usize>k << 2);
-    const ap = a + (<usize>k << 2);
-    const r0 = wt + <usize>load<i32>(ip) * rowBytes;
-    const r1 = wt + <usize>load<i32>(ip + quarter) * rowBytes;
-    const r2 = wt + <usize>load<i32>(ip + 2 * quarter) * rowBytes;
-    const r3 = wt + <usize>load<i32>(ip + 3 * quarter) * rowBytes;
-    axpy4(out, r0, r1, r2, r3, load<f32>(ap), load<f32>(ap + quarter), load<f32>(ap + 2 * quarter), load<f32>(ap + 3 * quarter), dim);
+    const k1 = k + q, k2 = k + 2 * q, k3 = k + 3 * q;
+    axpy4(out, listedRow(wt, idx, k, rowBytes), listedRow(wt, idx, k1, rowBytes), listedRow(wt, idx, k2, rowBytes),
+      listedRow(wt, idx, k3, rowBytes), at(a, k), at(a, k1), at(a, k2), at(a, k3), dim);
   }
-  for (let k = 4 * q; k < count; k++) {
-    axpy(out, load<f32>(a + (<usize>k << 2)), wt + <usize>load<i32>(idx + (<usize>k << 2)) * rowBytes, dim);
-  }
+  for (let k = 4 * q; k < count; k++) axpy(out, at(a, k), listedRow(wt, idx, k, rowBytes), dim);
 }
 
 export function gather_f32(out: usize, src: usize, idx: usize, count: i32): void {
   for (let k = 0; k < count; k++) {
-    store<f32>(out + (<usize>k << 2), load<f32>(src + (<usize>load<i32>(idx + (<usize>k << 2)) << 2)));
+    store<f32>(out + (<usize>k << 2), at(src, listed(idx, k)));
   }
 }
 
 export function scatter_f32(out: usize, src: usize, idx: usize, count: i32): void {
   for (let k = 0; k < count; k++) {
-    store<f32>(out + (<usize>load<i32>(idx + (<usize>k << 2)) << 2), load<f32>(src + (<usize>k << 2)));
+    store<f32>(out + (<usize>listed(idx, k) << 2), at(src, k));
   }
 }
 
@@ -65,7 +50,7 @@ export function scatter_heads_f32(out: usize, wt: usize, o: usize, heads: usize,
   const rowBytes = <usize>dim << 2;
   memory.fill(out, 0, rowBytes);
   for (let k = 0; k < count; k++) {
-    const first = load<i32>(heads + (<usize>k << 2)) * headSize;
+    const first = listed(heads, k) * headSize;
     let r = 0;
     for (; r + 4 <= headSize; r += 4) {
       const row = first + r;

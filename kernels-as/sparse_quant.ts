@@ -15,6 +15,7 @@
 // to out; four rows per pass over out (a quarter of its loads and stores), as scatter_axpy_f32 does.
 import { f16_to_f32, f16x4_to_f32x4, widen_hi, widen_lo, QK, QS, Q4_0_BLOCK_BYTES, Q8_0_BLOCK_BYTES } from "./blocks";
 import { quadRows } from "./matvec_quant";
+import { at, listedRow } from "./simd";
 
 export function matvec_rows_q8_0(out: usize, w: usize, xa: usize, n: i32, idx: usize, count: i32): void {
   rowsQuant(out, w, xa, n, idx, count, false);
@@ -24,28 +25,22 @@ export function matvec_rows_q4_0(out: usize, w: usize, xa: usize, n: i32, idx: u
   rowsQuant(out, w, xa, n, idx, count, true);
 }
 
-// Four gathered rows per pass, from the four quarters of the (ascending) index list so each stream walks forward
-// through the matrix, as the dense kernel's rows do; then the rest in groups of four (fewer than four repeat the
-// last row in the missing lanes, which are not stored).
+// Four gathered rows per pass, taken from the index list as simd.listed describes; then the rest in groups of four
+// (fewer than four repeat the last row in the missing lanes, which are not stored).
 @inline function rowsQuant(out: usize, w: usize, xa: usize, n: i32, idx: usize, count: i32, q4: bool): void {
   const rowBytes = <usize>(n / QK) * (q4 ? Q4_0_BLOCK_BYTES : Q8_0_BLOCK_BYTES);
   const q = count >> 2;
   for (let k = 0; k < q; k++) {
     const k1 = k + q, k2 = k + 2 * q, k3 = k + 3 * q;
-    quadRows(out, xa, n, row(w, idx, k, rowBytes), row(w, idx, k1, rowBytes), row(w, idx, k2, rowBytes),
-      row(w, idx, k3, rowBytes), k, k1, k2, k3, 4, 1, 0, q4);
+    quadRows(out, xa, n, listedRow(w, idx, k, rowBytes), listedRow(w, idx, k1, rowBytes), listedRow(w, idx, k2, rowBytes),
+      listedRow(w, idx, k3, rowBytes), k, k1, k2, k3, 4, 1, 0, q4);
   }
   const last = count - 1;
   for (let k = 4 * q; k < count; k += 4) {
     const k1 = min(k + 1, last), k2 = min(k + 2, last), k3 = min(k + 3, last);
-    quadRows(out, xa, n, row(w, idx, k, rowBytes), row(w, idx, k1, rowBytes), row(w, idx, k2, rowBytes),
-      row(w, idx, k3, rowBytes), k, k1, k2, k3, count - k, 1, 0, q4);
+    quadRows(out, xa, n, listedRow(w, idx, k, rowBytes), listedRow(w, idx, k1, rowBytes), listedRow(w, idx, k2, rowBytes),
+      listedRow(w, idx, k3, rowBytes), k, k1, k2, k3, count - k, 1, 0, q4);
   }
-}
-
-// The address of row S[k].
-@inline function row(w: usize, idx: usize, k: i32, rowBytes: usize): usize {
-  return w + <usize>load<i32>(idx + (<usize>k << 2)) * rowBytes;
 }
 
 // out = Σ_k a[k] · Wt[S[k], :], Wt Q8_0 [hidden, dim] (dim a multiple of 32). Per block of each row the factor
@@ -54,20 +49,16 @@ export function scatter_axpy_q8_0(out: usize, wt: usize, a: usize, idx: usize, c
   memory.fill(out, 0, <usize>dim << 2);
   const nb = dim / QK;
   const rowBytes = <usize>nb * Q8_0_BLOCK_BYTES;
-  // Four rows per pass from the four quarters of the index list (long forward streams, as in sparse.ts).
+  // Four rows per pass, taken from the index list as simd.listed describes.
   const q = count >> 2;
-  const quarter = <usize>q << 2;
   for (let k = 0; k < q; k++) {
-    const ip = idx + (<usize>k << 2);
-    const ap = a + (<usize>k << 2);
-    let r0 = wt + <usize>load<i32>(ip) * rowBytes;
-    let r1 = wt + <usize>load<i32>(ip + quarter) * rowBytes;
-    let r2 = wt + <usize>load<i32>(ip + 2 * quarter) * rowBytes;
-    let r3 = wt + <usize>load<i32>(ip + 3 * quarter) * rowBytes;
-    let av = v128.load32_zero(ap);
-    av = v128.load32_lane(ap + quarter, av, 1);
-    av = v128.load32_lane(ap + 2 * quarter, av, 2);
-    av = v128.load32_lane(ap + 3 * quarter, av, 3);
+    const k1 = k + q, k2 = k + 2 * q, k3 = k + 3 * q;
+    let r0 = listedRow(wt, idx, k, rowBytes), r1 = listedRow(wt, idx, k1, rowBytes);
+    let r2 = listedRow(wt, idx, k2, rowBytes), r3 = listedRow(wt, idx, k3, rowBytes);
+    let av = f32x4.splat(at(a, k));
+    av = f32x4.replace_lane(av, 1, at(a, k1));
+    av = f32x4.replace_lane(av, 2, at(a, k2));
+    av = f32x4.replace_lane(av, 3, at(a, k3));
     let o = out;
     for (let b = 0; b < nb; b++) {
       let dw = i32x4.splat(0);
@@ -90,8 +81,8 @@ export function scatter_axpy_q8_0(out: usize, wt: usize, a: usize, idx: usize, c
     }
   }
   for (let k = 4 * q; k < count; k++) {
-    let r = wt + <usize>load<i32>(idx + (<usize>k << 2)) * rowBytes;
-    const ak = load<f32>(a + (<usize>k << 2));
+    let r = listedRow(wt, idx, k, rowBytes);
+    const ak = at(a, k);
     let o = out;
     for (let b = 0; b < nb; b++) {
       const c = f32x4.splat(ak * f16_to_f32(<u32>load<u16>(r)));
@@ -134,15 +125,11 @@ export function scatter_axpy_f16(out: usize, wt: usize, a: usize, idx: usize, co
   const rowBytes = <usize>dim << 1;
   const d8 = dim & ~7;
   const q = count >> 2;
-  const quarter = <usize>q << 2;
   for (let k = 0; k < q; k++) {
-    const ip = idx + (<usize>k << 2);
-    const ap = a + (<usize>k << 2);
-    const r0 = wt + <usize>load<i32>(ip) * rowBytes;
-    const r1 = wt + <usize>load<i32>(ip + quarter) * rowBytes;
-    const r2 = wt + <usize>load<i32>(ip + 2 * quarter) * rowBytes;
-    const r3 = wt + <usize>load<i32>(ip + 3 * quarter) * rowBytes;
-    const a0 = load<f32>(ap), a1 = load<f32>(ap + quarter), a2 = load<f32>(ap + 2 * quarter), a3 = load<f32>(ap + 3 * quarter);
+    const k1 = k + q, k2 = k + 2 * q, k3 = k + 3 * q;
+    const r0 = listedRow(wt, idx, k, rowBytes), r1 = listedRow(wt, idx, k1, rowBytes);
+    const r2 = listedRow(wt, idx, k2, rowBytes), r3 = listedRow(wt, idx, k3, rowBytes);
+    const a0 = at(a, k), a1 = at(a, k1), a2 = at(a, k2), a3 = at(a, k3);
     const v0 = f32x4.splat(a0), v1 = f32x4.splat(a1), v2 = f32x4.splat(a2), v3 = f32x4.splat(a3);
     let j = 0;
     for (; j < d8; j += 8) {
@@ -169,8 +156,8 @@ export function scatter_axpy_f16(out: usize, wt: usize, a: usize, idx: usize, co
     }
   }
   for (let k = 4 * q; k < count; k++) {
-    const r = wt + <usize>load<i32>(idx + (<usize>k << 2)) * rowBytes;
-    const ak = load<f32>(a + (<usize>k << 2));
+    const r = listedRow(wt, idx, k, rowBytes);
+    const ak = at(a, k);
     const v = f32x4.splat(ak);
     let j = 0;
     for (; j < d8; j += 8) {
