@@ -56,14 +56,27 @@ export function ctxOption(v: string | undefined): number | undefined {
   return v === undefined ? undefined : number(v, "--ctx", 0, isPosInt, "a positive integer");
 }
 
-/** The options of commands that fit something on a text and write it to a file (calibrate, fit-predictors). */
-export const TEXT_FIT_OPTIONS = {
+/** --ctx N for windows over a text: from 2 (BOS and one scored token) to the model's context; undefined: its context. */
+export function windowCtxOption(v: string | undefined, seqLen: number): number | undefined {
+  if (v === undefined) return undefined;
+  const ctx = number(v, "--ctx", 0, (n) => isPosInt(n) && n >= 2, "an integer >= 2");
+  if (ctx > seqLen) throw new UsageError(`--ctx ${ctx} is longer than the model's context of ${seqLen}`);
+  return ctx;
+}
+
+/** The options of commands that run a model over a text: -d FILE, --ctx N, --max-tokens N. */
+export const TEXT_OPTIONS = {
   ...MODEL_OPTIONS,
   data: { type: "string", short: "d" },
-  output: { type: "string", short: "o" },
-  act: { type: "string" },
   "max-tokens": { type: "string" },
   ctx: { type: "string" },
+} as const satisfies Options;
+
+/** The options of commands that fit something on a text and write it to a file (calibrate, fit-predictors). */
+export const TEXT_FIT_OPTIONS = {
+  ...TEXT_OPTIONS,
+  output: { type: "string", short: "o" },
+  act: { type: "string" },
 } as const satisfies Options;
 
 export interface TextFitArgs {

@@ -2,9 +2,8 @@ import { ActivationZeros } from "../../eval/act-stats";
 import { perplexity } from "../../eval/perplexity";
 import { readTextTokens } from "../../eval/text";
 import { loadModel, openCheckpoint } from "../../models/load";
-import { isPosInt, MODEL_OPTIONS, number, parse, requireString, threadsOption } from "../args";
+import { isPosInt, number, parse, requireString, TEXT_OPTIONS, threadsOption, windowCtxOption } from "../args";
 import { applyGate, ffnStatLines, GATE_HELP, GATE_OPTIONS, layoutFor, parseGateOptions, progressLine } from "../gate-options";
-import { UsageError } from "../usage-error";
 
 export const help = `dynact perplexity -m MODEL [-t TOKENIZER] -d TEXT [--ctx N] [--max-tokens N] [gate options] [--json]
 
@@ -23,10 +22,7 @@ ${GATE_HELP}
 
 export async function run(argv: string[]): Promise<void> {
   const { values: v } = parse(argv, {
-    ...MODEL_OPTIONS,
-    data: { type: "string", short: "d" },
-    ctx: { type: "string" },
-    "max-tokens": { type: "string" },
+    ...TEXT_OPTIONS,
     "prompt-tokens": { type: "string" },
     "act-stats": { type: "boolean", default: false },
     ...GATE_OPTIONS,
@@ -34,13 +30,11 @@ export async function run(argv: string[]): Promise<void> {
   if (v.help) return void console.log(help);
   const file = requireString(v.model, "-m/--model");
   const data = requireString(v.data, "-d/--data");
-  const ctx = v.ctx === undefined ? undefined : number(v.ctx, "--ctx", 0, (n) => isPosInt(n) && n >= 2, "an integer >= 2");
   const maxTokens = number(v["max-tokens"], "--max-tokens", Infinity, isPosInt, "a positive integer");
   const promptLength = number(v["prompt-tokens"], "--prompt-tokens", 0, isPosInt, "a positive integer");
   const gates = parseGateOptions(v);
   const log = (line: string) => process.stderr.write(`${line}\n`);
-  const seqLen = openCheckpoint(file).config.seqLen;
-  if (ctx !== undefined && ctx > seqLen) throw new UsageError(`--ctx ${ctx} is longer than the model's context of ${seqLen}`);
+  const ctx = windowCtxOption(v.ctx, openCheckpoint(file).config.seqLen);
   // The KV cache only needs the window (--ctx also lets a model that does not fit at full context load).
   const loaded = loadModel(file, {
     tokenizer: v.tokenizer, activation: gates.activation, contextLength: ctx, ...layoutFor(gates), threads: threadsOption(v.threads),

@@ -3,7 +3,7 @@ import { quantReport } from "../../eval/quant-report";
 import { readTextTokens } from "../../eval/text";
 import type { GgufDType } from "../../models/formats/gguf";
 import { loadTokenizer, openCheckpoint } from "../../models/load";
-import { isPosInt, MODEL_OPTIONS, number, parse, requireString, threadsOption } from "../args";
+import { isPosInt, number, parse, requireString, TEXT_OPTIONS, threadsOption, windowCtxOption } from "../args";
 import { progressLine } from "../gate-options";
 import { UsageError } from "../usage-error";
 
@@ -31,10 +31,7 @@ const DTYPES: readonly GgufDType[] = ["f16", "bf16", "q8_0", "q4_0"];
 
 export async function run(argv: string[]): Promise<void> {
   const { values: v } = parse(argv, {
-    ...MODEL_OPTIONS,
-    data: { type: "string", short: "d" },
-    ctx: { type: "string" },
-    "max-tokens": { type: "string" },
+    ...TEXT_OPTIONS,
     dtypes: { type: "string" },
     keep: { type: "string" },
   });
@@ -46,8 +43,7 @@ export async function run(argv: string[]): Promise<void> {
   const bad = dtypes.find((d) => !DTYPES.includes(d as GgufDType));
   if (bad !== undefined || dtypes.length === 0) throw new UsageError(`--dtypes takes a comma-separated list of ${DTYPES.join(", ")}; got '${v.dtypes}'`);
   const ckpt = openCheckpoint(file);
-  const ctx = v.ctx === undefined ? ckpt.config.seqLen : number(v.ctx, "--ctx", 0, (n) => isPosInt(n) && n >= 2, "an integer >= 2");
-  if (ctx > ckpt.config.seqLen) throw new UsageError(`--ctx ${ctx} is longer than the model's context of ${ckpt.config.seqLen}`);
+  const ctx = windowCtxOption(v.ctx, ckpt.config.seqLen) ?? ckpt.config.seqLen;
   const tokenizer = loadTokenizer(ckpt, v.tokenizer);
   const ids = readTextTokens(data, tokenizer, maxTokens);
   const log = (line: string) => process.stderr.write(`${line}\n`);
