@@ -47,7 +47,7 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "data/t
   const calibIds = text.slice(4096); // held out from them
   const prompt = [1, 403, 407, 261, 378, 432, 383, 286];
 
-  test("cats:0 and topk:1 reproduce dense outputs exactly, in mask and gather mode", () => {
+  test("cats:0 and topk:1 keep every neuron: the dense outputs exactly, in mask and gather mode (the dense path)", () => {
     // Each layout against its own dense run: W_downᵀ's column scatter sums in another order than the row matvec.
     for (const [loaded, mode] of [[rows, "mask"], [transposed, "gather"]] as const) {
       loaded.model.configureFfn({ gate: null, mode });

@@ -57,6 +57,17 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "data/t
     expect(row("q4_0").weight_bytes).toBeLessThan(row("q8_0").weight_bytes);
   });
 
+  it("gives the README's table (deterministic: the same numbers to the digits shown)", () => {
+    expect(r.reference.perplexity).toBeCloseTo(4.0295, 4);
+    expect(r.reference.top1_accuracy).toBeCloseTo(0.6445, 4);
+    const want = { f16: [4.0293, 1.0, 5.5e-7], q8_0: [4.0351, 0.9858, 6.8e-4], q4_0: [4.4652, 0.8345, 1.1e-1] } as const;
+    for (const [d, [ppl, agree, kl]] of Object.entries(want)) {
+      expect(row(d).perplexity, d).toBeCloseTo(ppl, 4);
+      expect(row(d).top1_agreement, d).toBeCloseTo(agree, 4);
+      expect(Math.abs(row(d).mean_kl / kl - 1), d).toBeLessThan(0.05); // two digits shown
+    }
+  });
+
   it("matrices quantization cannot block stay f16 and are listed (W_down: rows of 172)", () => {
     expect(row("f16").fallbacks).toEqual([]);
     for (const d of ["q8_0", "q4_0"]) expect(row(d).fallbacks.map((f) => f.name)).toEqual([0, 1, 2, 3, 4].map((l) => `blk.${l}.ffn_down`));

@@ -35,10 +35,10 @@ const indices = (idx: number[], size: number): Tensor => indexTensor(engine, idx
 describe("sparse kernels", () => {
   test("matvecRows equals the reference and matvec's rows bit for bit", () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 24 }), fc.integer({ min: 1, max: 70 }), fc.infiniteStream(fc.nat()), (d, n, seeds) => {
-        const w = Float32Array.from({ length: d * n }, (_, i) => Math.sin(i * 0.37 + (seeds.next().value % 7)));
-        const x = Float32Array.from({ length: n }, (_, i) => Math.cos(i * 0.11));
-        const idx = Array.from({ length: d }, (_, i) => i).filter((i) => (i * 7 + n) % 3 !== 0);
+      fc.property(fc.integer({ min: 1, max: 24 }).chain((d) => fc.tuple(fc.constant(d), indexSet(d))), fc.integer({ min: 1, max: 70 }),
+        fc.nat(1000), ([d, idx], n, seed) => {
+        const w = Float32Array.from({ length: d * n }, (_, i) => Math.sin(i * 0.37 + seed));
+        const x = Float32Array.from({ length: n }, (_, i) => Math.cos(i * 0.11 + seed));
         const W = tensorOf(w, [d, n]);
         const X = tensorOf(x);
         const out = engine.tensor([d]);
@@ -56,18 +56,22 @@ describe("sparse kernels", () => {
     );
   });
 
-  test("scatterAxpy equals Σ a_k · Wt[S_k]", () => {
+  test("scatterAxpy equals Σ a_k · Wt[S_k] (any index set, in any grouping of its rows)", () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 37 }).chain((dim) =>
-        fc.tuple(fc.constant(dim), fc.integer({ min: 1, max: 40 }))), (h, [dim]) => {
-        const wt = Float32Array.from({ length: h * dim }, (_, i) => Math.sin(i * 0.7));
-        const idx = Array.from({ length: h }, (_, i) => i).filter((i) => i % 3 !== 1);
-        const a = Float32Array.from(idx, (_, k) => Math.cos(k));
+      fc.property(fc.integer({ min: 1, max: 40 }).chain((h) => fc.tuple(fc.constant(h), indexSet(h))), fc.integer({ min: 1, max: 37 }),
+        fc.nat(1000), ([h, idx], dim, seed) => {
+        const wt = Float32Array.from({ length: h * dim }, (_, i) => Math.sin(i * 0.7 + seed));
+        const a = Float32Array.from(idx, (_, k) => Math.cos(k + seed) * (k % 5 === 0 ? 1e-3 : 1));
         const out = engine.tensor([dim]);
         scatterAxpy(out, tensorOf(wt, [h, dim]), tensorOf(a.length ? a : [0]), indices(idx, h), idx.length);
         const ref = scatterAxpyRef(wt, a, idx, dim);
-        // |a|,|w| <= 1: each output sums |S| products; f32 error <= |S|·2^-24·|S| (+ one rounding)
-        ref.forEach((r, j) => expect(Math.abs(out.f32()[j] - r)).toBeLessThanOrEqual((idx.length + 1) ** 2 * 2 ** -24));
+        // Each output is |S| products summed in f32 (four at a time, then into out): one rounding per product and
+        // per addition, |err| <= (|S| + 2)·U·Σ_k |a_k·w_kj| (the reference is f64).
+        ref.forEach((r, j) => {
+          let mag = 0;
+          idx.forEach((s, k) => (mag += Math.abs(a[k] * wt[s * dim + j])));
+          expect(Math.abs(out.f32()[j] - r)).toBeLessThanOrEqual((idx.length + 2) * 2 ** -24 * mag + 1e-38);
+        });
       }),
       { numRuns: 150 },
     );
@@ -173,7 +177,7 @@ describe("FFN execution modes", () => {
     );
   });
 
-  test("a gate keeping every neuron reproduces dense bit for bit, in both modes", () => {
+  test("a gate keeping every neuron takes the dense path: the bits of no gate, in both modes", () => {
     const f = randomFfn(24, 50, 3);
     const x = Float32Array.from({ length: 24 }, (_, i) => Math.sin(i));
     const all = Array.from({ length: 50 }, (_, i) => i);

@@ -246,7 +246,7 @@ describe("quantized and 16-bit FFN execution modes", () => {
     );
   });
 
-  test("a gate keeping every neuron reproduces the dense (transposed-down) path bit for bit", () => {
+  test("a gate keeping every neuron takes the dense (transposed-down) path: the bits of no gate", () => {
     const f = quantFfn("q8_0", "q8_0", 64, 96, 5);
     const x = Float32Array.from({ length: 64 }, (_, i) => Math.sin(i));
     const all = Array.from({ length: 96 }, (_, i) => i);
@@ -279,8 +279,13 @@ describe("loading a quantized W_down transposed", () => {
     // The engine is sized for the re-encoded tensors (Q4_0 -> Q8_0 and Q8_0 -> F16 grow), which built it.
     expect(weightBytes(ckpt, { transposeDown: true, downDType: requested }) - weightBytes(ckpt))
       .toBe(config.nLayers * (tensorBytes(want, [96, 64]) - tensorBytes(fileType, [64, 96])));
+    // Against the row layout: an exact transpose (f16 kept, bf16 widened) leaves the logits to rounding; re-encoding
+    // a quantized W_down along dim (Q8_0, or d·q rounded to f16) moves them by about that rounding (measured ≤ 0.6%).
     const logits = model.forward(5, 0).read();
-    expect(logits.every(Number.isFinite)).toBe(true);
+    const rows = buildModel(ckpt).forward(5, 0).read();
+    const range = Math.max(...rows.map(Math.abs));
+    const exact = (fileType === "f16" && want === "f16") || (fileType === "bf16" && want === "f32");
+    rows.forEach((r, i) => expect(Math.abs(logits[i]! - r)).toBeLessThanOrEqual((exact ? 1e-5 : 2e-2) * range));
   });
 
   test.each([["f16", "f16"], ["bf16", "f32"]] as const)("a %s model runs a gate in gather mode as in mask mode (W_downᵀ %s)", (dtype, downDType) => {

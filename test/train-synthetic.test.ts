@@ -70,7 +70,7 @@ describe.each([["silu"], ["relu"]] as const)("tiny random %s model", (activation
 });
 
 describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin"))("stories260K", () => {
-  test("one stream reproduces generate() from an empty prompt, at temperature 1", () => {
+  test("one stream gives the inference engine's stories token for token (LlamaModel.forward + the sampler), and text", () => {
     const loaded = loadModel(shared("models/stories260K.bin"), { tokenizer: shared("models/tok512.bin") });
     const ckpt = loaded.checkpoint;
     const got = generateStories(ckpt.config, !ckpt.tensors.has("output"), (n) => readTensorData(ckpt, n),
