@@ -10,7 +10,7 @@ import { exportModel, formatOf, type ExportFormat } from "../models/train/export
 import { readTrainCheckpoint, restoreTrainer, writeTrainCheckpoint, type TrainCheckpoint } from "../models/train/train-checkpoint";
 import { generateStories } from "../models/train/synthetic";
 import { ADDED_OPTION_DEFAULTS, Trainer, type EvalResult, type TrainOptions } from "../models/train/trainer";
-import { readTensorData } from "../models/weights";
+import { tensorSource } from "../models/weights";
 import { isNonNegInt, isPosInt, MODEL_OPTIONS, number, parse, requireString } from "./args";
 import { progressLine } from "./gate-options";
 import { UsageError } from "./usage-error";
@@ -132,6 +132,11 @@ export async function runTraining(argv: string[], relufy: boolean, help: string)
 
   const ckpt = openCheckpoint(file);
   const tokenizer = loadTokenizer(ckpt, v.tokenizer);
+  // The input model's tensors, each read (and decoded) once for whoever needs them at setup: the teacher's text,
+  // the teacher, the student. Dropped once the models are built.
+  const source = tensorSource(ckpt);
+  const read = new Map<string, Float32Array>();
+  const tensor = (name: string): Float32Array => read.get(name) ?? read.set(name, source.tensor(name)).get(name)!;
   const resumed: TrainCheckpoint | undefined = v.resume === undefined ? undefined : readTrainCheckpoint(v.resume);
   let config: LlamaConfig;
   let opts: TrainOptions;
@@ -145,7 +150,7 @@ export async function runTraining(argv: string[], relufy: boolean, help: string)
     if (v.stage2 && !m.config.reluAfterNorm) throw new UsageError("--stage2 differs from the checkpoint's run");
     ({ config, tied } = m);
   } else {
-    tied = !ckpt.tensors.has("output");
+    tied = source.tied;
     config = relufy ? { ...ckpt.config, activation: "relu", ...(v.stage2 ? { reluAfterNorm: true } : {}) } : ckpt.config;
     opts = withDefaults(given, config.seqLen);
   }
@@ -155,7 +160,7 @@ export async function runTraining(argv: string[], relufy: boolean, help: string)
   if (opts.synthetic > 0) {
     // Teacher stories as text (joined as the stories of a text file are), encoded as the text was.
     const t0 = performance.now();
-    const stories = generateStories(ckpt.config, !ckpt.tensors.has("output"), (name) => readTensorData(ckpt, name), {
+    const stories = generateStories(ckpt.config, source.tied, tensor, {
       tokens: opts.synthetic, seed: opts.seed, bos: tokenizer.bosId, eos: tokenizer.eosId,
       onProgress: (n) => progress("synthetic text", Math.min(n, opts.synthetic), opts.synthetic),
     });
@@ -169,11 +174,12 @@ export async function runTraining(argv: string[], relufy: boolean, help: string)
   if (resumed && resumed.meta.data !== fingerprint) throw new DynactError(`${v.resume} was trained on other text than ${data}`);
 
   // A resumed run's weights come from its checkpoint (restoreTrainer), not from the model file.
-  const model = buildTrainModel(config, tied, resumed ? undefined : (name) => readTensorData(ckpt, name), opts.batch, opts.seq);
+  const model = buildTrainModel(config, tied, resumed ? undefined : tensor, opts.batch, opts.seq);
   // The teacher: the input model as it is on disk, frozen, in its own memory (forward passes only).
   const teacher = opts.distill > 0
-    ? buildTrainModel(ckpt.config, !ckpt.tensors.has("output"), (name) => readTensorData(ckpt, name), opts.batch, opts.seq)
+    ? buildTrainModel(ckpt.config, source.tied, tensor, opts.batch, opts.seq)
     : undefined;
+  read.clear();
   if (teacher && teacher.config.vocabSize !== config.vocabSize) throw new DynactError("the teacher's vocabulary differs from the student's");
   const trainer = new Trainer(model, split, opts, tokenizer.bosId, teacher);
   if (resumed) restoreTrainer(trainer, resumed);
