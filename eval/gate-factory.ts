@@ -79,7 +79,7 @@ export function buildTeal(spec: GateSpec, model: LlamaModel, opts: GateFactoryOp
 /** Head gate specs: dense, topk:F, norm:F, predictor:FILE[:topk:F] (default: the fraction it was fitted for). */
 export function buildHeadGate(spec: string, model: LlamaModel): HeadGate | null {
   const p = parseSpec(spec);
-  if (p.kind !== "predictor") return topHeadsGate(spec, model.config.nHeads);
+  if (p.kind !== "predictor") return topHeadsGate(spec, model.config.nHeads, p);
   const predictor = readPredictor(p.file, model);
   const keep = p.keep ?? Number(predictor.header.label.split(":")[1]);
   return new HeadPredictorGate(spec, predictor, model, keep);

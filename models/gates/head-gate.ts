@@ -86,8 +86,7 @@ export function parseHeadGateSpec(spec: string): HeadGateSpec {
 }
 
 /** The gate of a dense, topk:F or norm:F spec (a predictor spec needs its file and model: eval/gate-factory.ts). */
-export function topHeadsGate(spec: string, nHeads: number): HeadGate | null {
-  const p = parseHeadGateSpec(spec);
+export function topHeadsGate(spec: string, nHeads: number, p: HeadGateSpec = parseHeadGateSpec(spec)): HeadGate | null {
   if (p.kind === "dense") return null;
   if (p.kind === "predictor") throw new Error(`--head-gate ${spec}: a predictor gate is built from its file (buildHeadGate)`);
   return new TopHeadsGate(spec, p.kind === "topk" ? "query-norm" : "output-norm", p.keep, nHeads);
