@@ -5,6 +5,7 @@ import { closeSync, ftruncateSync, mkdtempSync, openSync, rmSync, writeSync } fr
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { ALIGN } from "../engine/arena";
 import { MemoryLimitError } from "../engine/errors";
 import { canonicalShapes, entryBytes, type Checkpoint, type TensorEntry } from "../models/checkpoint";
 import type { LlamaConfig } from "../models/config";
@@ -62,6 +63,9 @@ describe("a model too large for wasm32 memory", () => {
     const ckpt = header(TINYLLAMA, "f32");
     const msg = refusal(ckpt);
     const need = memoryNeed(ckpt, TINYLLAMA);
+    // Counted by hand: 2 × 32000·2048 (embedding, classifier) + 22 × (2·2048² + 2·256·2048 + 3·5632·2048 + 2·2048)
+    // + 2048 = 1,100,048,384 values of 4 bytes, plus an arena alignment slot per tensor (22·9 + 3 of them).
+    expect(need.weights).toBe(4 * 1_100_048_384 + 201 * ALIGN);
     expect(gib(msg, /needs ([\d.]+) GiB/)).toBeCloseTo(need.total / GiB, 2);
     expect(gib(msg, /weights ([\d.]+) GiB/)).toBeCloseTo(need.weights / GiB, 2);
     expect(msg).toMatch(/KV cache and buffers [\d.]+ MiB for a context of 2048/);
