@@ -102,8 +102,16 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "data/t
     perplexity(relu, evalIds.slice(0, 512), { ctx: 256 });
     const active = relu.ffnStats.summary().active_fraction;
     active.forEach((a, l) => {
-      expect(1 - a).toBeGreaterThanOrEqual(zeros[l] / seen[l] - 1e-9);
-      if (c.thresholds[l] === 0) expect(zeros[l] / seen[l]).toBeGreaterThan(0);
+      const zeroFraction = zeros[l] / seen[l];
+      expect(1 - a).toBeGreaterThanOrEqual(zeroFraction - 1e-9);
+      if (c.thresholds[l] === 0) {
+        // ε = 0 drops exactly the zeros, and they are about half or more of the layer's activations here too
+        // (measured 0.51-0.56 on these tokens, against ≥ 0.5 on the calibration tokens that set ε = 0).
+        expect(1 - a).toBeCloseTo(zeroFraction, 9);
+        expect(zeroFraction).toBeGreaterThan(0.45);
+      } else {
+        expect(zeroFraction).toBeLessThan(0.5); // fewer zeros than the target: the quantile sits above them
+      }
     });
   });
 
