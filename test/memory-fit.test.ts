@@ -6,12 +6,14 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { ALIGN } from "../engine/arena";
+import { buildNeuronGate } from "../eval/gate-factory";
 import { MemoryLimitError } from "../engine/errors";
 import { canonicalShapes, entryBytes, type Checkpoint, type TensorEntry } from "../models/checkpoint";
 import type { LlamaConfig } from "../models/config";
 import { encodeGgufHeader, GGUF_ALIGNMENT, readGgufCheckpoint, writeGguf, type GgufDType } from "../models/formats/gguf";
 import type { GgufValue } from "../models/formats/gguf-metadata";
 import { ggufTokenizerMetadata } from "../models/formats/gguf-tokenizer";
+import { parseGateSpec } from "../models/gates/spec";
 import { buildModel } from "../models/load";
 import { asDType, ENGINE_LIMIT, memoryNeed } from "../models/memory-fit";
 import { TokenizerJson } from "../models/tokenizer/tokenizer-json";
@@ -122,6 +124,34 @@ describe("a model too large for wasm32 memory", () => {
       for (const [name, e] of asDType(ckpt, dtype).tensors) expect(entryBytes(e), name).toBe(entryBytes(written.tensors.get(name)!));
       for (const layout of [{ transposeDown: true }, { transposeDown: true, downDType: "f16" as const }]) {
         expect(weightBytes(asDType(ckpt, dtype), layout)).toBe(weightBytes(written, layout));
+      }
+    }
+  });
+
+  it("memoryNeed is what a built model really takes: its arena after prefill, decode and gather-mode decode", () => {
+    // The refusals and the longest contexts named above are computed from memoryNeed; this ties it to the arena.
+    const config: LlamaConfig = { dim: 64, hiddenDim: 172, nLayers: 2, nHeads: 8, nKvHeads: 4, vocabSize: 96, seqLen: 48, ...base };
+    const weights = randomWeights(config, 5);
+    for (const dtype of ["f32", "f16", "q8_0", "q4_0"] as const) {
+      const file = path.join(dir, `need-${dtype}.gguf`);
+      writeGguf(file, config, (n) => Float32Array.from(weights(n)), { dtype, tied: false });
+      const ckpt = readGgufCheckpoint(file);
+      for (const contextLength of [1, 17, 48]) {
+        for (const layout of [{}, { transposeDown: true }] as { transposeDown?: boolean }[]) {
+          const model = buildModel(ckpt, { contextLength, ...layout });
+          const ids = Array.from({ length: contextLength }, (_, i) => (i * 7) % config.vocabSize);
+          model.prefill(ids);
+          if (contextLength > 1) model.forward(3, contextLength - 1);
+          if (layout.transposeDown) {
+            model.configureFfn({ gate: buildNeuronGate(parseGateSpec("topk:0.5"), model), mode: "gather" });
+            model.forward(4, contextLength - 1);
+          }
+          const need = memoryNeed(ckpt, { ...config, seqLen: contextLength }, layout).total;
+          const used = model.engine.arena.used;
+          // An upper bound, short by alignment slots only (~3.5 KiB here), nothing that grows with the model.
+          expect(used, `${dtype} ctx ${contextLength}`).toBeLessThanOrEqual(need);
+          expect(need - used, `${dtype} ctx ${contextLength}`).toBeLessThan(4096);
+        }
       }
     }
   });
