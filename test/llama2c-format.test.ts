@@ -121,7 +121,7 @@ describe.runIf(haveAssets("models/stories260K.bin"))("stories260K.bin", () => {
           }
         },
       ),
-      { numRuns: 3000 },
+      { numRuns: 10_000 },
     );
   });
 });
