@@ -4,6 +4,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DynactError } from "../engine/errors";
 import { FormatError } from "../models/formats/format-error";
@@ -215,5 +216,93 @@ describe("bad tokenizer.json", () => {
     const f = file("config", JSON.stringify(good));
     writeFileSync(path.join(path.dirname(f), "tokenizer_config.json"), JSON.stringify({ eos_token: { content: "</s>" } }));
     expect(() => readTokenizerJson(f)).toThrow(/tokenizer_config\.json: special token "<\/s>" is not in the vocabulary/);
+  });
+});
+
+// Fuzz: the same three kinds of damage as the binary formats' suites (truncation, flipped bytes, lies in fields),
+// on the small byte-level tokenizer.json (LLaMA-3 and GPT-2 forms) and, where the shared assets are, the 32000-piece
+// SentencePiece one. Every case either builds a tokenizer that encodes and decodes with in-range ids, or is a
+// FormatError (or DynactError) naming the file: never another exception, never a hang.
+describe("tokenizer.json fuzz", () => {
+  const f = path.join(dir, "fuzz", "tokenizer.json");
+  mkdirSync(path.dirname(f), { recursive: true });
+  let built = 0;
+  let refused = 0;
+
+  function check(data: string | Uint8Array, probe: string): void {
+    writeFileSync(f, data);
+    let tok: TokenizerJson;
+    try {
+      tok = readTokenizerJson(f);
+    } catch (e) {
+      if (!(e instanceof DynactError)) throw e; // FormatError is a DynactError
+      expect((e as Error).message).toContain(f);
+      refused++;
+      return;
+    }
+    built++;
+    try {
+      const ids = tok.encode(probe, { bos: true });
+      expect(ids.every((id) => Number.isInteger(id) && id >= 0 && id < tok.vocabSize)).toBe(true);
+      tok.decode(ids);
+    } catch (e) {
+      if (!(e instanceof DynactError)) throw e;
+    }
+  }
+
+  const goods = [JSON.stringify(byteLevelJson("llama3")), JSON.stringify(byteLevelJson("gpt2"))];
+  const probe = fc.string({ maxLength: 16 });
+
+  it("4,000 truncations", () => {
+    fc.assert(fc.property(fc.nat(goods.length - 1), fc.double({ min: 0, max: 1, noNaN: true }), probe, (g, at, p) => {
+      const text = goods[g]!;
+      check(text.slice(0, Math.floor(at * text.length)), p);
+    }), { numRuns: 4000 });
+  });
+
+  it("4,000 byte flips (bad UTF-8 included)", () => {
+    fc.assert(fc.property(
+      fc.nat(goods.length - 1),
+      fc.array(fc.record({ at: fc.double({ min: 0, max: 1, noNaN: true, maxExcluded: true }), byte: fc.integer({ min: 0, max: 255 }) }), { minLength: 1, maxLength: 6 }),
+      probe,
+      (g, flips, p) => {
+        const bytes = Buffer.from(goods[g]!);
+        for (const { at, byte } of flips) bytes[Math.floor(at * bytes.length)] = byte;
+        check(bytes, p);
+      },
+    ), { numRuns: 4000 });
+  });
+
+  // Lies: one field of the object replaced by any JSON value, including huge and negative ids.
+  const fields: ((j: Json, v: unknown) => void)[] = [
+    (j, v) => { j.model.vocab[Object.keys(j.model.vocab)[7]!] = v; },
+    (j, v) => { j.model.merges[2] = v; },
+    (j, v) => { j.model.merges = v; },
+    (j, v) => { j.model.vocab = v; },
+    (j, v) => { j.model.type = v; },
+    (j, v) => { j.added_tokens[0].id = v; },
+    (j, v) => { j.added_tokens[1].content = v; },
+    (j, v) => { j.added_tokens = v; },
+    (j, v) => { j.pre_tokenizer = v; },
+    (j, v) => { j.decoder = v; },
+    (j, v) => { j.normalizer = v; },
+    (j, v) => { j.post_processor = v; },
+    (j, v) => { j.model.byte_fallback = v; },
+    (j, v) => { j.model.ignore_merges = v; },
+  ];
+  type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const value = fc.oneof(
+    fc.jsonValue({ maxDepth: 2 }),
+    fc.constantFrom(-1, 2 ** 31, 2 ** 53, 1e300, 0.5, Number.MAX_SAFE_INTEGER, "", "\u0000", "Ġ", [], {}, null),
+  );
+
+  it(`${fields.length * 300} lies in fields`, () => {
+    fc.assert(fc.property(fc.nat(goods.length - 1), fc.nat(fields.length - 1), value, probe, (g, k, v, p) => {
+      const j = JSON.parse(goods[g]!) as Json;
+      fields[k]!(j, v);
+      check(JSON.stringify(j), p);
+    }), { numRuns: fields.length * 300 });
+    expect(built).toBeGreaterThan(100); // the suite saw working tokenizers as well as refusals
+    expect(refused).toBeGreaterThan(100);
   });
 });
