@@ -1,3 +1,5 @@
+import { statSync } from "node:fs";
+import path from "node:path";
 import { DynactError } from "../../engine/errors";
 import type { Checkpoint } from "../../models/checkpoint";
 import { convertToGguf, type GgufDType } from "../../models/formats/gguf";
@@ -52,6 +54,7 @@ export async function run(argv: string[]): Promise<void> {
   if (!dtypes.includes(dtype)) throw new UsageError(`--to ${to} writes --dtype ${dtypes.join(", ")}; got '${dtype}'`);
 
   const ckpt = openCheckpoint(file);
+  refuseOverwritingInput(ckpt, out, to === "safetensors" ? path.join(out, "model.safetensors") : out);
   // Non-f32 sources are dequantized: every writer takes f32 values and encodes them itself.
   const { tied, tensor } = tensorSource(ckpt);
   const note = (line: string) => process.stderr.write(`${line}\n`);
@@ -72,6 +75,26 @@ export async function run(argv: string[]): Promise<void> {
     console.log(JSON.stringify({ output: out, format: to, dtype, tensors, fallbacks, tokenizer: withTokenizer }));
   } else {
     note(`wrote ${out}: ${to}, ${dtype}, ${tensors} tensors${to === "gguf" ? withTokenizer ? ", with tokenizer" : ", no tokenizer" : ""}`);
+  }
+}
+
+// The writers truncate their output first and read the model's tensors one at a time while they write, so an output
+// that is the model's own file (-o MODEL, or the model's folder for safetensors) would destroy the model and leave
+// nothing valid behind.
+function refuseOverwritingInput(ckpt: Checkpoint, out: string, written: string): void {
+  const inputs = new Set([ckpt.path, ...[...ckpt.tensors.values()].map((e) => e.file ?? ckpt.path)]);
+  for (const input of inputs) {
+    if (sameFile(input, written)) throw new UsageError(`-o ${out} would overwrite the model being converted (${input}): write to another path`);
+  }
+}
+
+function sameFile(a: string, b: string): boolean {
+  try {
+    const x = statSync(a);
+    const y = statSync(b);
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false; // the output does not exist yet
   }
 }
 
