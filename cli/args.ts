@@ -1,6 +1,9 @@
 // Argument parsing on Node's util.parseArgs, with dynact's rules: unknown options and bad values are usage
 // errors (exit 2), numbers are checked, and every command shares the model/tokenizer options.
+import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
+import path from "node:path";
+import { DynactError } from "../engine/errors";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { ACTIVATIONS, type ActivationName } from "../models/config";
 import { UsageError } from "./usage-error";
@@ -37,6 +40,29 @@ export function number(v: string | undefined, flag: string, fallback: number, ch
 
 export const isNonNegInt = (n: number) => Number.isInteger(n) && n >= 0;
 export const isPosInt = (n: number) => Number.isInteger(n) && n > 0;
+
+/**
+ * An output file's path, checked before any work: its folder exists and it is not a folder itself. Commands write
+ * their output last (after minutes of calibration, fitting or training), so a typo in -o must fail first.
+ */
+export function outputFile(file: string, flag: string): string {
+  if (existsSync(file) && statSync(file).isDirectory()) throw new DynactError(`${flag} ${file}: is a directory, expected a file`);
+  const dir = path.dirname(file);
+  if (!existsSync(dir)) throw new DynactError(`${flag} ${file}: no such directory ${dir}`);
+  if (!statSync(dir).isDirectory()) throw new DynactError(`${flag} ${file}: ${dir} is not a directory`);
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch {
+    throw new DynactError(`${flag} ${file}: the directory ${dir} is not writable`);
+  }
+  return file;
+}
+
+/** An output folder's path (created later, with its parents), checked before any work: not an existing file. */
+export function outputDir(dir: string, flag: string): string {
+  if (existsSync(dir) && !statSync(dir).isDirectory()) throw new DynactError(`${flag} ${dir}: is a file, expected a directory`);
+  return dir;
+}
 
 /** --threads N: threads for the matrix products; default: the machine's cores. */
 export function threadsOption(v: string | undefined): number {

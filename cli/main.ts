@@ -63,10 +63,25 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`dynact: ${e.message}\n${command ? `see 'dynact ${name} --help'` : "see 'dynact --help'"}\n`);
       return 2;
     }
-    const message = e instanceof DynactError ? e.message : `internal error: ${(e as Error)?.message ?? String(e)}`;
+    const message = e instanceof DynactError ? e.message : systemError(e) ?? `internal error: ${(e as Error)?.message ?? String(e)}`;
     process.stderr.write(`dynact: ${message.split("\n")[0]}\n`);
     return 1;
   }
+}
+
+// What Node's system errors (a file that cannot be written: ENOENT, EISDIR, EACCES, ENOSPC, …) mean, as
+// "PATH: what" — they are the user's files and disk, not dynact's internals.
+const SYSTEM_ERRORS: Readonly<Record<string, string>> = {
+  ENOENT: "no such file or directory", EISDIR: "is a directory", ENOTDIR: "a component of the path is not a directory",
+  EACCES: "permission denied", EPERM: "operation not permitted", ENOSPC: "no space left on device", EROFS: "read-only file system",
+  EEXIST: "already exists", EMFILE: "too many open files",
+};
+
+function systemError(e: unknown): string | undefined {
+  const err = e as NodeJS.ErrnoException;
+  if (!(e instanceof Error) || typeof err.code !== "string" || typeof err.syscall !== "string") return undefined;
+  const what = SYSTEM_ERRORS[err.code] ?? err.message;
+  return err.path === undefined ? what : `${err.path}: ${what}`;
 }
 
 process.exitCode = await main(process.argv.slice(2));

@@ -11,7 +11,7 @@ import { readTrainCheckpoint, restoreTrainer, writeTrainCheckpoint, type TrainCh
 import { generateStories } from "../models/train/synthetic";
 import { ADDED_OPTION_DEFAULTS, Trainer, type EvalResult, type TrainOptions } from "../models/train/trainer";
 import { tensorSource } from "../models/weights";
-import { isNonNegInt, isPosInt, MODEL_OPTIONS, number, parse, requireString } from "./args";
+import { isNonNegInt, isPosInt, MODEL_OPTIONS, number, outputFile, parse, requireString } from "./args";
 import { progressLine } from "./gate-options";
 import { UsageError } from "./usage-error";
 
@@ -127,6 +127,8 @@ export async function runTraining(argv: string[], relufy: boolean, help: string)
   if (format !== "llama2c" && format !== "gguf") throw new UsageError(`--format must be llama2c or gguf, got '${v.format}'`);
   if (v.stage2 && !relufy) throw new UsageError("--stage2 is an option of dynact relufy");
   const given = givenOptions(v);
+  outputFile(out, "-o");
+  const checkpointFile = outputFile(v.checkpoint ?? `${out}.ckpt`, v.checkpoint === undefined ? "training checkpoint" : "--checkpoint");
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const started = performance.now();
 
@@ -183,7 +185,6 @@ export async function runTraining(argv: string[], relufy: boolean, help: string)
   if (teacher && teacher.config.vocabSize !== config.vocabSize) throw new DynactError("the teacher's vocabulary differs from the student's");
   const trainer = new Trainer(model, split, opts, tokenizer.bosId, teacher);
   if (resumed) restoreTrainer(trainer, resumed);
-  const checkpointFile = v.checkpoint ?? `${out}.ckpt`;
   log(`${relufy ? "relufy" : "train"}: ${config.activation} MLP${config.reluAfterNorm ? ", ReLU after the norms" : ""}; ` +
     `${split.train.length} training tokens, ${split.heldout.length} held-out; ${opts.steps} steps of ${opts.batch}×${opts.seq}` +
     (resumed ? `; resuming at step ${trainer.step}` : ""));

@@ -1,6 +1,6 @@
 // The dynact command as a user runs it: the built bundle in a child process. Contract: stdout carries only the
 // result, failures are one `dynact: …` line on stderr with exit 1, bad usage exits 2.
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
@@ -122,6 +122,35 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "models
   test("a prompt longer than the context is refused", () => {
     expectFailure(dynact("generate", "-m", model, "-t", tok, "-p", "Once upon a time", "--ctx", "3"), 1, /longer than the context/);
     expectFailure(dynact("logits", "-m", model, "-t", tok, "-p", "word ".repeat(600)), 1, /longer than the context/);
+  });
+
+  test("an output that cannot be written fails before any work, as one line naming it", () => {
+    const text = shared("data/tinystories_val.txt");
+    const missing = path.join(dir, "no-such-dir");
+    const fit = ["-m", model, "-t", tok, "-d", text, "--max-tokens", "64"];
+    const cases: [string[], RegExp][] = [
+      [["calibrate", ...fit, "--ffn-gate", "cats:0.5", "-o", path.join(missing, "c.json")], /-o .*no-such-dir.c\.json: no such directory/],
+      [["calibrate", ...fit, "--ffn-gate", "cats:0.5", "-o", dir], /-o .*: is a directory, expected a file/],
+      [["fit-predictors", ...fit, "-o", path.join(missing, "p.bin")], /no such directory/],
+      [["convert", "-m", model, "--to", "gguf", "-o", path.join(missing, "m.gguf")], /no such directory/],
+      [["convert", "-m", model, "--to", "safetensors", "-o", model], /is a file, expected a directory/],
+      [["relufy", "-m", model, "-t", tok, "-d", text, "--steps", "1", "-o", path.join(missing, "r.bin")], /no such directory/],
+      [["relufy", "-m", model, "-t", tok, "-d", text, "--steps", "1", "-o", path.join(dir, "r.bin"), "--checkpoint", dir], /--checkpoint .*: is a directory/],
+      [["quant-report", ...fit, "--keep", model], /--keep .*: is a file, expected a directory/],
+      [["study", "-m", model, "-t", tok, "-d", text, "-o", model], /-o .*: is a file, expected a directory/],
+    ];
+    for (const [args, pattern] of cases) {
+      const r = dynact(...args);
+      expectFailure(r, 1, pattern);
+      expect(r.stderr, args[0]).not.toMatch(/tracing|training|internal error/); // refused before any work
+    }
+    expect(existsSync(missing)).toBe(false);
+  });
+
+  test("a file system error while writing is one line naming the file, not an internal error", () => {
+    const hf = path.join(dir, "hf-blocked");
+    mkdirSync(path.join(hf, "model.safetensors"), { recursive: true }); // where the weights go is a folder
+    expectFailure(dynact("convert", "-m", model, "--to", "safetensors", "-o", hf), 1, /model\.safetensors: is a directory$/m);
   });
 
   test("-n beyond the context is cut, with a note", () => {

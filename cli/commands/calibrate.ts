@@ -3,7 +3,7 @@ import { readTextTokens } from "../../eval/text";
 import { writeCalibration } from "../../models/gates/calibration";
 import { parseGateSpec } from "../../models/gates/spec";
 import { loadModel } from "../../models/load";
-import { isPosInt, number, parse, requireString, TEXT_FIT_OPTIONS, textFitArgs } from "../args";
+import { isPosInt, number, outputFile, parse, requireString, TEXT_FIT_OPTIONS, textFitArgs } from "../args";
 import { progressLine } from "../gate-options";
 import { UsageError } from "../usage-error";
 
@@ -40,6 +40,7 @@ export async function run(argv: string[]): Promise<void> {
     throw new UsageError(`--ffn-gate ${v["ffn-gate"]}: only cats, cett and cett-global gates are calibrated`);
   }
   const samples = number(v.samples, "--samples", 1024, isPosInt, "a positive integer");
+  outputFile(out, "-o");
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const loaded = loadModel(a.model, { tokenizer: v.tokenizer, activation: a.activation, contextLength: a.ctx, threads: a.threads });
   const ids = readTextTokens(a.data, loaded.tokenizer, a.maxTokens);

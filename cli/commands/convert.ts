@@ -12,7 +12,7 @@ import { SentencePieceBpeTokenizer } from "../../models/tokenizer/sentencepiece-
 import { TokenizerJson } from "../../models/tokenizer/tokenizer-json";
 import type { Tokenizer } from "../../models/tokenizer/tokenizer";
 import { tensorSource } from "../../models/weights";
-import { MODEL_OPTIONS, parse, requireString } from "../args";
+import { MODEL_OPTIONS, outputDir, outputFile, parse, requireString } from "../args";
 import { UsageError } from "../usage-error";
 
 export const help = `dynact convert -m MODEL -o OUT --to gguf|safetensors|llama2c [--dtype DTYPE] [-t TOKENIZER] [--json]
@@ -52,6 +52,8 @@ export async function run(argv: string[]): Promise<void> {
   if (!dtypes) throw new UsageError(`--to must be one of ${Object.keys(TARGETS).join(", ")}, got '${to}'`);
   const dtype = v.dtype ?? "f32";
   if (!dtypes.includes(dtype)) throw new UsageError(`--to ${to} writes --dtype ${dtypes.join(", ")}; got '${dtype}'`);
+  if (to === "safetensors") outputDir(out, "-o");
+  else outputFile(out, "-o");
 
   const ckpt = openCheckpoint(file);
   refuseOverwritingInput(ckpt, out, to === "safetensors" ? path.join(out, "model.safetensors") : out);

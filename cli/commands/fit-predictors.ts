@@ -5,7 +5,7 @@ import { readTextTokens } from "../../eval/text";
 import { parseLabelRule, type LabelRule } from "../../models/gates/label-rule";
 import { writePredictor } from "../../models/gates/predictor-file";
 import { loadModel } from "../../models/load";
-import { isPosInt, number, parse, TEXT_FIT_OPTIONS, textFitArgs } from "../args";
+import { isPosInt, number, outputFile, parse, TEXT_FIT_OPTIONS, textFitArgs } from "../args";
 import { progressLine } from "../gate-options";
 import { UsageError } from "../usage-error";
 
@@ -75,6 +75,7 @@ export async function run(argv: string[]): Promise<void> {
   };
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const keep = number(v.keep, "--keep", 0.5, (n) => n > 0 && n <= 1, "a fraction in (0, 1]");
+  outputFile(out, "-o");
   const loaded = loadModel(a.model, {
     tokenizer: v.tokenizer, activation: a.activation, contextLength: ctx, threads: a.threads, transposeWo: v.heads,
   });

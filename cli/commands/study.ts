@@ -1,7 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { study } from "../../eval/study/study";
 import { PLOTS, writeReport } from "../../eval/study/report";
-import { isPosInt, number, parse, requireString } from "../args";
+import { isPosInt, number, outputDir, parse, requireString } from "../args";
 import { UsageError } from "../usage-error";
 
 export const help = `dynact study -m MODEL [-m MODEL2 …] [-t TOKENIZER] -d TEXT [--task FILE.jsonl …] -o DIR [options]
@@ -45,11 +45,12 @@ export async function run(argv: string[]): Promise<void> {
   const out = requireString(v.output, "-o/--output");
   const opt = (name: "max-tokens" | "limit" | "ctx" | "speed-steps") =>
     v[name] === undefined ? undefined : number(v[name], `--${name}`, 0, isPosInt, "a positive integer");
-  mkdirSync(out, { recursive: true });
+  const [maxTokens, limit, ctx, speedSteps] = (["max-tokens", "limit", "ctx", "speed-steps"] as const).map(opt);
+  mkdirSync(outputDir(out, "-o"), { recursive: true });
   const tty = process.stderr.isTTY === true;
   const result = await study({
     models, tokenizer: v.tokenizer, text, tasks: v.task ?? [], outDir: out, quick: v.quick ?? false,
-    maxTokens: opt("max-tokens"), limit: opt("limit"), ctx: opt("ctx"), speedSteps: opt("speed-steps"),
+    maxTokens, limit, ctx, speedSteps,
     log: (line) => process.stderr.write(`${tty ? "\r\x1b[K" : ""}${line}\n`),
     onProgress: (done, total, eta, label) => {
       const line = `cell ${done}/${total} (${label}), ETA ${Math.round(eta)} s`;
