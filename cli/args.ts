@@ -20,10 +20,33 @@ export const MODEL_OPTIONS = {
 
 export function parse<O extends Options>(argv: string[], options: O) {
   try {
-    return parseArgs({ args: argv, options, strict: true, allowPositionals: false });
+    return parseArgs({ args: joinNegativeValues(argv, options), options, strict: true, allowPositionals: false });
   } catch (e) {
-    throw new UsageError((e as Error).message.split("\n")[0]);
+    // Some of Node's messages take several lines (an ambiguous value: did you forget it, how to write one that
+    // starts with a dash); all of them, on one line.
+    throw new UsageError((e as Error).message.split("\n").join(" "));
   }
+}
+
+// parseArgs takes a value that starts with a dash for an option ("-n -1": "argument is ambiguous"). No dynact option
+// is a dash and a digit, so a negative number after an option that takes a value is that value (written as
+// --name=-1 for parseArgs), and its check then says what the option accepts.
+function joinNegativeValues(argv: string[], options: Options): string[] {
+  const long = new Map<string, string>();
+  for (const [name, o] of Object.entries(options)) {
+    if (o.type !== "string") continue;
+    long.set(`--${name}`, name);
+    if (o.short) long.set(`-${o.short}`, name);
+  }
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const name = long.get(argv[i]!);
+    const next = argv[i + 1];
+    if (argv[i] === "--") return [...out, ...argv.slice(i)];
+    if (name !== undefined && next !== undefined && /^-\.?\d/.test(next)) out.push(`--${name}=${argv[++i]}`);
+    else out.push(argv[i]!);
+  }
+  return out;
 }
 
 export function requireString(v: string | undefined, flag: string): string {

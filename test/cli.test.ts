@@ -28,6 +28,17 @@ test("usage errors exit 2", () => {
   expectFailure(dynact("logits", "-m", "x.bin"), 2, /--prompt is required/);
 });
 
+test("a negative number is an option's value, checked as any other; a missing value says so", () => {
+  expectFailure(dynact("generate", "-m", "x.bin", "-n", "-1"), 2, /-n\/--steps must be a non-negative integer, got '-1'/);
+  expectFailure(dynact("generate", "-m", "x.bin", "--top-k", "-1"), 2, /--top-k must be a non-negative integer, got '-1'/);
+  expectFailure(dynact("generate", "-m", "x.bin", "--temperature", "-.5"), 2, /--temperature must be a number >= 0, got '-\.5'/);
+  expectFailure(dynact("perplexity", "-m", "x.bin", "-d", "t.txt", "--max-tokens", "-3"), 2, /--max-tokens must be a positive integer, got '-3'/);
+  expectFailure(dynact("bench", "decode", "--rounds", "-2"), 2, /--rounds must be a positive integer, got '-2'/);
+  // An option followed by another option: Node's whole hint, on the one line.
+  const r = dynact("generate", "-m", "x.bin", "-n", "--json");
+  expectFailure(r, 2, /^dynact: Option '-n' argument is ambiguous\. Did you forget to specify the option argument for '-n'\? .*'--steps=-XYZ'/);
+});
+
 test("a missing model file exits 1 with one line", () => {
   expectFailure(dynact("generate", "-m", path.join(dir, "missing.bin")), 1, /no such file/);
   expectFailure(dynact("inspect", "-m", dir), 1, /is a directory/);
