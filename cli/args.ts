@@ -87,9 +87,12 @@ export function outputDir(dir: string, flag: string): string {
   return dir;
 }
 
+/** Most threads --threads accepts (each is a worker with its own kernel instance). */
+export const MAX_THREADS = 256;
+
 /** --threads N: threads for the matrix products; default: the machine's cores. */
 export function threadsOption(v: string | undefined): number {
-  return number(v, "--threads", availableParallelism(), (n) => isPosInt(n) && n <= 256, "a positive integer");
+  return number(v, "--threads", availableParallelism(), (n) => isPosInt(n) && n <= MAX_THREADS, `an integer from 1 to ${MAX_THREADS}`);
 }
 
 /** --act NAME: the activation to swap in for the checkpoint's; undefined keeps the checkpoint's. */

@@ -28,6 +28,15 @@ test("usage errors exit 2", () => {
   expectFailure(dynact("logits", "-m", "x.bin"), 2, /--prompt is required/);
 });
 
+test("--threads names its range when out of it", () => {
+  expectFailure(dynact("generate", "-m", "x.bin", "--threads", "1000"), 2, /--threads must be an integer from 1 to 256, got '1000'/);
+  // a usage error, before the (missing) model is opened
+  expectFailure(dynact("perplexity", "-m", "x.bin", "-d", "t.txt", "--threads", "0"), 2, /--threads must be an integer from 1 to 256, got '0'/);
+  expectFailure(dynact("eval", "-m", "x.bin", "--task", "t.jsonl", "--threads", "0"), 2, /--threads must be/);
+  // bench takes a list; 1000 would start 999 workers
+  expectFailure(dynact("bench", "decode", "--threads", "1,1000"), 2, /--threads must be comma-separated integers from 1 to 256, got '1000'/);
+});
+
 test("a negative number is an option's value, checked as any other; a missing value says so", () => {
   expectFailure(dynact("generate", "-m", "x.bin", "-n", "-1"), 2, /-n\/--steps must be a non-negative integer, got '-1'/);
   expectFailure(dynact("generate", "-m", "x.bin", "--top-k", "-1"), 2, /--top-k must be a non-negative integer, got '-1'/);

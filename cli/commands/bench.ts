@@ -9,7 +9,7 @@ import { runTrainBench } from "../../bench/train";
 import { crossovers, FFN_SHAPES, runSparseFfnBench } from "../../bench/sparse-ffn";
 import { shapeByName, SHAPES, type BenchShape } from "../../bench/shapes";
 import type { Summary } from "../../bench/stats";
-import { isPosInt, number, parse } from "../args";
+import { isPosInt, MAX_THREADS, number, parse } from "../args";
 import { UsageError } from "../usage-error";
 
 export const help = `dynact bench SUITE [options] [--json]
@@ -61,8 +61,8 @@ function shapesOption(v: string | undefined, fallback?: string): BenchShape[] | 
 }
 
 /** --threads T,U: thread counts to run at (default the fallback list). */
-const threadCounts = (v: string | undefined, fallback: string) =>
-  (v ?? fallback).split(",").map((t) => number(t, "--threads", 1, isPosInt, "comma-separated positive integers"));
+const threadCounts = (v: string | undefined, fallback: string) => (v ?? fallback).split(",").map((t) =>
+  number(t, "--threads", 1, (n) => isPosInt(n) && n <= MAX_THREADS, `comma-separated integers from 1 to ${MAX_THREADS}`));
 
 export async function run(argv: string[]): Promise<void> {
   const [suite, ...rest] = argv;

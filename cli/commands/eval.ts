@@ -31,10 +31,11 @@ export async function run(argv: string[]): Promise<void> {
   if (!v.task?.length) throw new UsageError("--task is required");
   const limit = number(v.limit, "--limit", Infinity, isPosInt, "a positive integer");
   const gates = parseGateOptions(v);
+  const threads = threadsOption(v.threads);
   const log = (line: string) => process.stderr.write(`${line}\n`);
   // Read every task first: a bad file fails before the model loads.
   const tasks = v.task.map(readTask);
-  const loaded = loadModel(file, { tokenizer: v.tokenizer, activation: gates.activation, ...layoutFor(gates), threads: threadsOption(v.threads) });
+  const loaded = loadModel(file, { tokenizer: v.tokenizer, activation: gates.activation, ...layoutFor(gates), threads });
   applyGate(loaded, gates, log);
   const progress = progressLine(log);
   const results = tasks.map((task) => {

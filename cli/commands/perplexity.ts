@@ -33,11 +33,12 @@ export async function run(argv: string[]): Promise<void> {
   const maxTokens = number(v["max-tokens"], "--max-tokens", Infinity, isPosInt, "a positive integer");
   const promptLength = number(v["prompt-tokens"], "--prompt-tokens", 0, isPosInt, "a positive integer");
   const gates = parseGateOptions(v);
+  const threads = threadsOption(v.threads); // usage errors before a file is opened
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const ctx = windowCtxOption(v.ctx, openCheckpoint(file).config.seqLen);
   // The KV cache only needs the window (--ctx also lets a model that does not fit at full context load).
   const loaded = loadModel(file, {
-    tokenizer: v.tokenizer, activation: gates.activation, contextLength: ctx, ...layoutFor(gates), threads: threadsOption(v.threads),
+    tokenizer: v.tokenizer, activation: gates.activation, contextLength: ctx, ...layoutFor(gates), threads,
   });
   const ids = readTextTokens(data, loaded.tokenizer, maxTokens);
   applyGate(loaded, gates, log);
