@@ -10,12 +10,18 @@ import { UsageError } from "./usage-error";
 
 export type Options = NonNullable<ParseArgsConfig["options"]>;
 
-export const MODEL_OPTIONS = {
+/** -m MODEL, --json and -h; the options of a command that reads a checkpoint without running it (inspect). */
+export const CHECKPOINT_OPTIONS = {
   model: { type: "string", short: "m" },
-  tokenizer: { type: "string", short: "t" },
-  threads: { type: "string" },
   json: { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
+} as const satisfies Options;
+
+/** And -t TOKENIZER, --threads N: a command that runs the model. */
+export const MODEL_OPTIONS = {
+  ...CHECKPOINT_OPTIONS,
+  tokenizer: { type: "string", short: "t" },
+  threads: { type: "string" },
 } as const satisfies Options;
 
 export function parse<O extends Options>(argv: string[], options: O) {

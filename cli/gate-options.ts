@@ -34,7 +34,8 @@ export const GATE_HELP = `      --act NAME          silu, relu, relu2 or gelu: r
                           (default mask)
       --down-dtype T      gather mode: the dtype of the transposed W_down, q8_0 (re-blocked along its new rows: a
                           requantization) or f16; default q8_0 for Q8_0/Q4_0 files, f16 for F16 ones, else f32
-      --calib-text FILE   text to calibrate cats/cett/teal on (first --calib-tokens tokens, default 4096)
+      --calib-text FILE   text to calibrate cats/cett/teal on (its first --calib-tokens tokens)
+      --calib-tokens N    calibration tokens taken from --calib-text (default 4096)
       --head-gate SPEC    attention head gate (default dense): topk:F (keep fraction F of heads by query norm),
                           norm:F (oracle: by each head's output norm; accuracy simulation),
                           predictor:FILE[:topk:F] (from fit-predictors --heads: heads chosen from the input)

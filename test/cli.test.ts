@@ -5,6 +5,18 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
 import { FIXTURES, haveAssets, shared } from "./assets";
+import * as calibrate from "../cli/commands/calibrate";
+import * as convert from "../cli/commands/convert";
+import * as evalCommand from "../cli/commands/eval";
+import * as fitPredictors from "../cli/commands/fit-predictors";
+import * as generate from "../cli/commands/generate";
+import * as inspect from "../cli/commands/inspect";
+import * as logits from "../cli/commands/logits";
+import * as perplexity from "../cli/commands/perplexity";
+import * as quantReport from "../cli/commands/quant-report";
+import * as relufy from "../cli/commands/relufy";
+import * as study from "../cli/commands/study";
+import * as train from "../cli/commands/train";
 import { dynact, expectFailure } from "./cli-harness";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "dynact-cli-"));
@@ -46,6 +58,35 @@ test("a negative number is an option's value, checked as any other; a missing va
   // An option followed by another option: Node's whole hint, on the one line.
   const r = dynact("generate", "-m", "x.bin", "-n", "--json");
   expectFailure(r, 2, /^dynact: Option '-n' argument is ambiguous\. Did you forget to specify the option argument for '-n'\? .*'--steps=-XYZ'/);
+});
+
+test("every command accepts exactly the options its --help lists", async () => {
+  const commands = { generate, inspect, logits, perplexity, eval: evalCommand, calibrate, "fit-predictors": fitPredictors, convert,
+    "quant-report": quantReport, study, relufy, train };
+  // The usage paragraph's options (with -m, -t, -d, -o, -p, -n for their long names), and every option line's.
+  const short: Record<string, string> = { m: "model", t: "tokenizer", d: "data", o: "output", p: "prompt", n: "steps" };
+  const listed = (help: string) => {
+    const names = new Set<string>();
+    const usage = help.slice(0, help.indexOf("\n\n"));
+    for (const m of usage.matchAll(/--([a-z][a-z0-9-]*)/g)) names.add(m[1]!);
+    for (const m of usage.matchAll(/(?:^|[\s[])-([a-z])\b/g)) if (short[m[1]!]) names.add(short[m[1]!]!);
+    for (const m of help.matchAll(/^\s+(?:-[a-z], )?--([a-z][a-z0-9-]*)(?=\s{2,}| [A-Zλατ]|$)/gm)) names.add(m[1]!);
+    return names;
+  };
+  const lists = Object.fromEntries(Object.entries(commands).map(([name, c]) => [name, listed(c.help)]));
+  const every = new Set(Object.values(lists).flatMap((l) => [...l]));
+  // Without -m nothing runs: an accepted option ends in a usage error about something else.
+  const rejection = async (run: (argv: string[]) => Promise<void>, option: string) =>
+    run([`--${option}`]).then(() => "", (e: Error) => e.message);
+  const wrong: string[] = [];
+  for (const [name, c] of Object.entries(commands)) {
+    for (const option of every) {
+      const unknown = /Unknown option|is an option of dynact/.test(await rejection(c.run, option));
+      if (lists[name]!.has(option) === unknown) wrong.push(`${name} --${option}: ${unknown ? "listed but rejected" : "accepted but not listed"}`);
+    }
+  }
+  expect(wrong).toEqual([]);
+  expect(lists.generate).toContain("calib-tokens");
 });
 
 test("a missing model file exits 1 with one line", () => {

@@ -21,9 +21,12 @@ cett-global:T (target CETT, per layer or one threshold for all layers).
       --act NAME       activation to calibrate for (default: the model's)
       --threads N         threads for the matrix products (default: the number of cores)`;
 
+// calibrate reports on stderr and writes the file: no --json.
+const { json: _, ...FIT_OPTIONS } = TEXT_FIT_OPTIONS;
+
 export async function run(argv: string[]): Promise<void> {
   const { values: v } = parse(argv, {
-    ...TEXT_FIT_OPTIONS,
+    ...FIT_OPTIONS,
     "ffn-gate": { type: "string" },
     samples: { type: "string" },
   });
