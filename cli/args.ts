@@ -6,6 +6,7 @@ import path from "node:path";
 import { DynactError } from "../engine/errors";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { ACTIVATIONS, type ActivationName } from "../models/config";
+import { openCheckpoint } from "../models/load";
 import { UsageError } from "./usage-error";
 
 export type Options = NonNullable<ParseArgsConfig["options"]>;
@@ -109,9 +110,16 @@ export function activationOption(v: string | undefined): ActivationName | undefi
   return v as ActivationName | undefined;
 }
 
-/** --ctx N: positions per window including BOS; undefined: the model's context. */
-export function ctxOption(v: string | undefined): number | undefined {
-  return v === undefined ? undefined : number(v, "--ctx", 0, isPosInt, "a positive integer");
+/** --ctx N: positions per window including BOS, at least `min`; undefined: the model's context. */
+export function ctxOption(v: string | undefined, min = 1): number | undefined {
+  return v === undefined ? undefined : number(v, "--ctx", 0, (n) => isPosInt(n) && n >= min, min === 1 ? "a positive integer" : `an integer >= ${min}`);
+}
+
+/** A --ctx value checked against the model: at most its context, a usage error as in windowCtxOption. */
+export function ctxWithin(ctx: number | undefined, model: string): number | undefined {
+  const seqLen = ctx === undefined ? 0 : openCheckpoint(model).config.seqLen;
+  if (ctx !== undefined && ctx > seqLen) throw new UsageError(`--ctx ${ctx} is longer than the model's context of ${seqLen}`);
+  return ctx;
 }
 
 /** --ctx N for windows over a text: from 2 (BOS and one scored token) to the model's context; undefined: its context. */
@@ -158,7 +166,8 @@ export function textFitArgs(v: {
     output: requireString(v.output, "-o/--output"),
     activation: activationOption(v.act),
     maxTokens: number(v["max-tokens"], "--max-tokens", 4096, isPosInt, "a positive integer"),
-    ctx: ctxOption(v.ctx),
+    // Windows of --ctx positions start with BOS: ctx 1 would trace BOS alone, never a token of the text.
+    ctx: ctxOption(v.ctx, 2),
     threads: threadsOption(v.threads),
   };
 }

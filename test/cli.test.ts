@@ -214,6 +214,19 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "models
     expectFailure(dynact("convert", "-m", model, "--to", "safetensors", "-o", hf), 1, /model\.safetensors: is a directory$/m);
   });
 
+  test("--ctx outside what a command can use is a usage error, before any work", () => {
+    const text = shared("data/tinystories_val.txt");
+    const fit = ["-m", model, "-t", tok, "-d", text, "--max-tokens", "64"];
+    // Windows of one position would trace BOS alone: calibrate fitted thresholds to it and reported success.
+    expectFailure(dynact("calibrate", ...fit, "--ffn-gate", "cats:0.5", "-o", path.join(dir, "c.json"), "--ctx", "1"), 2, /--ctx must be an integer >= 2, got '1'/);
+    expectFailure(dynact("fit-predictors", ...fit, "--heads", "-o", path.join(dir, "h.pred"), "--ctx", "1"), 2, /--ctx must be an integer >= 2/);
+    expectFailure(dynact("calibrate", ...fit, "--ffn-gate", "cats:0.5", "-o", path.join(dir, "c.json"), "--ctx", "513"), 2, /--ctx 513 is longer than the model's context of 512/);
+    expectFailure(dynact("generate", "-m", model, "-t", tok, "--ctx", "513"), 2, /--ctx 513 is longer than the model's context of 512/);
+    // study's griffin and tda cells need a prompt position and a scored one after BOS (--ctx 2 failed after 3 cells)
+    expectFailure(dynact("study", ...fit, "-o", path.join(dir, "study"), "--ctx", "2"), 2, /--ctx must be an integer >= 3, got '2'/);
+    expect(existsSync(path.join(dir, "c.json"))).toBe(false);
+  });
+
   test("-n beyond the context is cut, with a note", () => {
     const r = dynact("generate", "-m", model, "-t", tok, "-p", "Lily and Ben", "-n", "5000", "--temperature", "0", "--ctx", "16", "--json");
     expect(r.code).toBe(0);

@@ -3,7 +3,7 @@ import { readTextTokens } from "../../eval/text";
 import { writeCalibration } from "../../models/gates/calibration";
 import { parseGateSpec } from "../../models/gates/spec";
 import { loadModel } from "../../models/load";
-import { isPosInt, number, outputFile, parse, requireString, TEXT_FIT_OPTIONS, textFitArgs } from "../args";
+import { ctxWithin, isPosInt, number, outputFile, parse, requireString, TEXT_FIT_OPTIONS, textFitArgs } from "../args";
 import { progressLine } from "../gate-options";
 import { UsageError } from "../usage-error";
 
@@ -17,7 +17,7 @@ cett-global:T (target CETT, per layer or one threshold for all layers).
   -o, --output FILE    calibration file to write
       --max-tokens N   use the first N tokens of the text (default 4096)
       --samples N      tokens whose activations are kept for fitting, spread over the text (default 1024)
-      --ctx N          positions per window including BOS (default: the model's context)
+      --ctx N          positions per window including BOS, from 2 (default: the model's context)
       --act NAME       activation to calibrate for (default: the model's)
       --threads N         threads for the matrix products (default: the number of cores)`;
 
@@ -44,6 +44,7 @@ export async function run(argv: string[]): Promise<void> {
   }
   const samples = number(v.samples, "--samples", 1024, isPosInt, "a positive integer");
   outputFile(out, "-o");
+  ctxWithin(a.ctx, a.model);
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const loaded = loadModel(a.model, { tokenizer: v.tokenizer, activation: a.activation, contextLength: a.ctx, threads: a.threads });
   const ids = readTextTokens(a.data, loaded.tokenizer, a.maxTokens);

@@ -1,7 +1,7 @@
 import { generate } from "../../models/generate";
 import { loadModel } from "../../models/load";
 import { Sampler } from "../../models/sampler";
-import { ctxOption, isNonNegInt, isPosInt, MODEL_OPTIONS, number, parse, requireString, threadsOption } from "../args";
+import { ctxOption, ctxWithin, isNonNegInt, isPosInt, MODEL_OPTIONS, number, parse, requireString, threadsOption } from "../args";
 import { applyGate, GATE_HELP, GATE_OPTIONS, layoutFor, parseGateOptions } from "../gate-options";
 
 export const help = `dynact generate -m MODEL [-t TOKENIZER] [-p PROMPT] [-n STEPS] [options]
@@ -46,6 +46,7 @@ export async function run(argv: string[]): Promise<void> {
   const gates = parseGateOptions(v);
   const log = (line: string) => process.stderr.write(`${line}\n`);
 
+  ctxWithin(ctx, model);
   const loaded = loadModel(model, {
     tokenizer: v.tokenizer, activation: gates.activation, contextLength: ctx, ...layoutFor(gates),
     threads: threadsOption(v.threads),
