@@ -227,6 +227,16 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "models
     expect(existsSync(path.join(dir, "c.json"))).toBe(false);
   });
 
+  test("perplexity refuses a --prompt-tokens that leaves nothing to gate", () => {
+    // The whole window was prompt: the dense perplexity came out under the gate's name.
+    const args = ["perplexity", "-m", model, "-t", tok, "-d", shared("data/tinystories_val.txt"), "--max-tokens", "32", "--ffn-gate", "griffin:0.5"];
+    expectFailure(dynact(...args, "--ctx", "16", "--prompt-tokens", "15"), 2, /--prompt-tokens 15 leaves no position after the prompt in windows of 16 \(at most 14\)/);
+    expectFailure(dynact(...args, "--prompt-tokens", "600"), 2, /in windows of 512/);
+    const r = dynact(...args, "--ctx", "16", "--prompt-tokens", "14", "--json");
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).ffn.active_fraction[0]).toBeLessThan(1);
+  });
+
   test("-n beyond the context is cut, with a note", () => {
     const r = dynact("generate", "-m", model, "-t", tok, "-p", "Lily and Ben", "-n", "5000", "--temperature", "0", "--ctx", "16", "--json");
     expect(r.code).toBe(0);
