@@ -36,6 +36,7 @@ test("usage errors exit 2", () => {
   expectFailure(dynact("generate", "-m", "x.bin", "--bogus"), 2, /bogus/);
   expectFailure(dynact("generate", "-m", "x.bin", "-n", "abc"), 2, /-n\/--steps must be/);
   expectFailure(dynact("generate", "-m", "x.bin", "--temperature", "-1"), 2, /--temperature/);
+  expectFailure(dynact("generate", "-m", "x.bin", "--temperature", "1e39"), 2, /--temperature must be a number from 0 to 3\.4e38, got '1e39'/); // infinite in f32
   expectFailure(dynact("generate", "-m", "x.bin", "--act", "tanh"), 2, /--act must be one of/);
   expectFailure(dynact("logits", "-m", "x.bin"), 2, /--prompt is required/);
 });
@@ -52,7 +53,7 @@ test("--threads names its range when out of it", () => {
 test("a negative number is an option's value, checked as any other; a missing value says so", () => {
   expectFailure(dynact("generate", "-m", "x.bin", "-n", "-1"), 2, /-n\/--steps must be a non-negative integer, got '-1'/);
   expectFailure(dynact("generate", "-m", "x.bin", "--top-k", "-1"), 2, /--top-k must be a non-negative integer, got '-1'/);
-  expectFailure(dynact("generate", "-m", "x.bin", "--temperature", "-.5"), 2, /--temperature must be a number >= 0, got '-\.5'/);
+  expectFailure(dynact("generate", "-m", "x.bin", "--temperature", "-.5"), 2, /--temperature must be a number from 0 to 3\.4e38, got '-\.5'/);
   expectFailure(dynact("perplexity", "-m", "x.bin", "-d", "t.txt", "--max-tokens", "-3"), 2, /--max-tokens must be a positive integer, got '-3'/);
   expectFailure(dynact("bench", "decode", "--rounds", "-2"), 2, /--rounds must be a positive integer, got '-2'/);
   // An option followed by another option: Node's whole hint, on the one line.

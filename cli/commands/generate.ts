@@ -37,7 +37,8 @@ export async function run(argv: string[]): Promise<void> {
   if (v.help) return void console.log(help);
   const model = requireString(v.model, "-m/--model");
   const steps = number(v.steps, "-n/--steps", 256, isNonNegInt, "a non-negative integer");
-  const temperature = number(v.temperature, "--temperature", 1.0, (n) => n >= 0, "a number >= 0");
+  // The sampler keeps it in f32 (as run.c does): beyond f32's range it would be infinite.
+  const temperature = number(v.temperature, "--temperature", 1.0, (n) => n >= 0 && Number.isFinite(Math.fround(n)), "a number from 0 to 3.4e38");
   const topP = number(v["top-p"], "--top-p", 0.9, (n) => n > 0 && n <= 1, "in (0, 1]");
   const topK = number(v["top-k"], "--top-k", 0, isNonNegInt, "a non-negative integer");
   // run.c's xorshift* state stays 0 forever from seed 0, so seeds start at 1.
