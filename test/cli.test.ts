@@ -138,6 +138,18 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "models
     expect(diff).toBeLessThan(1e-4);
   });
 
+  test("logits --top K --json carries the K largest (--top was dropped under --json)", () => {
+    const r = dynact("logits", "-m", model, "-t", tok, "-p", "Once upon a", "--top", "3", "--json");
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as { logits: number[]; top: { id: number; logit: number; piece: string }[] };
+    expect(out.logits).toHaveLength(512);
+    const sorted = [...out.logits].sort((a, b) => b - a);
+    expect(out.top.map((t) => t.logit)).toEqual(sorted.slice(0, 3));
+    expect(out.top.map((t) => out.logits[t.id])).toEqual(sorted.slice(0, 3));
+    const text = dynact("logits", "-m", model, "-t", tok, "-p", "Once upon a", "--top", "3").stdout.trim().split("\n");
+    expect(text).toEqual(out.top.map((t) => `${t.id}\t${t.logit}\t${JSON.stringify(t.piece)}`));
+  });
+
   test("inspect reports the header", () => {
     const r = dynact("inspect", "-m", model, "--json");
     expect(r.code).toBe(0);
