@@ -84,4 +84,14 @@ function systemError(e: unknown): string | undefined {
   return err.path === undefined ? what : `${err.path}: ${what}`;
 }
 
+// A reader that stops early (dynact generate | head) closes the pipe: stop quietly, as command-line tools do,
+// instead of Node's unhandled 'error' event and its stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(process.exitCode ?? 0);
+    if (stream !== process.stderr) process.stderr.write(`dynact: stdout: ${e.message}\n`);
+    process.exit(1);
+  });
+}
+
 process.exitCode = await main(process.argv.slice(2));

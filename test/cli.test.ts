@@ -1,6 +1,7 @@
 // The dynact command as a user runs it: the built bundle in a child process. Contract: stdout carries only the
 // result, failures are one `dynact: …` line on stderr with exit 1, bad usage exits 2.
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
@@ -17,7 +18,7 @@ import * as quantReport from "../cli/commands/quant-report";
 import * as relufy from "../cli/commands/relufy";
 import * as study from "../cli/commands/study";
 import * as train from "../cli/commands/train";
-import { dynact, expectFailure } from "./cli-harness";
+import { CLI, dynact, expectFailure } from "./cli-harness";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "dynact-cli-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -148,6 +149,16 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "models
     expect(out.top.map((t) => out.logits[t.id])).toEqual(sorted.slice(0, 3));
     const text = dynact("logits", "-m", model, "-t", tok, "-p", "Once upon a", "--top", "3").stdout.trim().split("\n");
     expect(text).toEqual(out.top.map((t) => `${t.id}\t${t.logit}\t${JSON.stringify(t.piece)}`));
+  });
+
+  test("a reader that stops early (generate | head) ends the run quietly, without a stack trace", async () => {
+    const child = spawn(process.execPath, [CLI, "generate", "-m", model, "-t", tok, "-n", "300", "--temperature", "0"]);
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.stdout.once("data", () => child.stdout.destroy());
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    expect(stderr).not.toMatch(/EPIPE|\n\s+at /);
+    expect(code).toBe(0);
   });
 
   test("inspect reports the header", () => {
