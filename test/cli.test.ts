@@ -33,6 +33,8 @@ test("no command prints the usage and exits 2; --help exits 0", () => {
 
 test("usage errors exit 2", () => {
   expectFailure(dynact("frobnicate"), 2, /unknown command/);
+  expectFailure(dynact("bench"), 2, /a SUITE is required \(decode, kernels, .*\)/); // printed its help and exited 0
+  expect(dynact("bench", "--help").code).toBe(0);
   expectFailure(dynact("generate"), 2, /-m\/--model is required/);
   expectFailure(dynact("generate", "-m", "x.bin", "--bogus"), 2, /bogus/);
   expectFailure(dynact("generate", "-m", "x.bin", "-n", "abc"), 2, /-n\/--steps must be/);

@@ -47,6 +47,8 @@ across machines. Suites:
                --shapes A,B  --rounds R (default 3)  --threads T,U (default 1,2)
              --json: {"prefill":[{"shape","dtype","threads","prefill_tokens_per_second",…}]}`;
 
+const SUITES = "decode, kernels, ffn, gated, attention, prefill, perplexity, load, train";
+
 const fmt = (x: Summary) => `${x.median.toFixed(1)} (${x.min.toFixed(1)}–${x.max.toFixed(1)})`;
 
 /** --shapes A,B: shapes by name (or the fallback list); undefined when neither is given (the suite's own). */
@@ -66,7 +68,8 @@ const threadCounts = (v: string | undefined, fallback: string) => (v ?? fallback
 
 export async function run(argv: string[]): Promise<void> {
   const [suite, ...rest] = argv;
-  if (suite === undefined || suite === "--help" || suite === "-h") return void console.log(help);
+  if (suite === "--help" || suite === "-h") return void console.log(help);
+  if (suite === undefined) throw new UsageError(`a SUITE is required (${SUITES})`);
   const { values: v } = parse(rest, {
     shapes: { type: "string" },
     steps: { type: "string" },
@@ -156,7 +159,7 @@ export async function run(argv: string[]): Promise<void> {
         `train ${r.backend.padEnd(4)} ${r.batch}×${r.seq}: ${fmt(r.tokens_per_second)} tokens/s`));
     }
     default:
-      throw new UsageError(`unknown benchmark '${suite}' (available: decode, kernels, ffn, gated, attention, prefill, perplexity, load, train)`);
+      throw new UsageError(`unknown benchmark '${suite}' (available: ${SUITES})`);
   }
 }
 
