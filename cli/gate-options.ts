@@ -62,6 +62,8 @@ export function parseGateOptions(v: Record<string, unknown>): GateChoice {
   if (downDType !== undefined && downDType !== "q8_0" && downDType !== "f16") {
     throw new UsageError(`--down-dtype must be q8_0 or f16, got '${downDType}'`);
   }
+  // Mask mode runs W_down as stored: the option would be ignored, and the run taken for one with the other dtype.
+  if (downDType !== undefined && mode !== "gather") throw new UsageError("--down-dtype applies to --ffn-mode gather (its transposed W_down)");
   let spec: GateSpec;
   try {
     spec = parseGateSpec((v["ffn-gate"] as string | undefined) ?? "dense");

@@ -41,6 +41,7 @@ test("usage errors exit 2", () => {
   expectFailure(dynact("generate", "-m", "x.bin", "--temperature", "-1"), 2, /--temperature/);
   expectFailure(dynact("generate", "-m", "x.bin", "--temperature", "1e39"), 2, /--temperature must be a number from 0 to 3\.4e38, got '1e39'/); // infinite in f32
   expectFailure(dynact("generate", "-m", "x.bin", "--act", "tanh"), 2, /--act must be one of/);
+  expectFailure(dynact("generate", "-m", "x.bin", "--down-dtype", "f16"), 2, /--down-dtype applies to --ffn-mode gather/); // was ignored
   expectFailure(dynact("logits", "-m", "x.bin"), 2, /--prompt is required/);
 });
 
