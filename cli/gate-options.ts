@@ -9,6 +9,7 @@ import type { LoadedModel } from "../models/load";
 import { buildHeadGate, buildNeuronGate, buildTeal, gateBytes, headGateBytes } from "../eval/gate-factory";
 import { readTextTokens } from "../eval/text";
 import { activationOption, isPosInt, number } from "./args";
+import { progressText } from "./log";
 import { UsageError } from "./usage-error";
 import { DynactError } from "../engine/errors";
 
@@ -130,7 +131,7 @@ export function progressLine(log: (line: string) => void) {
     const tail = detail ? `  ${detail}` : "";
     if (tty) {
       if (stage === lastStage && done < total && now - lastTime < 100) return;
-      process.stderr.write(`\r${stage}: ${done}/${total} (${pct}%)${tail}\x1b[K${done === total ? "\n" : ""}`);
+      progressText(`${stage}: ${done}/${total} (${pct}%)${tail}`, done === total);
     } else {
       if (stage === lastStage && Math.floor(pct / 25) === Math.floor(lastPct / 25) && done < total) return;
       log(`${stage}: ${done}/${total} (${pct}%)${tail}`);

@@ -15,6 +15,7 @@ import * as relufy from "./commands/relufy";
 import * as studyCommand from "./commands/study";
 import * as train from "./commands/train";
 import { resolveHubArgs } from "./hub-args";
+import { logLine } from "./log";
 import { UsageError } from "./usage-error";
 
 interface Command {
@@ -60,11 +61,11 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (process.env.DYNACT_DEBUG) console.error(e);
     if (e instanceof UsageError) {
-      process.stderr.write(`dynact: ${e.message}\n${command ? `see 'dynact ${name} --help'` : "see 'dynact --help'"}\n`);
+      logLine(`dynact: ${e.message}\n${command ? `see 'dynact ${name} --help'` : "see 'dynact --help'"}`);
       return 2;
     }
     const message = e instanceof DynactError ? e.message : systemError(e) ?? `internal error: ${(e as Error)?.message ?? String(e)}`;
-    process.stderr.write(`dynact: ${message.split("\n")[0]}\n`);
+    logLine(`dynact: ${message.split("\n")[0]}`);
     return 1;
   }
 }

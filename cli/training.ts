@@ -13,6 +13,7 @@ import { ADDED_OPTION_DEFAULTS, Trainer, type EvalResult, type TrainOptions } fr
 import { tensorSource } from "../models/weights";
 import { CHECKPOINT_OPTIONS, isNonNegInt, isPosInt, number, outputFile, parse, requireString } from "./args";
 import { progressLine } from "./gate-options";
+import { logLine } from "./log";
 import { UsageError } from "./usage-error";
 
 /** Most teacher-generated tokens --synthetic accepts. */
@@ -131,7 +132,7 @@ export async function runTraining(argv: string[], relufy: boolean, help: string)
   const given = givenOptions(v);
   outputFile(out, "-o");
   const checkpointFile = outputFile(v.checkpoint ?? `${out}.ckpt`, v.checkpoint === undefined ? "training checkpoint" : "--checkpoint");
-  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const log = (line: string) => logLine(line);
   const started = performance.now();
 
   const ckpt = openCheckpoint(file);

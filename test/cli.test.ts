@@ -4,7 +4,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync,
 import { spawn } from "node:child_process";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, describe, expect, test } from "vitest";
+import { afterAll, describe, expect, test, vi } from "vitest";
 import { FIXTURES, haveAssets, shared } from "./assets";
 import * as calibrate from "../cli/commands/calibrate";
 import * as convert from "../cli/commands/convert";
@@ -18,6 +18,7 @@ import * as quantReport from "../cli/commands/quant-report";
 import * as relufy from "../cli/commands/relufy";
 import * as study from "../cli/commands/study";
 import * as train from "../cli/commands/train";
+import { logLine, progressText } from "../cli/log";
 import { CLI, dynact, expectFailure } from "./cli-harness";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "dynact-cli-"));
@@ -92,6 +93,25 @@ test("every command accepts exactly the options its --help lists", async () => {
   }
   expect(wrong).toEqual([]);
   expect(lists.generate).toContain("calib-tokens");
+});
+
+test("on a terminal, a line written while a progress line is open starts a line of its own", () => {
+  let out = "";
+  const write = vi.spyOn(process.stderr, "write").mockImplementation((chunk) => ((out += String(chunk)), true));
+  try {
+    progressText("training: 1/4 (25%)", false);
+    logLine("step 2: held-out loss 5.3"); // was appended to the progress line
+    progressText("training: 4/4 (100%)", true);
+    logLine("wrote r.bin");
+    progressText("cell 3/19", false);
+    logLine("calibrating cats:0.5", true); // study's log lines take the cell line's place
+    progressText("fitting: 0/5 (0%)", false);
+    logLine("dynact: an error");
+  } finally {
+    write.mockRestore();
+  }
+  expect(out).toBe("\rtraining: 1/4 (25%)\x1b[K\nstep 2: held-out loss 5.3\n\rtraining: 4/4 (100%)\x1b[K\nwrote r.bin\n" +
+    "\rcell 3/19\x1b[K\r\x1b[Kcalibrating cats:0.5\n\rfitting: 0/5 (0%)\x1b[K\ndynact: an error\n");
 });
 
 test("a missing model file exits 1 with one line", () => {
@@ -252,6 +272,13 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "models
     // study's griffin and tda cells need a prompt position and a scored one after BOS (--ctx 2 failed after 3 cells)
     expectFailure(dynact("study", ...fit, "-o", path.join(dir, "study"), "--ctx", "2"), 2, /--ctx must be an integer >= 3, got '2'/);
     expect(existsSync(path.join(dir, "c.json"))).toBe(false);
+  });
+
+  test("calibrate's per-layer fitting progress reaches its end", () => {
+    const r = dynact("calibrate", "-m", model, "-t", tok, "-d", shared("data/tinystories_val.txt"), "--max-tokens", "64",
+      "--ffn-gate", "cett:0.2", "-o", path.join(dir, "cett.json"));
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/fitting: 5\/5 \(100%\)\nwrote /); // stopped at 4/5: on a terminal 'wrote' joined that line
   });
 
   test("perplexity refuses a --prompt-tokens that leaves nothing to gate", () => {

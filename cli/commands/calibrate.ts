@@ -5,6 +5,7 @@ import { parseGateSpec } from "../../models/gates/spec";
 import { loadModel } from "../../models/load";
 import { ctxWithin, isPosInt, number, outputFile, parse, requireString, TEXT_FIT_OPTIONS, textFitArgs } from "../args";
 import { progressLine } from "../gate-options";
+import { logLine } from "../log";
 import { UsageError } from "../usage-error";
 
 export const help = `dynact calibrate -m MODEL [-t TOKENIZER] -d TEXT --ffn-gate SPEC -o FILE [--max-tokens N] [--samples N]
@@ -45,7 +46,7 @@ export async function run(argv: string[]): Promise<void> {
   const samples = number(v.samples, "--samples", 1024, isPosInt, "a positive integer");
   outputFile(out, "-o");
   ctxWithin(a.ctx, a.model);
-  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const log = (line: string) => logLine(line);
   const loaded = loadModel(a.model, { tokenizer: v.tokenizer, activation: a.activation, contextLength: a.ctx, threads: a.threads });
   const ids = readTextTokens(a.data, loaded.tokenizer, a.maxTokens);
   const c = calibrate(loaded.model, ids, spec as CalibratedSpec, { maxSamples: samples, onProgress: progressLine(log) });

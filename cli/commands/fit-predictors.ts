@@ -7,6 +7,7 @@ import { writePredictor } from "../../models/gates/predictor-file";
 import { loadModel } from "../../models/load";
 import { ctxWithin, isPosInt, number, outputFile, parse, TEXT_FIT_OPTIONS, textFitArgs } from "../args";
 import { progressLine } from "../gate-options";
+import { logLine } from "../log";
 import { UsageError } from "../usage-error";
 
 const T = TRAIN_DEFAULTS;
@@ -73,7 +74,7 @@ export async function run(argv: string[]): Promise<void> {
     lr: number(v.lr, "--lr", T.lr, (n) => n > 0, "a positive number"),
     seed: number(v.seed, "--seed", T.seed, (n) => isPosInt(n) && n <= Number.MAX_SAFE_INTEGER, "a positive integer"),
   };
-  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const log = (line: string) => logLine(line);
   const keep = number(v.keep, "--keep", 0.5, (n) => n > 0 && n <= 1, "a fraction in (0, 1]");
   outputFile(out, "-o");
   ctxWithin(ctx, a.model);

@@ -3,6 +3,7 @@ import { loadModel } from "../../models/load";
 import { Sampler } from "../../models/sampler";
 import { ctxOption, ctxWithin, isNonNegInt, isPosInt, MODEL_OPTIONS, number, parse, requireString, threadsOption } from "../args";
 import { applyGate, GATE_HELP, GATE_OPTIONS, layoutFor, parseGateOptions } from "../gate-options";
+import { logLine } from "../log";
 
 export const help = `dynact generate -m MODEL [-t TOKENIZER] [-p PROMPT] [-n STEPS] [options]
 
@@ -45,7 +46,7 @@ export async function run(argv: string[]): Promise<void> {
   const seed = number(v.seed, "--seed", 1 + (Date.now() % 2 ** 31), (n) => isPosInt(n) && n <= Number.MAX_SAFE_INTEGER, "a positive integer");
   const ctx = ctxOption(v.ctx);
   const gates = parseGateOptions(v);
-  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const log = (line: string) => logLine(line);
 
   ctxWithin(ctx, model);
   const loaded = loadModel(model, {

@@ -4,6 +4,7 @@ import { readTextTokens } from "../../eval/text";
 import { loadModel, openCheckpoint } from "../../models/load";
 import { isPosInt, number, parse, requireString, TEXT_OPTIONS, threadsOption, windowCtxOption } from "../args";
 import { applyGate, ffnStatLines, GATE_HELP, GATE_OPTIONS, layoutFor, parseGateOptions, progressLine } from "../gate-options";
+import { logLine } from "../log";
 import { UsageError } from "../usage-error";
 
 export const help = `dynact perplexity -m MODEL [-t TOKENIZER] -d TEXT [--ctx N] [--max-tokens N] [gate options] [--json]
@@ -35,7 +36,7 @@ export async function run(argv: string[]): Promise<void> {
   const promptLength = number(v["prompt-tokens"], "--prompt-tokens", 0, isPosInt, "a positive integer");
   const gates = parseGateOptions(v);
   const threads = threadsOption(v.threads); // usage errors before a file is opened
-  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const log = (line: string) => logLine(line);
   const seqLen = openCheckpoint(file).config.seqLen;
   const ctx = windowCtxOption(v.ctx, seqLen);
   // A window runs [BOS, t0 … t_{n-2}]: a prompt of all its ctx - 1 positions leaves none to gate, and the result

@@ -5,6 +5,7 @@ import type { GgufDType } from "../../models/formats/gguf";
 import { loadTokenizer, openCheckpoint } from "../../models/load";
 import { isPosInt, number, outputDir, parse, requireString, TEXT_OPTIONS, threadsOption, windowCtxOption } from "../args";
 import { progressLine } from "../gate-options";
+import { logLine } from "../log";
 import { UsageError } from "../usage-error";
 
 export const help = `dynact quant-report -m MODEL [-t TOKENIZER] -d TEXT [--max-tokens N] [--ctx N] [--dtypes LIST] [--keep DIR] [--json]
@@ -48,7 +49,7 @@ export async function run(argv: string[]): Promise<void> {
   const ctx = windowCtxOption(v.ctx, ckpt.config.seqLen) ?? ckpt.config.seqLen;
   const tokenizer = loadTokenizer(ckpt, v.tokenizer);
   const ids = readTextTokens(data, tokenizer, maxTokens);
-  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const log = (line: string) => logLine(line);
   const progress = progressLine(log);
   const r = quantReport(ckpt, ids, {
     dtypes: dtypes as GgufDType[], ctx, bos: tokenizer.bosId, threads, dir: v.keep,

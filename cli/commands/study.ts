@@ -2,6 +2,7 @@ import { mkdirSync } from "node:fs";
 import { study } from "../../eval/study/study";
 import { PLOTS, writeReport } from "../../eval/study/report";
 import { isPosInt, number, outputDir, parse, requireString } from "../args";
+import { logLine, progressText } from "../log";
 import { UsageError } from "../usage-error";
 
 export const help = `dynact study -m MODEL [-m MODEL2 …] [-t TOKENIZER] -d TEXT [--task FILE.jsonl …] -o DIR [options]
@@ -54,10 +55,11 @@ export async function run(argv: string[]): Promise<void> {
   const result = await study({
     models, tokenizer: v.tokenizer, text, tasks: v.task ?? [], outDir: out, quick: v.quick ?? false,
     maxTokens, limit, ctx, speedSteps,
-    log: (line) => process.stderr.write(`${tty ? "\r\x1b[K" : ""}${line}\n`),
+    log: (line) => logLine(line, true), // in place of the cell line
     onProgress: (done, total, eta, label) => {
       const line = `cell ${done}/${total} (${label}), ETA ${Math.round(eta)} s`;
-      process.stderr.write(tty ? `\r${line}\x1b[K${done === total ? "\n" : ""}` : `${line}\n`);
+      if (tty) progressText(line, done === total);
+      else logLine(line);
     },
   });
   writeReport(result, out);
