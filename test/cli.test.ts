@@ -119,6 +119,16 @@ test("a missing model file exits 1 with one line", () => {
   expectFailure(dynact("inspect", "-m", dir), 1, /is a directory/);
 });
 
+test("a file that is no model says what it was read as", () => {
+  const text = path.join(dir, "story.txt");
+  writeFileSync(text, "Once upon a time, there was a little girl named Lily.\n".repeat(20));
+  expectFailure(dynact("inspect", "-m", text), 1, /story\.txt: dim: must be a positive integer, got \d+ \(not a GGUF file, so read as a llama2\.c checkpoint\)/);
+  const st = path.join(dir, "model.safetensors");
+  writeFileSync(st, Buffer.alloc(64));
+  // was "hiddenDim: must be a positive integer, got 0"
+  expectFailure(dynact("inspect", "-m", st), 1, /model\.safetensors: a \.safetensors file holds no model configuration: pass the folder with its config\.json/);
+});
+
 describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "models/llama2-tokenizer.bin"))("on stories260K", () => {
   const model = shared("models/stories260K.bin");
   const tok = shared("models/tok512.bin");
