@@ -36,6 +36,10 @@ test("usage errors exit 2", () => {
   expectFailure(dynact("frobnicate"), 2, /unknown command/);
   expectFailure(dynact("bench"), 2, /a SUITE is required \(decode, kernels, .*\)/); // printed its help and exited 0
   expect(dynact("bench", "--help").code).toBe(0);
+  // an option a suite does not take was silently ignored (these all fail before any benchmark runs)
+  expectFailure(dynact("bench", "attention", "--rounds", "3"), 2, /--rounds is not an option of bench attention \(it takes none\)/);
+  expectFailure(dynact("bench", "ffn", "--steps", "3"), 2, /--steps is not an option of bench ffn \(it takes --shapes, --dtypes\)/);
+  expectFailure(dynact("bench", "train", "--threads", "2"), 2, /--threads is not an option of bench train/);
   expectFailure(dynact("generate"), 2, /-m\/--model is required/);
   expectFailure(dynact("generate", "-m", "x.bin", "--bogus"), 2, /bogus/);
   expectFailure(dynact("generate", "-m", "x.bin", "-n", "abc"), 2, /-n\/--steps must be/);
