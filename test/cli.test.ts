@@ -47,6 +47,10 @@ test("usage errors exit 2", () => {
   expectFailure(dynact("generate", "-m", "x.bin", "--temperature", "1e39"), 2, /--temperature must be a number from 0 to 3\.4e38, got '1e39'/); // infinite in f32
   expectFailure(dynact("generate", "-m", "x.bin", "--act", "tanh"), 2, /--act must be one of/);
   expectFailure(dynact("generate", "-m", "x.bin", "--down-dtype", "f16"), 2, /--down-dtype applies to --ffn-mode gather/); // was ignored
+  const fit = ["fit-predictors", "-m", "x.bin", "-d", "t.txt", "-o", "p.bin"];
+  expectFailure(dynact(...fit, "--heads", "--label", "topk:0.3"), 2, /--label is for neuron predictors/); // were ignored
+  expectFailure(dynact(...fit, "--heads", "--lookahead"), 2, /--lookahead is for neuron predictors/);
+  expectFailure(dynact(...fit, "--keep", "0.3"), 2, /--keep is for head predictors \(--heads\)/);
   // a malformed hf: name is a bad value (it exited 1), found before the cache or the network
   expectFailure(dynact("inspect", "-m", "hf:just-a-name"), 2, /hf:just-a-name: expected hf:OWNER\/REPO or hf:OWNER\/REPO\/FILE/);
   expectFailure(dynact("generate", "-m", "x.bin", "--tokenizer=hf:a/../b"), 2, /expected hf:OWNER\/REPO/);

@@ -76,6 +76,9 @@ export async function run(argv: string[]): Promise<void> {
   };
   const log = (line: string) => logLine(line);
   const keep = number(v.keep, "--keep", 0.5, (n) => n > 0 && n <= 1, "a fraction in (0, 1]");
+  // Neuron and head predictors take different options: one given to the other kind would be silently ignored.
+  if (v.heads && (v.label !== undefined || v.lookahead)) throw new UsageError(`--${v.label !== undefined ? "label" : "lookahead"} is for neuron predictors: --heads labels the top --keep fraction of heads`);
+  if (!v.heads && v.keep !== undefined) throw new UsageError("--keep is for head predictors (--heads); neuron labels come from --label");
   outputFile(out, "-o");
   ctxWithin(ctx, a.model);
   const loaded = loadModel(a.model, {
