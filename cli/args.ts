@@ -1,10 +1,10 @@
 // Argument parsing on Node's util.parseArgs, with dynact's rules: unknown options and bad values are usage
-// errors (exit 2), numbers are checked, and every command shares the model/tokenizer options.
+// errors (exit 2), numbers are checked, and the commands share the model/tokenizer options.
 import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import path from "node:path";
-import { DynactError } from "../engine/errors";
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { DynactError } from "../engine/errors";
 import { ACTIVATIONS, type ActivationName } from "../models/config";
 import { openCheckpoint } from "../models/load";
 import { UsageError } from "./usage-error";
@@ -117,8 +117,9 @@ export function ctxOption(v: string | undefined, min = 1): number | undefined {
 
 /** A --ctx value checked against the model: at most its context, a usage error as in windowCtxOption. */
 export function ctxWithin(ctx: number | undefined, model: string): number | undefined {
-  const seqLen = ctx === undefined ? 0 : openCheckpoint(model).config.seqLen;
-  if (ctx !== undefined && ctx > seqLen) throw new UsageError(`--ctx ${ctx} is longer than the model's context of ${seqLen}`);
+  if (ctx === undefined) return undefined;
+  const seqLen = openCheckpoint(model).config.seqLen;
+  if (ctx > seqLen) throw new UsageError(`--ctx ${ctx} is longer than the model's context of ${seqLen}`);
   return ctx;
 }
 
