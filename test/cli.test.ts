@@ -302,6 +302,14 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "models
     expect(r.stderr).toMatch(/fitting: 5\/5 \(100%\)\nwrote /); // stopped at 4/5: on a terminal 'wrote' joined that line
   });
 
+  test("study on a text too short to calibrate says so", () => {
+    const short = path.join(dir, "short.txt");
+    writeFileSync(short, "Once upon a time, there was a little girl named Lily.");
+    // was "no calibration tokens"
+    expectFailure(dynact("study", "-m", model, "-t", tok, "-d", short, "-o", path.join(dir, "study-short"), "--quick"), 1,
+      /short\.txt: its \d+ tokens leave none to calibrate on after the 1024 evaluation tokens \(--max-tokens\)/);
+  });
+
   test("perplexity refuses a --prompt-tokens that leaves nothing to gate", () => {
     // The whole window was prompt: the dense perplexity came out under the gate's name.
     const args = ["perplexity", "-m", model, "-t", tok, "-d", shared("data/tinystories_val.txt"), "--max-tokens", "32", "--ffn-gate", "griffin:0.5"];
