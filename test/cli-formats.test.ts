@@ -82,6 +82,7 @@ describe.runIf(haveAssets("models/stories260K.gguf", "models/stories260K.bin", "
     expectFailure(dynact("convert", "-m", bin, "-o", path.join(dir, "x"), "--to", "safetensors", "--dtype", "q4_0"), 2, /f32, f16, bf16/);
     expectFailure(dynact("convert", "-m", bin, "-o", path.join(dir, "x"), "--to", "onnx"), 2, /--to must be one of gguf, safetensors, llama2c/);
     expectFailure(dynact("convert", "-m", bin, "--to", "gguf"), 2, /-o\/--output is required/);
+    expectFailure(dynact("convert", "-m", bin, "-t", tok, "-o", path.join(dir, "x"), "--to", "safetensors"), 2, /-t\/--tokenizer is embedded in --to gguf only/); // was dropped
   });
 
   test("convert refuses to write over the model it reads (which would destroy it)", () => {

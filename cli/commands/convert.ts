@@ -53,6 +53,8 @@ export async function run(argv: string[]): Promise<void> {
   if (!dtypes) throw new UsageError(`--to must be one of ${Object.keys(TARGETS).join(", ")}, got '${to}'`);
   const dtype = v.dtype ?? "f32";
   if (!dtypes.includes(dtype)) throw new UsageError(`--to ${to} writes --dtype ${dtypes.join(", ")}; got '${dtype}'`);
+  // Only a GGUF holds a tokenizer: with another target -t would be silently dropped.
+  if (v.tokenizer !== undefined && to !== "gguf") throw new UsageError(`-t/--tokenizer is embedded in --to gguf only; --to ${to} writes no tokenizer`);
   if (to === "safetensors") outputDir(out, "-o");
   else outputFile(out, "-o");
 
