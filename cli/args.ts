@@ -1,26 +1,59 @@
 // Argument parsing on Node's util.parseArgs, with dynact's rules: unknown options and bad values are usage
-// errors (exit 2), numbers are checked, and every command shares the model/tokenizer options.
+// errors (exit 2), numbers are checked, and the commands share the model/tokenizer options.
+import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
+import path from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { DynactError } from "../engine/errors";
 import { ACTIVATIONS, type ActivationName } from "../models/config";
+import { openCheckpoint } from "../models/load";
 import { UsageError } from "./usage-error";
 
 export type Options = NonNullable<ParseArgsConfig["options"]>;
 
-export const MODEL_OPTIONS = {
+/** -m MODEL, --json and -h; the options of a command that reads a checkpoint without running it (inspect). */
+export const CHECKPOINT_OPTIONS = {
   model: { type: "string", short: "m" },
-  tokenizer: { type: "string", short: "t" },
-  threads: { type: "string" },
   json: { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
 } as const satisfies Options;
 
+/** And -t TOKENIZER, --threads N: a command that runs the model. */
+export const MODEL_OPTIONS = {
+  ...CHECKPOINT_OPTIONS,
+  tokenizer: { type: "string", short: "t" },
+  threads: { type: "string" },
+} as const satisfies Options;
+
 export function parse<O extends Options>(argv: string[], options: O) {
   try {
-    return parseArgs({ args: argv, options, strict: true, allowPositionals: false });
+    return parseArgs({ args: joinNegativeValues(argv, options), options, strict: true, allowPositionals: false });
   } catch (e) {
-    throw new UsageError((e as Error).message.split("\n")[0]);
+    // Some of Node's messages take several lines (an ambiguous value: did you forget it, how to write one that
+    // starts with a dash); all of them, on one line.
+    throw new UsageError((e as Error).message.split("\n").join(" "));
   }
+}
+
+// parseArgs takes a value that starts with a dash for an option ("-n -1": "argument is ambiguous"). No dynact option
+// is a dash and a digit, so a negative number after an option that takes a value is that value (written as
+// --name=-1 for parseArgs), and its check then says what the option accepts.
+function joinNegativeValues(argv: string[], options: Options): string[] {
+  const long = new Map<string, string>();
+  for (const [name, o] of Object.entries(options)) {
+    if (o.type !== "string") continue;
+    long.set(`--${name}`, name);
+    if (o.short) long.set(`-${o.short}`, name);
+  }
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const name = long.get(argv[i]!);
+    const next = argv[i + 1];
+    if (argv[i] === "--") return [...out, ...argv.slice(i)];
+    if (name !== undefined && next !== undefined && /^-\.?\d/.test(next)) out.push(`--${name}=${argv[++i]}`);
+    else out.push(argv[i]!);
+  }
+  return out;
 }
 
 export function requireString(v: string | undefined, flag: string): string {
@@ -38,9 +71,35 @@ export function number(v: string | undefined, flag: string, fallback: number, ch
 export const isNonNegInt = (n: number) => Number.isInteger(n) && n >= 0;
 export const isPosInt = (n: number) => Number.isInteger(n) && n > 0;
 
+/**
+ * An output file's path, checked before any work: its folder exists and it is not a folder itself. Commands write
+ * their output last (after minutes of calibration, fitting or training), so a typo in -o must fail first.
+ */
+export function outputFile(file: string, flag: string): string {
+  if (existsSync(file) && statSync(file).isDirectory()) throw new DynactError(`${flag} ${file}: is a directory, expected a file`);
+  const dir = path.dirname(file);
+  if (!existsSync(dir)) throw new DynactError(`${flag} ${file}: no such directory ${dir}`);
+  if (!statSync(dir).isDirectory()) throw new DynactError(`${flag} ${file}: ${dir} is not a directory`);
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch {
+    throw new DynactError(`${flag} ${file}: the directory ${dir} is not writable`);
+  }
+  return file;
+}
+
+/** An output folder's path (created later, with its parents), checked before any work: not an existing file. */
+export function outputDir(dir: string, flag: string): string {
+  if (existsSync(dir) && !statSync(dir).isDirectory()) throw new DynactError(`${flag} ${dir}: is a file, expected a directory`);
+  return dir;
+}
+
+/** Most threads --threads accepts (each is a worker with its own kernel instance). */
+export const MAX_THREADS = 256;
+
 /** --threads N: threads for the matrix products; default: the machine's cores. */
 export function threadsOption(v: string | undefined): number {
-  return number(v, "--threads", availableParallelism(), (n) => isPosInt(n) && n <= 256, "a positive integer");
+  return number(v, "--threads", availableParallelism(), (n) => isPosInt(n) && n <= MAX_THREADS, `an integer from 1 to ${MAX_THREADS}`);
 }
 
 /** --act NAME: the activation to swap in for the checkpoint's; undefined keeps the checkpoint's. */
@@ -51,9 +110,17 @@ export function activationOption(v: string | undefined): ActivationName | undefi
   return v as ActivationName | undefined;
 }
 
-/** --ctx N: positions per window including BOS; undefined: the model's context. */
-export function ctxOption(v: string | undefined): number | undefined {
-  return v === undefined ? undefined : number(v, "--ctx", 0, isPosInt, "a positive integer");
+/** --ctx N: positions per window including BOS, at least `min`; undefined: the model's context. */
+export function ctxOption(v: string | undefined, min = 1): number | undefined {
+  return v === undefined ? undefined : number(v, "--ctx", 0, (n) => isPosInt(n) && n >= min, min === 1 ? "a positive integer" : `an integer >= ${min}`);
+}
+
+/** A --ctx value checked against the model: at most its context, a usage error as in windowCtxOption. */
+export function ctxWithin(ctx: number | undefined, model: string): number | undefined {
+  if (ctx === undefined) return undefined;
+  const seqLen = openCheckpoint(model).config.seqLen;
+  if (ctx > seqLen) throw new UsageError(`--ctx ${ctx} is longer than the model's context of ${seqLen}`);
+  return ctx;
 }
 
 /** --ctx N for windows over a text: from 2 (BOS and one scored token) to the model's context; undefined: its context. */
@@ -100,7 +167,8 @@ export function textFitArgs(v: {
     output: requireString(v.output, "-o/--output"),
     activation: activationOption(v.act),
     maxTokens: number(v["max-tokens"], "--max-tokens", 4096, isPosInt, "a positive integer"),
-    ctx: ctxOption(v.ctx),
+    // Windows of --ctx positions start with BOS: ctx 1 would trace BOS alone, never a token of the text.
+    ctx: ctxOption(v.ctx, 2),
     threads: threadsOption(v.threads),
   };
 }

@@ -9,6 +9,7 @@ import type { LoadedModel } from "../models/load";
 import { buildHeadGate, buildNeuronGate, buildTeal, gateBytes, headGateBytes } from "../eval/gate-factory";
 import { readTextTokens } from "../eval/text";
 import { activationOption, isPosInt, number } from "./args";
+import { progressText } from "./log";
 import { UsageError } from "./usage-error";
 import { DynactError } from "../engine/errors";
 
@@ -34,7 +35,8 @@ export const GATE_HELP = `      --act NAME          silu, relu, relu2 or gelu: r
                           (default mask)
       --down-dtype T      gather mode: the dtype of the transposed W_down, q8_0 (re-blocked along its new rows: a
                           requantization) or f16; default q8_0 for Q8_0/Q4_0 files, f16 for F16 ones, else f32
-      --calib-text FILE   text to calibrate cats/cett/teal on (first --calib-tokens tokens, default 4096)
+      --calib-text FILE   text to calibrate cats/cett/teal on (its first --calib-tokens tokens)
+      --calib-tokens N    calibration tokens taken from --calib-text (default 4096)
       --head-gate SPEC    attention head gate (default dense): topk:F (keep fraction F of heads by query norm),
                           norm:F (oracle: by each head's output norm; accuracy simulation),
                           predictor:FILE[:topk:F] (from fit-predictors --heads: heads chosen from the input)
@@ -61,6 +63,8 @@ export function parseGateOptions(v: Record<string, unknown>): GateChoice {
   if (downDType !== undefined && downDType !== "q8_0" && downDType !== "f16") {
     throw new UsageError(`--down-dtype must be q8_0 or f16, got '${downDType}'`);
   }
+  // Mask mode runs W_down as stored: the option would be ignored, and the run taken for one with the other dtype.
+  if (downDType !== undefined && mode !== "gather") throw new UsageError("--down-dtype applies to --ffn-mode gather (its transposed W_down)");
   let spec: GateSpec;
   try {
     spec = parseGateSpec((v["ffn-gate"] as string | undefined) ?? "dense");
@@ -127,7 +131,7 @@ export function progressLine(log: (line: string) => void) {
     const tail = detail ? `  ${detail}` : "";
     if (tty) {
       if (stage === lastStage && done < total && now - lastTime < 100) return;
-      process.stderr.write(`\r${stage}: ${done}/${total} (${pct}%)${tail}\x1b[K${done === total ? "\n" : ""}`);
+      progressText(`${stage}: ${done}/${total} (${pct}%)${tail}`, done === total);
     } else {
       if (stage === lastStage && Math.floor(pct / 25) === Math.floor(lastPct / 25) && done < total) return;
       log(`${stage}: ${done}/${total} (${pct}%)${tail}`);

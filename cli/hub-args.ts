@@ -4,7 +4,8 @@ import { formatBytes } from "../engine/engine";
 import type { HubProgress } from "../models/hub/blob";
 import { downloadFromHub } from "../models/hub/download";
 import type { HubKind } from "../models/hub/repo-files";
-import { isHubSpec } from "../models/hub/spec";
+import { isHubSpec, parseHubSpec } from "../models/hub/spec";
+import { UsageError } from "./usage-error";
 
 const FLAGS: Readonly<Record<string, HubKind>> = { "-m": "model", "--model": "model", "-t": "tokenizer", "--tokenizer": "tokenizer" };
 
@@ -26,6 +27,12 @@ export async function resolveHubArgs(argv: readonly string[]): Promise<string[]>
 }
 
 async function download(spec: string, kind: HubKind): Promise<string> {
+  // A malformed name is a bad value, as any other option's: a usage error, before the cache or the network.
+  try {
+    parseHubSpec(spec);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
   const bar = process.stderr.isTTY ? progressBar() : undefined;
   try {
     return await downloadFromHub(spec, kind, { onProgress: bar?.update });

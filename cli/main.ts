@@ -15,6 +15,7 @@ import * as relufy from "./commands/relufy";
 import * as studyCommand from "./commands/study";
 import * as train from "./commands/train";
 import { resolveHubArgs } from "./hub-args";
+import { logLine } from "./log";
 import { UsageError } from "./usage-error";
 
 interface Command {
@@ -60,13 +61,38 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (process.env.DYNACT_DEBUG) console.error(e);
     if (e instanceof UsageError) {
-      process.stderr.write(`dynact: ${e.message}\n${command ? `see 'dynact ${name} --help'` : "see 'dynact --help'"}\n`);
+      logLine(`dynact: ${e.message}\n${command ? `see 'dynact ${name} --help'` : "see 'dynact --help'"}`);
       return 2;
     }
-    const message = e instanceof DynactError ? e.message : `internal error: ${(e as Error)?.message ?? String(e)}`;
-    process.stderr.write(`dynact: ${message.split("\n")[0]}\n`);
+    const message = e instanceof DynactError ? e.message : systemError(e) ?? `internal error: ${(e as Error)?.message ?? String(e)}`;
+    logLine(`dynact: ${message.split("\n")[0]}`);
     return 1;
   }
+}
+
+// What Node's system errors (a file that cannot be written: ENOENT, EISDIR, EACCES, ENOSPC, …) mean, as
+// "PATH: what" — they are the user's files and disk, not dynact's internals.
+const SYSTEM_ERRORS: Readonly<Record<string, string>> = {
+  ENOENT: "no such file or directory", EISDIR: "is a directory", ENOTDIR: "a component of the path is not a directory",
+  EACCES: "permission denied", EPERM: "operation not permitted", ENOSPC: "no space left on device", EROFS: "read-only file system",
+  EEXIST: "already exists", EMFILE: "too many open files",
+};
+
+function systemError(e: unknown): string | undefined {
+  const err = e as NodeJS.ErrnoException;
+  if (!(e instanceof Error) || typeof err.code !== "string" || typeof err.syscall !== "string") return undefined;
+  const what = SYSTEM_ERRORS[err.code] ?? err.message;
+  return err.path === undefined ? what : `${err.path}: ${what}`;
+}
+
+// A reader that stops early (dynact generate | head) closes the pipe: stop quietly, as command-line tools do,
+// instead of Node's unhandled 'error' event and its stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(process.exitCode ?? 0);
+    if (stream !== process.stderr) process.stderr.write(`dynact: stdout: ${e.message}\n`);
+    process.exit(1);
+  });
 }
 
 process.exitCode = await main(process.argv.slice(2));

@@ -11,15 +11,18 @@ import { readTrainCheckpoint, restoreTrainer, writeTrainCheckpoint, type TrainCh
 import { generateStories } from "../models/train/synthetic";
 import { ADDED_OPTION_DEFAULTS, Trainer, type EvalResult, type TrainOptions } from "../models/train/trainer";
 import { tensorSource } from "../models/weights";
-import { isNonNegInt, isPosInt, MODEL_OPTIONS, number, parse, requireString } from "./args";
+import { CHECKPOINT_OPTIONS, isNonNegInt, isPosInt, number, outputFile, parse, requireString } from "./args";
 import { progressLine } from "./gate-options";
+import { logLine } from "./log";
 import { UsageError } from "./usage-error";
 
 /** Most teacher-generated tokens --synthetic accepts. */
 const MAX_SYNTHETIC = 100_000_000;
 
+// No --threads: training runs on one thread.
 export const TRAIN_OPTIONS = {
-  ...MODEL_OPTIONS,
+  ...CHECKPOINT_OPTIONS,
+  tokenizer: { type: "string", short: "t" },
   data: { type: "string", short: "d" },
   output: { type: "string", short: "o" },
   format: { type: "string" },
@@ -120,14 +123,16 @@ function withDefaults(g: Partial<TrainOptions>, seqLen: number): TrainOptions {
 export async function runTraining(argv: string[], relufy: boolean, help: string): Promise<void> {
   const { values: v } = parse(argv, { ...TRAIN_OPTIONS, stage2: { type: "boolean", default: false } });
   if (v.help) return void console.log(help);
+  if (v.stage2 && !relufy) throw new UsageError("--stage2 is an option of dynact relufy"); // as an unknown option: first
   const file = requireString(v.model, "-m/--model");
   const data = requireString(v.data, "-d/--data");
   const out = requireString(v.output, "-o/--output");
   const format = (v.format ?? formatOf(out)) as ExportFormat;
   if (format !== "llama2c" && format !== "gguf") throw new UsageError(`--format must be llama2c or gguf, got '${v.format}'`);
-  if (v.stage2 && !relufy) throw new UsageError("--stage2 is an option of dynact relufy");
   const given = givenOptions(v);
-  const log = (line: string) => process.stderr.write(`${line}\n`);
+  outputFile(out, "-o");
+  const checkpointFile = outputFile(v.checkpoint ?? `${out}.ckpt`, v.checkpoint === undefined ? "training checkpoint" : "--checkpoint");
+  const log = (line: string) => logLine(line);
   const started = performance.now();
 
   const ckpt = openCheckpoint(file);
@@ -183,7 +188,6 @@ export async function runTraining(argv: string[], relufy: boolean, help: string)
   if (teacher && teacher.config.vocabSize !== config.vocabSize) throw new DynactError("the teacher's vocabulary differs from the student's");
   const trainer = new Trainer(model, split, opts, tokenizer.bosId, teacher);
   if (resumed) restoreTrainer(trainer, resumed);
-  const checkpointFile = v.checkpoint ?? `${out}.ckpt`;
   log(`${relufy ? "relufy" : "train"}: ${config.activation} MLP${config.reluAfterNorm ? ", ReLU after the norms" : ""}; ` +
     `${split.train.length} training tokens, ${split.heldout.length} held-out; ${opts.steps} steps of ${opts.batch}×${opts.seq}` +
     (resumed ? `; resuming at step ${trainer.step}` : ""));

@@ -55,6 +55,7 @@ export function calibrate(model: LlamaModel, ids: readonly number[], spec: Calib
       opts.onProgress?.("fitting", l, nLayers);
       return cett.fit([l], spec.target, Float32Array.from(scores[l]).sort());
     });
+    opts.onProgress?.("fitting", nLayers, nLayers); // the last layer done: the progress line ends
   } else {
     const pooled = new Float32Array(scores.reduce((n, s) => n + s.length, 0));
     scores.reduce((at, s) => (pooled.set(s, at), at + s.length), 0);

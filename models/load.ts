@@ -7,6 +7,7 @@ import { DynactError, MemoryLimitError } from "../engine/errors";
 import { ACTIVATION_MODULES } from "./activation";
 import type { Checkpoint } from "./checkpoint";
 import type { ActivationName, LlamaConfig } from "./config";
+import { FormatError } from "./formats/format-error";
 import { isGguf, readGgufCheckpoint, readGgufTokenizer } from "./formats/gguf";
 import { readLlama2cCheckpoint } from "./formats/llama2c";
 import { readSafetensorsCheckpoint } from "./formats/safetensors";
@@ -64,8 +65,23 @@ export function openCheckpoint(spec: string): Checkpoint {
     if (existsSync(path.join(file, "config.json"))) return readSafetensorsCheckpoint(file);
     throw new DynactError(`${file}: is a directory without config.json, expected a checkpoint file or a Hugging Face model folder`);
   }
-  return isGguf(file) ? readGgufCheckpoint(file) : readLlama2cCheckpoint(file);
+  if (isGguf(file)) return readGgufCheckpoint(file);
+  // The configuration of a Hugging Face model is in its folder's config.json, not in the weights file.
+  if (/\.safetensors$/i.test(file)) {
+    throw new DynactError(`${file}: a .safetensors file holds no model configuration: pass the folder with its config.json`);
+  }
+  try {
+    return readLlama2cCheckpoint(file);
+  } catch (e) {
+    // Whatever is not GGUF is read as llama2.c (a tokenizer, a text, a predictor file): a header that describes no
+    // model says what the file was taken for.
+    if (!(e instanceof FormatError) || !LLAMA2C_HEADER_FIELDS.has(e.field)) throw e;
+    throw new FormatError(file, e.field, `${e.message.slice(`${file}: ${e.field}: `.length)} (not a GGUF file, so read as a llama2.c checkpoint)`);
+  }
 }
+
+// The header checks a file that is no model fails first (a model's own bad header fails later ones, or on its size).
+const LLAMA2C_HEADER_FIELDS = new Set(["header", "version", "dim", "hiddenDim", "nLayers", "nHeads", "vocabSize", "seqLen"]);
 
 export function loadModel(file: string, opts: LoadOptions = {}): LoadedModel {
   const checkpoint = openCheckpoint(file);

@@ -1,6 +1,6 @@
 // The dynact command on GGUF and Hugging Face checkpoints, and `dynact convert` round trips through every format
 // (the built bundle in a child process, as a user runs it).
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
@@ -82,6 +82,21 @@ describe.runIf(haveAssets("models/stories260K.gguf", "models/stories260K.bin", "
     expectFailure(dynact("convert", "-m", bin, "-o", path.join(dir, "x"), "--to", "safetensors", "--dtype", "q4_0"), 2, /f32, f16, bf16/);
     expectFailure(dynact("convert", "-m", bin, "-o", path.join(dir, "x"), "--to", "onnx"), 2, /--to must be one of gguf, safetensors, llama2c/);
     expectFailure(dynact("convert", "-m", bin, "--to", "gguf"), 2, /-o\/--output is required/);
+    expectFailure(dynact("convert", "-m", bin, "-t", tok, "-o", path.join(dir, "x"), "--to", "safetensors"), 2, /-t\/--tokenizer is embedded in --to gguf only/); // was dropped
+  });
+
+  test("convert refuses to write over the model it reads (which would destroy it)", () => {
+    const m = path.join(dir, "self.bin");
+    copyFileSync(bin, m);
+    const before = readFileSync(m);
+    expectFailure(dynact("convert", "-m", m, "-o", m, "--to", "llama2c"), 2, /would overwrite the model being converted/);
+    expectFailure(dynact("convert", "-m", m, "-o", path.join(dir, ".", "self.bin"), "--to", "gguf"), 2, /would overwrite/);
+    expect(readFileSync(m).equals(before)).toBe(true);
+    const hf = path.join(dir, "hf-self");
+    expect(dynact("convert", "-m", m, "-o", hf, "--to", "safetensors").code).toBe(0);
+    const st = readFileSync(path.join(hf, "model.safetensors"));
+    expectFailure(dynact("convert", "-m", hf, "-o", hf, "--to", "safetensors"), 2, /would overwrite the model being converted/);
+    expect(readFileSync(path.join(hf, "model.safetensors")).equals(st)).toBe(true);
   });
 
   test("a model llama2.c cannot describe is refused", () => {

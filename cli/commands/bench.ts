@@ -9,7 +9,7 @@ import { runTrainBench } from "../../bench/train";
 import { crossovers, FFN_SHAPES, runSparseFfnBench } from "../../bench/sparse-ffn";
 import { shapeByName, SHAPES, type BenchShape } from "../../bench/shapes";
 import type { Summary } from "../../bench/stats";
-import { isPosInt, number, parse } from "../args";
+import { isPosInt, MAX_THREADS, number, parse } from "../args";
 import { UsageError } from "../usage-error";
 
 export const help = `dynact bench SUITE [options] [--json]
@@ -23,7 +23,7 @@ across machines. Suites:
              round, and the ratio of medians is printed.
              With LLAMA_BENCH pointing to llama.cpp's \`llama-bench\`, the same weights as GGUF run through it too (1 thread).
                --shapes A,B  --steps N (default 256)  --rounds R (default 5)  --threads T,U (default 1)
-               --dtypes f32,q8_0,q4_0 (default f32; others load a GGUF of the same random weights)
+               --dtypes f32,f16,q8_0,q4_0 (default f32; others load a GGUF of the same random weights)
                --shapes 1B: the 1B-class shape (dim 2048, hidden 5632, 22 layers, 32 heads, 4 KV heads), quantized
                only (its f32 weights exceed wasm32's 4 GiB)
              --json: {"decode":[{"shape","dtype","threads","tokens_per_second",…}]}
@@ -37,7 +37,7 @@ across machines. Suites:
              random tokens; predictor:F = a fitted rank-32 predictor keeping the top F, its cost included)
                --gates G1,G2 (default dense,cats:0.5,cett:0.2,predictor:0.5)  --rounds R  --steps N
   attention  the attention block at head sparsity 0/50/75%, keep vs skip KV, contexts 256 and 1024
-  load       checkpoint load time vs \`cat FILE > /dev/null\` (warm cache)  --shapes A,B (default stories110M)
+  load       checkpoint load time vs \`cat FILE > /dev/null\` (warm cache)  --shapes A,B (default stories110M)  --rounds R
   perplexity tokens scored per second by dynact perplexity, batched vs token by token  --shapes A,B  --rounds R
   train      training throughput (forward, backward, AdamW steps; tokens/s) at the stories260K shape that
              \`dynact relufy\` is measured on, batch 4 × 256, one thread: wasm kernels vs the plain-TS ops  --rounds R
@@ -46,6 +46,13 @@ across machines. Suites:
              set, llama-bench's pp64 on a GGUF of the same weights at the same thread counts, in the same rounds
                --shapes A,B  --rounds R (default 3)  --threads T,U (default 1,2)
              --json: {"prefill":[{"shape","dtype","threads","prefill_tokens_per_second",…}]}`;
+
+// Each suite's options (besides --json): one it does not take is an error, not silently ignored.
+const SUITE_OPTIONS: Readonly<Record<string, readonly string[]>> = {
+  decode: ["shapes", "steps", "rounds", "threads", "dtypes"], kernels: [], ffn: ["shapes", "dtypes"], gated: ["gates", "rounds", "steps"],
+  attention: [], prefill: ["shapes", "rounds", "threads"], perplexity: ["shapes", "rounds"], load: ["shapes", "rounds"], train: ["rounds"],
+};
+const SUITES = Object.keys(SUITE_OPTIONS).join(", ");
 
 const fmt = (x: Summary) => `${x.median.toFixed(1)} (${x.min.toFixed(1)}–${x.max.toFixed(1)})`;
 
@@ -61,12 +68,13 @@ function shapesOption(v: string | undefined, fallback?: string): BenchShape[] | 
 }
 
 /** --threads T,U: thread counts to run at (default the fallback list). */
-const threadCounts = (v: string | undefined, fallback: string) =>
-  (v ?? fallback).split(",").map((t) => number(t, "--threads", 1, isPosInt, "comma-separated positive integers"));
+const threadCounts = (v: string | undefined, fallback: string) => (v ?? fallback).split(",").map((t) =>
+  number(t, "--threads", 1, (n) => isPosInt(n) && n <= MAX_THREADS, `comma-separated integers from 1 to ${MAX_THREADS}`));
 
 export async function run(argv: string[]): Promise<void> {
   const [suite, ...rest] = argv;
-  if (suite === undefined || suite === "--help" || suite === "-h") return void console.log(help);
+  if (suite === "--help" || suite === "-h") return void console.log(help);
+  if (suite === undefined) throw new UsageError(`a SUITE is required (${SUITES})`);
   const { values: v } = parse(rest, {
     shapes: { type: "string" },
     steps: { type: "string" },
@@ -78,6 +86,13 @@ export async function run(argv: string[]): Promise<void> {
     help: { type: "boolean", short: "h", default: false },
   });
   if (v.help) return void console.log(help);
+  const takes = Object.hasOwn(SUITE_OPTIONS, suite) ? SUITE_OPTIONS[suite]! : undefined;
+  if (!takes) throw new UsageError(`unknown benchmark '${suite}' (available: ${SUITES})`);
+  for (const name of ["shapes", "steps", "rounds", "threads", "gates", "dtypes"] as const) {
+    if (v[name] !== undefined && !takes.includes(name)) {
+      throw new UsageError(`--${name} is not an option of bench ${suite} (${takes.length ? `it takes ${takes.map((t) => `--${t}`).join(", ")}` : "it takes none"})`);
+    }
+  }
   const log = (l: string) => process.stderr.write(`${l}\n`);
   const rounds = number(v.rounds, "--rounds", 5, isPosInt, "a positive integer");
   const print = (json: unknown, text: () => string[]) => console.log(v.json ? JSON.stringify(json) : text().join("\n"));
@@ -156,7 +171,7 @@ export async function run(argv: string[]): Promise<void> {
         `train ${r.backend.padEnd(4)} ${r.batch}×${r.seq}: ${fmt(r.tokens_per_second)} tokens/s`));
     }
     default:
-      throw new UsageError(`unknown benchmark '${suite}' (available: decode, kernels, ffn, gated, attention, prefill, perplexity, load, train)`);
+      throw new UsageError(`unknown benchmark '${suite}' (available: ${SUITES})`);
   }
 }
 

@@ -3,8 +3,9 @@ import { readTextTokens } from "../../eval/text";
 import { writeCalibration } from "../../models/gates/calibration";
 import { parseGateSpec } from "../../models/gates/spec";
 import { loadModel } from "../../models/load";
-import { isPosInt, number, parse, requireString, TEXT_FIT_OPTIONS, textFitArgs } from "../args";
+import { ctxWithin, isPosInt, number, outputFile, parse, requireString, TEXT_FIT_OPTIONS, textFitArgs } from "../args";
 import { progressLine } from "../gate-options";
+import { logLine } from "../log";
 import { UsageError } from "../usage-error";
 
 export const help = `dynact calibrate -m MODEL [-t TOKENIZER] -d TEXT --ffn-gate SPEC -o FILE [--max-tokens N] [--samples N]
@@ -17,13 +18,16 @@ cett-global:T (target CETT, per layer or one threshold for all layers).
   -o, --output FILE    calibration file to write
       --max-tokens N   use the first N tokens of the text (default 4096)
       --samples N      tokens whose activations are kept for fitting, spread over the text (default 1024)
-      --ctx N          positions per window including BOS (default: the model's context)
+      --ctx N          positions per window including BOS, from 2 (default: the model's context)
       --act NAME       activation to calibrate for (default: the model's)
       --threads N         threads for the matrix products (default: the number of cores)`;
 
+// calibrate reports on stderr and writes the file: no --json.
+const { json: _, ...FIT_OPTIONS } = TEXT_FIT_OPTIONS;
+
 export async function run(argv: string[]): Promise<void> {
   const { values: v } = parse(argv, {
-    ...TEXT_FIT_OPTIONS,
+    ...FIT_OPTIONS,
     "ffn-gate": { type: "string" },
     samples: { type: "string" },
   });
@@ -40,7 +44,9 @@ export async function run(argv: string[]): Promise<void> {
     throw new UsageError(`--ffn-gate ${v["ffn-gate"]}: only cats, cett and cett-global gates are calibrated`);
   }
   const samples = number(v.samples, "--samples", 1024, isPosInt, "a positive integer");
-  const log = (line: string) => process.stderr.write(`${line}\n`);
+  outputFile(out, "-o");
+  ctxWithin(a.ctx, a.model);
+  const log = (line: string) => logLine(line);
   const loaded = loadModel(a.model, { tokenizer: v.tokenizer, activation: a.activation, contextLength: a.ctx, threads: a.threads });
   const ids = readTextTokens(a.data, loaded.tokenizer, a.maxTokens);
   const c = calibrate(loaded.model, ids, spec as CalibratedSpec, { maxSamples: samples, onProgress: progressLine(log) });

@@ -1,3 +1,5 @@
+import { statSync } from "node:fs";
+import path from "node:path";
 import { DynactError } from "../../engine/errors";
 import type { Checkpoint } from "../../models/checkpoint";
 import { convertToGguf, type GgufDType } from "../../models/formats/gguf";
@@ -10,7 +12,7 @@ import { SentencePieceBpeTokenizer } from "../../models/tokenizer/sentencepiece-
 import { TokenizerJson } from "../../models/tokenizer/tokenizer-json";
 import type { Tokenizer } from "../../models/tokenizer/tokenizer";
 import { tensorSource } from "../../models/weights";
-import { MODEL_OPTIONS, parse, requireString } from "../args";
+import { CHECKPOINT_OPTIONS, outputDir, outputFile, parse, requireString } from "../args";
 import { UsageError } from "../usage-error";
 
 export const help = `dynact convert -m MODEL -o OUT --to gguf|safetensors|llama2c [--dtype DTYPE] [-t TOKENIZER] [--json]
@@ -37,7 +39,8 @@ const TARGETS: Record<string, readonly string[]> = {
 
 export async function run(argv: string[]): Promise<void> {
   const { values: v } = parse(argv, {
-    ...MODEL_OPTIONS,
+    ...CHECKPOINT_OPTIONS,
+    tokenizer: { type: "string", short: "t" },
     output: { type: "string", short: "o" },
     to: { type: "string" },
     dtype: { type: "string" },
@@ -50,8 +53,13 @@ export async function run(argv: string[]): Promise<void> {
   if (!dtypes) throw new UsageError(`--to must be one of ${Object.keys(TARGETS).join(", ")}, got '${to}'`);
   const dtype = v.dtype ?? "f32";
   if (!dtypes.includes(dtype)) throw new UsageError(`--to ${to} writes --dtype ${dtypes.join(", ")}; got '${dtype}'`);
+  // Only a GGUF holds a tokenizer: with another target -t would be silently dropped.
+  if (v.tokenizer !== undefined && to !== "gguf") throw new UsageError(`-t/--tokenizer is embedded in --to gguf only; --to ${to} writes no tokenizer`);
+  if (to === "safetensors") outputDir(out, "-o");
+  else outputFile(out, "-o");
 
   const ckpt = openCheckpoint(file);
+  refuseOverwritingInput(ckpt, out, to === "safetensors" ? path.join(out, "model.safetensors") : out);
   // Non-f32 sources are dequantized: every writer takes f32 values and encodes them itself.
   const { tied, tensor } = tensorSource(ckpt);
   const note = (line: string) => process.stderr.write(`${line}\n`);
@@ -72,6 +80,26 @@ export async function run(argv: string[]): Promise<void> {
     console.log(JSON.stringify({ output: out, format: to, dtype, tensors, fallbacks, tokenizer: withTokenizer }));
   } else {
     note(`wrote ${out}: ${to}, ${dtype}, ${tensors} tensors${to === "gguf" ? withTokenizer ? ", with tokenizer" : ", no tokenizer" : ""}`);
+  }
+}
+
+// The writers truncate their output first and read the model's tensors one at a time while they write, so an output
+// that is the model's own file (-o MODEL, or the model's folder for safetensors) would destroy the model and leave
+// nothing valid behind.
+function refuseOverwritingInput(ckpt: Checkpoint, out: string, written: string): void {
+  const inputs = new Set([ckpt.path, ...[...ckpt.tensors.values()].map((e) => e.file ?? ckpt.path)]);
+  for (const input of inputs) {
+    if (sameFile(input, written)) throw new UsageError(`-o ${out} would overwrite the model being converted (${input}): write to another path`);
+  }
+}
+
+function sameFile(a: string, b: string): boolean {
+  try {
+    const x = statSync(a);
+    const y = statSync(b);
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false; // the output does not exist yet
   }
 }
 

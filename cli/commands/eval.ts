@@ -3,6 +3,7 @@ import { readTask } from "../../eval/tasks";
 import { loadModel } from "../../models/load";
 import { isPosInt, MODEL_OPTIONS, number, parse, requireString, threadsOption } from "../args";
 import { applyGate, ffnStatLines, GATE_HELP, GATE_OPTIONS, layoutFor, parseGateOptions, progressLine } from "../gate-options";
+import { logLine } from "../log";
 import { UsageError } from "../usage-error";
 
 export const help = `dynact eval -m MODEL [-t TOKENIZER] --task FILE.jsonl [--task FILE2.jsonl …] [--limit N] [gate options] [--json]
@@ -31,10 +32,11 @@ export async function run(argv: string[]): Promise<void> {
   if (!v.task?.length) throw new UsageError("--task is required");
   const limit = number(v.limit, "--limit", Infinity, isPosInt, "a positive integer");
   const gates = parseGateOptions(v);
-  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const threads = threadsOption(v.threads);
+  const log = (line: string) => logLine(line);
   // Read every task first: a bad file fails before the model loads.
   const tasks = v.task.map(readTask);
-  const loaded = loadModel(file, { tokenizer: v.tokenizer, activation: gates.activation, ...layoutFor(gates), threads: threadsOption(v.threads) });
+  const loaded = loadModel(file, { tokenizer: v.tokenizer, activation: gates.activation, ...layoutFor(gates), threads });
   applyGate(loaded, gates, log);
   const progress = progressLine(log);
   const results = tasks.map((task) => {

@@ -5,8 +5,9 @@ import { readTextTokens } from "../../eval/text";
 import { parseLabelRule, type LabelRule } from "../../models/gates/label-rule";
 import { writePredictor } from "../../models/gates/predictor-file";
 import { loadModel } from "../../models/load";
-import { isPosInt, number, parse, TEXT_FIT_OPTIONS, textFitArgs } from "../args";
+import { ctxWithin, isPosInt, number, outputFile, parse, TEXT_FIT_OPTIONS, textFitArgs } from "../args";
 import { progressLine } from "../gate-options";
+import { logLine } from "../log";
 import { UsageError } from "../usage-error";
 
 const T = TRAIN_DEFAULTS;
@@ -32,7 +33,7 @@ input, the top --keep fraction of heads by their contribution ‖W_o,h · o_h‖
       --heads          fit head predictors (labels: top --keep fraction of heads by contribution norm)
       --keep F         with --heads: the kept fraction of heads (default 0.5)
       --max-tokens N   trace the first N tokens of the text, every one a sample (default 4096)
-      --ctx N          positions per window including BOS (default: the model's context)
+      --ctx N          positions per window including BOS, from 2 (default: the model's context)
       --epochs N       at most N epochs (default ${T.epochs}); early stopping after ${T.patience} without progress
       --batch N        minibatch rows (default ${T.batch})
       --lr X           AdamW learning rate (default ${T.lr})
@@ -73,8 +74,13 @@ export async function run(argv: string[]): Promise<void> {
     lr: number(v.lr, "--lr", T.lr, (n) => n > 0, "a positive number"),
     seed: number(v.seed, "--seed", T.seed, (n) => isPosInt(n) && n <= Number.MAX_SAFE_INTEGER, "a positive integer"),
   };
-  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const log = (line: string) => logLine(line);
   const keep = number(v.keep, "--keep", 0.5, (n) => n > 0 && n <= 1, "a fraction in (0, 1]");
+  // Neuron and head predictors take different options: one given to the other kind would be silently ignored.
+  if (v.heads && (v.label !== undefined || v.lookahead)) throw new UsageError(`--${v.label !== undefined ? "label" : "lookahead"} is for neuron predictors: --heads labels the top --keep fraction of heads`);
+  if (!v.heads && v.keep !== undefined) throw new UsageError("--keep is for head predictors (--heads); neuron labels come from --label");
+  outputFile(out, "-o");
+  ctxWithin(ctx, a.model);
   const loaded = loadModel(a.model, {
     tokenizer: v.tokenizer, activation: a.activation, contextLength: ctx, threads: a.threads, transposeWo: v.heads,
   });

@@ -1,8 +1,9 @@
 import { generate } from "../../models/generate";
 import { loadModel } from "../../models/load";
 import { Sampler } from "../../models/sampler";
-import { ctxOption, isNonNegInt, isPosInt, MODEL_OPTIONS, number, parse, requireString, threadsOption } from "../args";
+import { ctxOption, ctxWithin, isNonNegInt, isPosInt, MODEL_OPTIONS, number, parse, requireString, threadsOption } from "../args";
 import { applyGate, GATE_HELP, GATE_OPTIONS, layoutFor, parseGateOptions } from "../gate-options";
+import { logLine } from "../log";
 
 export const help = `dynact generate -m MODEL [-t TOKENIZER] [-p PROMPT] [-n STEPS] [options]
 
@@ -37,15 +38,17 @@ export async function run(argv: string[]): Promise<void> {
   if (v.help) return void console.log(help);
   const model = requireString(v.model, "-m/--model");
   const steps = number(v.steps, "-n/--steps", 256, isNonNegInt, "a non-negative integer");
-  const temperature = number(v.temperature, "--temperature", 1.0, (n) => n >= 0, "a number >= 0");
+  // The sampler keeps it in f32 (as run.c does): beyond f32's range it would be infinite.
+  const temperature = number(v.temperature, "--temperature", 1.0, (n) => n >= 0 && Number.isFinite(Math.fround(n)), "a number from 0 to 3.4e38");
   const topP = number(v["top-p"], "--top-p", 0.9, (n) => n > 0 && n <= 1, "in (0, 1]");
   const topK = number(v["top-k"], "--top-k", 0, isNonNegInt, "a non-negative integer");
   // run.c's xorshift* state stays 0 forever from seed 0, so seeds start at 1.
   const seed = number(v.seed, "--seed", 1 + (Date.now() % 2 ** 31), (n) => isPosInt(n) && n <= Number.MAX_SAFE_INTEGER, "a positive integer");
   const ctx = ctxOption(v.ctx);
   const gates = parseGateOptions(v);
-  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const log = (line: string) => logLine(line);
 
+  ctxWithin(ctx, model);
   const loaded = loadModel(model, {
     tokenizer: v.tokenizer, activation: gates.activation, contextLength: ctx, ...layoutFor(gates),
     threads: threadsOption(v.threads),

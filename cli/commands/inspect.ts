@@ -4,14 +4,14 @@ import { parameterCount } from "../../models/config";
 import { LlamaModel } from "../../models/llama";
 import { openCheckpoint } from "../../models/load";
 import { weightBytes } from "../../models/weights";
-import { MODEL_OPTIONS, parse, requireString } from "../args";
+import { CHECKPOINT_OPTIONS, parse, requireString } from "../args";
 
 export const help = `dynact inspect -m MODEL [--json]
 
 Print a checkpoint's format, configuration, tensors and the engine memory it needs. Reads only the header.`;
 
 export async function run(argv: string[]): Promise<void> {
-  const { values: v } = parse(argv, MODEL_OPTIONS);
+  const { values: v } = parse(argv, CHECKPOINT_OPTIONS);
   if (v.help) return void console.log(help);
   const ckpt = openCheckpoint(requireString(v.model, "-m/--model"));
   const c = ckpt.config;

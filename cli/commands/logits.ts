@@ -6,7 +6,8 @@ import { DynactError } from "../../engine/errors";
 export const help = `dynact logits -m MODEL [-t TOKENIZER] -p PROMPT [--top K] [--json]
 
 Run BOS + the encoded prompt and print the logits at the last position: one "id<TAB>logit" line per token
-(--top K: only the K largest, with their pieces). --json: {"ids":[…], "logits":[…]}.
+(--top K: only the K largest, with their pieces). --json: {"ids":[…], "logits":[…]}, with --top K also
+"top":[{"id","logit","piece"}…], the K largest.
       --threads N         threads for the matrix products (default: the number of cores)`;
 
 export async function run(argv: string[]): Promise<void> {
@@ -25,14 +26,17 @@ export async function run(argv: string[]): Promise<void> {
     throw new DynactError(`the prompt is ${ids.length} tokens, longer than the context of ${model.config.seqLen}`);
   }
   const logits = model.prefill(ids, 0).read();
-  if (v.json) {
-    console.log(JSON.stringify({ ids, logits: Array.from(logits) }));
-    return;
-  }
   const order = Array.from(logits.keys());
   if (top !== undefined) order.sort((a, b) => logits[b] - logits[a] || a - b);
   const prev = ids[ids.length - 1];
-  const rows = (top === undefined ? order : order.slice(0, top)).map((i) =>
+  const best = order.slice(0, top);
+  if (v.json) {
+    // --top is not dropped: the K largest come as "top" beside the full row.
+    const topRows = top === undefined ? {} : { top: best.map((id) => ({ id, logit: logits[id], piece: tokenizer.decode([id], prev) })) };
+    console.log(JSON.stringify({ ids, logits: Array.from(logits), ...topRows }));
+    return;
+  }
+  const rows = best.map((i) =>
     top === undefined ? `${i}\t${logits[i]}` : `${i}\t${logits[i]}\t${JSON.stringify(tokenizer.decode([i], prev))}`);
   console.log(rows.join("\n"));
 }

@@ -4,6 +4,8 @@ import { readTextTokens } from "../../eval/text";
 import { loadModel, openCheckpoint } from "../../models/load";
 import { isPosInt, number, parse, requireString, TEXT_OPTIONS, threadsOption, windowCtxOption } from "../args";
 import { applyGate, ffnStatLines, GATE_HELP, GATE_OPTIONS, layoutFor, parseGateOptions, progressLine } from "../gate-options";
+import { logLine } from "../log";
+import { UsageError } from "../usage-error";
 
 export const help = `dynact perplexity -m MODEL [-t TOKENIZER] -d TEXT [--ctx N] [--max-tokens N] [gate options] [--json]
 
@@ -14,7 +16,7 @@ token is scored. Prints mean NLL (nats), perplexity and per-layer MLP statistics
   -d, --data FILE         text file
       --ctx N             positions per window including BOS (default: the model's context); the KV cache is sized to it
       --max-tokens N      score only the first N tokens (default: all)
-      --prompt-tokens N   for griffin/tda gates: the first N positions of each window are its prompt
+      --prompt-tokens N   for griffin/tda gates: the first N positions of each window are its prompt (at most ctx-2)
       --act-stats         also print the fraction of exact zeros of act(W_gate x) per layer (JSON: act_zero_fraction)
 ${GATE_HELP}
       --json              {"mean_nll","perplexity","tokens","windows":[…],"ffn":{…}}
@@ -33,11 +35,19 @@ export async function run(argv: string[]): Promise<void> {
   const maxTokens = number(v["max-tokens"], "--max-tokens", Infinity, isPosInt, "a positive integer");
   const promptLength = number(v["prompt-tokens"], "--prompt-tokens", 0, isPosInt, "a positive integer");
   const gates = parseGateOptions(v);
-  const log = (line: string) => process.stderr.write(`${line}\n`);
-  const ctx = windowCtxOption(v.ctx, openCheckpoint(file).config.seqLen);
+  const threads = threadsOption(v.threads); // usage errors before a file is opened
+  const log = (line: string) => logLine(line);
+  const seqLen = openCheckpoint(file).config.seqLen;
+  const ctx = windowCtxOption(v.ctx, seqLen);
+  // A window runs [BOS, t0 … t_{n-2}]: a prompt of all its ctx - 1 positions leaves none to gate, and the result
+  // would be the dense perplexity under the gate's name.
+  const most = (ctx ?? seqLen) - 2;
+  if (promptLength > most) {
+    throw new UsageError(`--prompt-tokens ${promptLength} leaves no position after the prompt in windows of ${ctx ?? seqLen} (at most ${most})`);
+  }
   // The KV cache only needs the window (--ctx also lets a model that does not fit at full context load).
   const loaded = loadModel(file, {
-    tokenizer: v.tokenizer, activation: gates.activation, contextLength: ctx, ...layoutFor(gates), threads: threadsOption(v.threads),
+    tokenizer: v.tokenizer, activation: gates.activation, contextLength: ctx, ...layoutFor(gates), threads,
   });
   const ids = readTextTokens(data, loaded.tokenizer, maxTokens);
   applyGate(loaded, gates, log);

@@ -3,8 +3,9 @@ import { quantReport } from "../../eval/quant-report";
 import { readTextTokens } from "../../eval/text";
 import type { GgufDType } from "../../models/formats/gguf";
 import { loadTokenizer, openCheckpoint } from "../../models/load";
-import { isPosInt, number, parse, requireString, TEXT_OPTIONS, threadsOption, windowCtxOption } from "../args";
+import { isPosInt, number, outputDir, parse, requireString, TEXT_OPTIONS, threadsOption, windowCtxOption } from "../args";
 import { progressLine } from "../gate-options";
+import { logLine } from "../log";
 import { UsageError } from "../usage-error";
 
 export const help = `dynact quant-report -m MODEL [-t TOKENIZER] -d TEXT [--max-tokens N] [--ctx N] [--dtypes LIST] [--keep DIR] [--json]
@@ -42,14 +43,16 @@ export async function run(argv: string[]): Promise<void> {
   const dtypes = (v.dtypes ?? "f16,q8_0,q4_0").split(",").map((d) => d.trim());
   const bad = dtypes.find((d) => !DTYPES.includes(d as GgufDType));
   if (bad !== undefined || dtypes.length === 0) throw new UsageError(`--dtypes takes a comma-separated list of ${DTYPES.join(", ")}; got '${v.dtypes}'`);
+  const threads = threadsOption(v.threads);
+  if (v.keep !== undefined) outputDir(v.keep, "--keep");
   const ckpt = openCheckpoint(file);
   const ctx = windowCtxOption(v.ctx, ckpt.config.seqLen) ?? ckpt.config.seqLen;
   const tokenizer = loadTokenizer(ckpt, v.tokenizer);
   const ids = readTextTokens(data, tokenizer, maxTokens);
-  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const log = (line: string) => logLine(line);
   const progress = progressLine(log);
   const r = quantReport(ckpt, ids, {
-    dtypes: dtypes as GgufDType[], ctx, bos: tokenizer.bosId, threads: threadsOption(v.threads), dir: v.keep,
+    dtypes: dtypes as GgufDType[], ctx, bos: tokenizer.bosId, threads, dir: v.keep,
     onProgress: progress,
   });
   if (v.json) return void console.log(JSON.stringify(r));

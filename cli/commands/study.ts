@@ -1,7 +1,8 @@
 import { mkdirSync } from "node:fs";
 import { study } from "../../eval/study/study";
 import { PLOTS, writeReport } from "../../eval/study/report";
-import { isPosInt, number, parse, requireString } from "../args";
+import { isPosInt, number, outputDir, parse, requireString } from "../args";
+import { logLine, progressText } from "../log";
 import { UsageError } from "../usage-error";
 
 export const help = `dynact study -m MODEL [-m MODEL2 …] [-t TOKENIZER] -d TEXT [--task FILE.jsonl …] -o DIR [options]
@@ -21,7 +22,7 @@ Give a SiLU model and its ReLU counterpart as two -m to compare them side by sid
       --quick          a small matrix (50/90% sparsity, CETT 0.2, heads at 50%), 1024 tokens, 20 task items
       --max-tokens N   evaluation tokens (default 4096; quick 1024)
       --limit N        task items per task (default 200; quick 20)
-      --ctx N          positions per window (default: the model's context)
+      --ctx N          positions per window, from 3, at most each model's context (default: the model's context)
       --speed-steps N  decode positions per speed measurement (default 64; quick 32)`;
 
 export async function run(argv: string[]): Promise<void> {
@@ -43,17 +44,22 @@ export async function run(argv: string[]): Promise<void> {
   if (models.length === 0) throw new UsageError("-m/--model is required");
   const text = requireString(v.data, "-d/--data");
   const out = requireString(v.output, "-o/--output");
-  const opt = (name: "max-tokens" | "limit" | "ctx" | "speed-steps") =>
+  const opt = (name: "max-tokens" | "limit" | "speed-steps") =>
     v[name] === undefined ? undefined : number(v[name], `--${name}`, 0, isPosInt, "a positive integer");
-  mkdirSync(out, { recursive: true });
+  const [maxTokens, limit, speedSteps] = (["max-tokens", "limit", "speed-steps"] as const).map(opt);
+  // The griffin and tda cells take the first half of each window after BOS as their prompt: at least one
+  // position, and one scored after it.
+  const ctx = v.ctx === undefined ? undefined : number(v.ctx, "--ctx", 0, (n) => isPosInt(n) && n >= 3, "an integer >= 3");
+  mkdirSync(outputDir(out, "-o"), { recursive: true });
   const tty = process.stderr.isTTY === true;
   const result = await study({
     models, tokenizer: v.tokenizer, text, tasks: v.task ?? [], outDir: out, quick: v.quick ?? false,
-    maxTokens: opt("max-tokens"), limit: opt("limit"), ctx: opt("ctx"), speedSteps: opt("speed-steps"),
-    log: (line) => process.stderr.write(`${tty ? "\r\x1b[K" : ""}${line}\n`),
+    maxTokens, limit, ctx, speedSteps,
+    log: (line) => logLine(line, true), // in place of the cell line
     onProgress: (done, total, eta, label) => {
       const line = `cell ${done}/${total} (${label}), ETA ${Math.round(eta)} s`;
-      process.stderr.write(tty ? `\r${line}\x1b[K${done === total ? "\n" : ""}` : `${line}\n`);
+      if (tty) progressText(line, done === total);
+      else logLine(line);
     },
   });
   writeReport(result, out);

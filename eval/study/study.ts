@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
+import { DynactError } from "../../engine/errors";
 import { argmax } from "../../engine/ops/argmax";
 import type { AttentionStatsSummary } from "../../models/attention";
 import type { FfnStatsSummary } from "../../models/ffn-stats";
@@ -105,6 +106,10 @@ export async function study(o: StudyOptions): Promise<StudyResult> {
     const ids = readTextTokens(o.text, rows.tokenizer, 2 * evalTokens);
     const evalIds = ids.slice(0, evalTokens);
     const calibIds = ids.slice(evalTokens);
+    if (calibIds.length === 0) {
+      // Said here: the predictor fit would only report "no calibration tokens".
+      throw new DynactError(`${o.text}: its ${ids.length} tokens leave none to calibrate on after the ${evalTokens} evaluation tokens (--max-tokens)`);
+    }
     // The predictor is fitted on the calibration tokens first: the gate's tensors are reserved when the sparse
     // instance is loaded.
     const predictorFile = predictorFiles.get(file)!;
