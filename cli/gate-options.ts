@@ -43,6 +43,9 @@ export const GATE_HELP = `      --act NAME          silu, relu, relu2 or gelu: r
       --kv-policy P       for skipped heads: keep (K/V still written), skip (no K/V: the cache keeps a hole),
                           mask (full compute, output masked) (default keep)`;
 
+/** Gates fitted on --calib-text when the model is loaded. */
+const CALIBRATED = new Set<GateSpec["kind"]>(["cats", "cett", "cett-global", "teal"]);
+
 export interface GateChoice {
   activation?: ActivationName;
   headGate: string;
@@ -80,6 +83,13 @@ export function parseGateOptions(v: Record<string, unknown>): GateChoice {
   }
   const kvPolicy = ((v["kv-policy"] as string | undefined) ?? "keep") as KvPolicy;
   if (!KV_POLICIES.includes(kvPolicy)) throw new UsageError(`--kv-policy must be one of ${KV_POLICIES.join(", ")}, got '${kvPolicy}'`);
+  // Options that would change nothing are refused, so a run is never taken for one with them.
+  if (v["kv-policy"] !== undefined && headGate === "dense") {
+    throw new UsageError("--kv-policy applies to the heads a --head-gate skips; the dense head gate skips none");
+  }
+  if ((v["calib-text"] !== undefined || v["calib-tokens"] !== undefined) && !CALIBRATED.has(spec.kind)) {
+    throw new UsageError(`--calib-text/--calib-tokens calibrate ${[...CALIBRATED].join(", ")} gates; --ffn-gate ${spec.kind} takes no calibration`);
+  }
   return {
     activation: act, headGate, kvPolicy, spec, mode, downDType,
     calibText: v["calib-text"] as string | undefined, calibTokens,

@@ -47,6 +47,10 @@ test("usage errors exit 2", () => {
   expectFailure(dynact("generate", "-m", "x.bin", "--temperature", "1e39"), 2, /--temperature must be a number from 0 to 3\.4e38, got '1e39'/); // infinite in f32
   expectFailure(dynact("generate", "-m", "x.bin", "--act", "tanh"), 2, /--act must be one of/);
   expectFailure(dynact("generate", "-m", "x.bin", "--down-dtype", "f16"), 2, /--down-dtype applies to --ffn-mode gather/); // was ignored
+  expectFailure(dynact("generate", "-m", "x.bin", "--kv-policy", "skip"), 2, /--kv-policy applies to the heads a --head-gate skips/); // were ignored
+  expectFailure(dynact("perplexity", "-m", "x.bin", "-d", "t.txt", "--ffn-gate", "topk:0.5", "--calib-text", "t.txt"), 2,
+    /--calib-text\/--calib-tokens calibrate cats, cett, cett-global, teal gates; --ffn-gate topk takes no calibration/);
+  expectFailure(dynact("eval", "-m", "x.bin", "--task", "t.jsonl", "--calib-tokens", "9"), 2, /--ffn-gate dense takes no calibration/);
   const fit = ["fit-predictors", "-m", "x.bin", "-d", "t.txt", "-o", "p.bin"];
   expectFailure(dynact(...fit, "--heads", "--label", "topk:0.3"), 2, /--label is for neuron predictors/); // were ignored
   expectFailure(dynact(...fit, "--heads", "--lookahead"), 2, /--lookahead is for neuron predictors/);
