@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
+import { studyMatrix } from "../eval/study/matrix";
 import { PLOTS } from "../eval/study/report";
 import { haveAssets, shared } from "./assets";
 import { dynact } from "./cli-harness";
@@ -23,6 +24,25 @@ function wellFormed(xml: string): boolean {
   }
   return stack.length === 0 && xml.trimStart().startsWith("<svg");
 }
+
+test("study --help names every strategy of the full matrix, its targets, and -t", () => {
+  const r = dynact("study", "--help");
+  expect(r.code).toBe(0);
+  const help = r.stdout.replace(/\s+/g, " ");
+  const cells = studyMatrix(["m"], { quick: false, predictors: new Map([["m", "m.pred"]]), headPredictors: new Map([["m", "m.heads.pred"]]) });
+  const named: Record<string, RegExp> = {
+    dense: /MLP strategies \(dense;/, cett: /cett at 0\.05\/0\.1\/0\.2\/0\.3/, "cett-global": /cett-global 0\.2/, tda: /tda 0\.2/,
+    cats: /cats, topk, griffin and teal at 30\/50\/70\/90% sparsity/, topk: /cats, topk, griffin and teal at/,
+    griffin: /cats, topk, griffin and teal at/, teal: /cats, topk, griffin and teal at/, predictor: /a trained neuron predictor/,
+    "heads-norm": /head gates \(norm, topk and a trained head predictor keeping 75\/50% of heads\)/,
+    "heads-topk": /head gates \(norm, topk and/, "heads-predictor": /a trained head predictor/,
+  };
+  for (const family of new Set(cells.map((c) => c.family))) {
+    expect(named[family], `no pattern for ${family}`).toBeDefined();
+    expect(help, family).toMatch(named[family]);
+  }
+  expect(help).toMatch(/-t, --tokenizer FILE/);
+});
 
 describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "data/tinystories_val.txt", "data/hellaswag_val_1000.jsonl"))("study --quick", () => {
   const args = ["study", "-m", shared("models/stories260K.bin"), "-t", shared("models/tok512.bin"), "-d", shared("data/tinystories_val.txt"),

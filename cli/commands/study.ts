@@ -8,14 +8,16 @@ import { UsageError } from "../usage-error";
 export const help = `dynact study -m MODEL [-m MODEL2 …] [-t TOKENIZER] -d TEXT [--task FILE.jsonl …] -o DIR [options]
 
 Run the dynamic-activation study: for each model, MLP strategies (dense; cett at 0.05/0.1/0.2/0.3; cett-global 0.2;
-cats, topk and griffin at 30/50/70/90% sparsity) and head gates (norm and topk keeping 75/50% of heads) with the
-keep and skip KV policies. Each cell measures perplexity on the first --max-tokens tokens of TEXT (cats/cett
-thresholds are calibrated on the tokens after them), task accuracy, per-layer sparsity and CETT, head activity and
-KV holes, FLOP fraction and decode speed on the sparse kernels. Cells are cached in DIR/cells: an interrupted study
+tda 0.2; cats, topk, griffin and teal at 30/50/70/90% sparsity; a trained neuron predictor) and head gates (norm,
+topk and a trained head predictor keeping 75/50% of heads) with the keep and skip KV policies. Each cell measures
+perplexity on the first --max-tokens tokens of TEXT (cats/cett/teal thresholds are calibrated and the predictors
+fitted on the tokens after them), task accuracy, per-layer sparsity and CETT, predictor recall/precision, head
+activity and KV holes, FLOP fraction and decode speed on the sparse kernels. Cells are cached in DIR/cells: an interrupted study
 resumes. Writes DIR/report.md, DIR/report.json and the plots ${Object.values(PLOTS).join(", ")}.
 Give a SiLU model and its ReLU counterpart as two -m to compare them side by side.
 
   -m, --model FILE     model (repeatable)
+  -t, --tokenizer FILE tokenizer for every model (default: each model's own, as in dynact generate)
   -d, --data FILE      evaluation and calibration text
       --task FILE      multiple-choice task file (repeatable)
   -o, --output DIR     report folder
