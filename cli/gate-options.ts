@@ -1,5 +1,6 @@
 // Options that choose the MLP's activation, neuron gate and execution mode; shared by generate, perplexity and
 // calibrate.
+import type { AttentionStatsSummary } from "../models/attention";
 import type { ActivationName } from "../models/config";
 import type { FfnMode } from "../models/ffn";
 import type { FfnStatsSummary } from "../models/ffn-stats";
@@ -150,6 +151,15 @@ export function progressLine(log: (line: string) => void) {
     lastPct = pct;
     lastTime = now;
   };
+}
+
+/** The per-layer attention statistics under a head gate, as printed by perplexity and generate. */
+export function headStatLines(a: AttentionStatsSummary): string[] {
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  return [
+    `active heads per layer: ${a.head_active_fraction.map(pct).join(" ")}; KV holes: ${a.kv_hole_fraction.map(pct).join(" ")}`,
+    `attention projection multiply-adds done: ${a.proj_mac_fraction.map(pct).join(" ")}`,
+  ];
 }
 
 /** The per-layer MLP statistics as printed by perplexity and eval. */

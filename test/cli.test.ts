@@ -170,6 +170,19 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "models
     expect(r.stderr).toMatch(/tokens\/s/);
   });
 
+  test("generate under a gate prints its sparsity to stderr (the continuation alone on stdout)", () => {
+    const args = ["generate", "-m", model, "-t", tok, "-p", "Once upon a time", "-n", "20", "--temperature", "0"];
+    const r = dynact(...args, "--ffn-gate", "topk:0.5", "--head-gate", "topk:0.5", "--kv-policy", "skip");
+    expect(r.code).toBe(0);
+    const out = JSON.parse(dynact(...args, "--ffn-gate", "topk:0.5", "--head-gate", "topk:0.5", "--kv-policy", "skip", "--json").stdout);
+    expect(r.stdout).toBe(`${out.text}\n`);
+    expect(r.stderr).toMatch(/^active neurons per layer: 50\.0% 50\.0% 50\.0% 50\.0% 50\.0%$/m);
+    expect(r.stderr).toMatch(/^FFN multiply-adds done: /m);
+    expect(r.stderr).toMatch(/^active heads per layer: 50\.0% 50\.0% 50\.0% 50\.0% 50\.0%; KV holes: /m);
+    // Dense: the one statistics line only.
+    expect(dynact(...args).stderr).not.toMatch(/active neurons|active heads/);
+  });
+
   test("sampling is deterministic for a seed", () => {
     const run = (seed: string) =>
       JSON.parse(dynact("generate", "-m", model, "-t", tok, "-n", "40", "--seed", seed, "--json").stdout).tokens;

@@ -2,7 +2,7 @@ import { generate } from "../../models/generate";
 import { loadModel } from "../../models/load";
 import { Sampler } from "../../models/sampler";
 import { ctxOption, ctxWithin, isNonNegInt, isPosInt, MODEL_OPTIONS, number, parse, requireString, threadsOption } from "../args";
-import { applyGate, GATE_HELP, GATE_OPTIONS, layoutFor, parseGateOptions } from "../gate-options";
+import { applyGate, ffnStatLines, GATE_HELP, GATE_OPTIONS, headStatLines, layoutFor, parseGateOptions } from "../gate-options";
 import { logLine } from "../log";
 
 export const help = `dynact generate -m MODEL [-t TOKENIZER] [-p PROMPT] [-n STEPS] [options]
@@ -78,4 +78,12 @@ export async function run(argv: string[]): Promise<void> {
   process.stderr.write(
     `${result.tokens.length} tokens, ${tokensPerSecond.toFixed(1)} tokens/s, stop: ${result.stop}, seed ${seed}\n`,
   );
+  // Under a gate, its sparsity goes to stderr too (with --json it is in the object).
+  if (!v.json) {
+    const lines = [
+      ...(gates.spec.kind !== "dense" ? ffnStatLines(loaded.model.ffnStats.summary()) : []),
+      ...(gates.headGate !== "dense" ? headStatLines(loaded.model.attentionStats) : []),
+    ];
+    for (const line of lines) log(line);
+  }
 }

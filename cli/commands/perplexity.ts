@@ -3,7 +3,7 @@ import { perplexity } from "../../eval/perplexity";
 import { readTextTokens } from "../../eval/text";
 import { loadModel, openCheckpoint } from "../../models/load";
 import { isPosInt, number, parse, requireString, TEXT_OPTIONS, threadsOption, windowCtxOption } from "../args";
-import { applyGate, ffnStatLines, GATE_HELP, GATE_OPTIONS, layoutFor, parseGateOptions, progressLine } from "../gate-options";
+import { applyGate, ffnStatLines, GATE_HELP, headStatLines, GATE_OPTIONS, layoutFor, parseGateOptions, progressLine } from "../gate-options";
 import { logLine } from "../log";
 import { UsageError } from "../usage-error";
 
@@ -67,11 +67,6 @@ export async function run(argv: string[]): Promise<void> {
   console.log(`perplexity ${r.perplexity.toFixed(4)}  mean NLL ${r.mean_nll.toFixed(6)} nats  over ${r.tokens} tokens (${r.windows.length} windows)`);
   for (const line of ffnStatLines(ffn)) console.log(line);
   if (zeros) console.log(`act(W_gate x) exact zeros per layer: ${zeros.fractions().map((z) => `${(100 * z).toFixed(1)}%`).join(" ")}`);
-  if (gates.headGate !== "dense") {
-    const a = loaded.model.attentionStats;
-    const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-    console.log(`active heads per layer: ${a.head_active_fraction.map(pct).join(" ")}; KV holes: ${a.kv_hole_fraction.map(pct).join(" ")}`);
-    console.log(`attention projection multiply-adds done: ${a.proj_mac_fraction.map(pct).join(" ")}`);
-  }
+  if (gates.headGate !== "dense") for (const line of headStatLines(loaded.model.attentionStats)) console.log(line);
   log(`${(r.tokens / seconds).toFixed(1)} tokens/s scored`);
 }
