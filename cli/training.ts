@@ -47,7 +47,8 @@ export const TRAIN_OPTIONS = {
 } as const;
 
 export const TRAIN_HELP = `  -m, --model PATH        the checkpoint to start from (and whose tokenizer to use)
-  -t, --tokenizer FILE    tokenizer.bin or .gguf (default: the one the model loads with)
+  -t, --tokenizer FILE    tokenizer.bin, .gguf, tokenizer.json or a folder with one (default: the one the model
+                          loads with)
   -d, --data FILE         training text; its first ${EVAL_TOKENS} tokens (the evaluation tokens of dynact perplexity
                           --max-tokens ${EVAL_TOKENS}) are never trained on, the next --heldout tokens give the
                           held-out loss, training windows come from the rest

@@ -30,6 +30,8 @@ test("no command prints the usage and exits 2; --help exits 0", () => {
   expect(h.code).toBe(0);
   expect(h.stdout).toMatch(/generate/);
   expect(dynact("generate", "--help").stdout).toMatch(/--temperature/);
+  // -t takes every tokenizer loadModel reads, as the README says (it named only tokenizer.bin and .gguf).
+  for (const cmd of ["generate", "relufy", "train"]) expect(dynact(cmd, "--help").stdout, cmd).toMatch(/-t, --tokenizer FILE +tokenizer\.bin, \.gguf, tokenizer\.json or a folder with one/);
 });
 
 test("usage errors exit 2", () => {
