@@ -12,11 +12,11 @@ import type { Summary } from "../../bench/stats";
 import { isPosInt, MAX_THREADS, number, parse } from "../args";
 import { UsageError } from "../usage-error";
 
-export const help = `dynact bench SUITE [options] [--json]
+export const help = `dynact bench [SUITE] [options] [--json]
 
 Benchmarks on deterministic random-weight models (written once to $DYNACT_BENCH_DIR, default the system temp dir).
 Results are medians (and ranges) of repeated runs; compare ratios measured in one run, never absolute numbers
-across machines. Suites:
+across machines. Suites (default: kernels, the first in ../shared/DESIGN.md's \`bench [kernels|decode]\`):
 
   decode     decode tokens/s, f32, greedy from BOS, at ${SHAPES.map((s) => s.name).join(", ")}. With LLAMA2C_RUN pointing
              to a built llama2.c \`run\`, the same checkpoints run through it in the same session, interleaved round by
@@ -53,6 +53,7 @@ const SUITE_OPTIONS: Readonly<Record<string, readonly string[]>> = {
   attention: [], prefill: ["shapes", "rounds", "threads"], perplexity: ["shapes", "rounds"], load: ["shapes", "rounds"], train: ["rounds"],
 };
 const SUITES = Object.keys(SUITE_OPTIONS).join(", ");
+const DEFAULT_SUITE = "kernels";
 
 const fmt = (x: Summary) => `${x.median.toFixed(1)} (${x.min.toFixed(1)}–${x.max.toFixed(1)})`;
 
@@ -72,9 +73,10 @@ const threadCounts = (v: string | undefined, fallback: string) => (v ?? fallback
   number(t, "--threads", 1, (n) => isPosInt(n) && n <= MAX_THREADS, `comma-separated integers from 1 to ${MAX_THREADS}`));
 
 export async function run(argv: string[]): Promise<void> {
-  const [suite, ...rest] = argv;
-  if (suite === "--help" || suite === "-h") return void console.log(help);
-  if (suite === undefined) throw new UsageError(`a SUITE is required (${SUITES})`);
+  if (argv[0] === "--help" || argv[0] === "-h") return void console.log(help);
+  const named = argv.length > 0 && !argv[0]!.startsWith("-");
+  const suite = named ? argv[0]! : DEFAULT_SUITE;
+  const rest = named ? argv.slice(1) : argv;
   const { values: v } = parse(rest, {
     shapes: { type: "string" },
     steps: { type: "string" },
@@ -94,6 +96,7 @@ export async function run(argv: string[]): Promise<void> {
     }
   }
   const log = (l: string) => process.stderr.write(`${l}\n`);
+  if (!named) log(`no SUITE given: running ${DEFAULT_SUITE} (suites: ${SUITES})`);
   const rounds = number(v.rounds, "--rounds", 5, isPosInt, "a positive integer");
   const print = (json: unknown, text: () => string[]) => console.log(v.json ? JSON.stringify(json) : text().join("\n"));
   switch (suite) {
