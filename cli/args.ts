@@ -26,13 +26,21 @@ export const MODEL_OPTIONS = {
 } as const satisfies Options;
 
 export function parse<O extends Options>(argv: string[], options: O) {
+  let parsed;
   try {
-    return parseArgs({ args: joinNegativeValues(argv, options), options, strict: true, allowPositionals: false });
+    parsed = parseArgs({ args: joinNegativeValues(argv, options), options, strict: true, allowPositionals: false });
   } catch (e) {
     // Some of Node's messages take several lines (an ambiguous value: did you forget it, how to write one that
     // starts with a dash); all of them, on one line.
     throw new UsageError((e as Error).message.split("\n").join(" "));
   }
+  // An empty value ('-t ""', a shell variable that was not set) would read as the option not given and fall back
+  // to its default (a tokenizer.bin beside the model, say) without a word; only a prompt may be empty.
+  for (const [name, value] of Object.entries(parsed.values)) {
+    const values = Array.isArray(value) ? value : [value];
+    if (name !== "prompt" && values.some((x) => x === "")) throw new UsageError(`--${name} is given an empty value`);
+  }
+  return parsed;
 }
 
 // parseArgs takes a value that starts with a dash for an option ("-n -1": "argument is ambiguous"). No dynact option
