@@ -258,6 +258,16 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "models
     expectFailure(dynact("inspect", "-m", t), 1, /size/);
   });
 
+  test("study checks its inputs before it makes its output folder (a typo left an empty folder)", () => {
+    const out = path.join(dir, "study-out", "nested");
+    const text = path.join(dir, "study-text.txt");
+    writeFileSync(text, "Once upon a time there was a cat.\n");
+    expectFailure(dynact("study", "-m", path.join(dir, "no-model.bin"), "-t", tok, "-d", text, "-o", out), 1, /no-model\.bin/);
+    expectFailure(dynact("study", "-m", model, "-t", tok, "-d", text, "--task", path.join(dir, "no-task.jsonl"), "-o", out), 1, /no-task\.jsonl/);
+    expectFailure(dynact("study", "-m", model, "-t", tok, "-d", path.join(dir, "no-text.txt"), "-o", out), 1, /no-text\.txt: no such file/);
+    expect(existsSync(path.join(dir, "study-out"))).toBe(false);
+  });
+
   test("impossible headers are refused", () => {
     const bytes = Buffer.from(readFileSync(model));
     const bad = path.join(dir, "bad.bin");

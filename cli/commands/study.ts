@@ -1,4 +1,3 @@
-import { mkdirSync } from "node:fs";
 import { study } from "../../eval/study/study";
 import { PLOTS, writeReport } from "../../eval/study/report";
 import { isPosInt, number, outputDir, parse, requireString } from "../args";
@@ -52,7 +51,7 @@ export async function run(argv: string[]): Promise<void> {
   // The griffin and tda cells take the first half of each window after BOS as their prompt: at least one
   // position, and one scored after it.
   const ctx = v.ctx === undefined ? undefined : number(v.ctx, "--ctx", 0, (n) => isPosInt(n) && n >= 3, "an integer >= 3");
-  mkdirSync(outputDir(out, "-o"), { recursive: true });
+  outputDir(out, "-o"); // study() makes it once the inputs are known good
   const tty = process.stderr.isTTY === true;
   const result = await study({
     models, tokenizer: v.tokenizer, text, tasks: v.task ?? [], outDir: out, quick: v.quick ?? false,
