@@ -54,6 +54,7 @@ test("usage errors exit 2", () => {
   expectFailure(dynact("generate", "-m", "x.bin", "-t", ""), 2, /--tokenizer is given an empty value/); // fell back to tokenizer.bin beside the model
   expectFailure(dynact("perplexity", "-m", "x.bin", "-d", "t.txt", "--ffn-gate="), 2, /--ffn-gate is given an empty value/);
   expectFailure(dynact("study", "-m", "x.bin", "-m", "", "-d", "t.txt", "-o", "out"), 2, /--model is given an empty value/);
+  expectFailure(dynact("perplexity", "-m", "x.bin", "-d", "t.txt", "--prompt-tokens", "8"), 2, /--prompt-tokens applies to griffin\/tda gates; with --ffn-gate dense/);
   expectFailure(dynact("generate", "-m", "x.bin", "--kv-policy", "skip"), 2, /--kv-policy applies to the heads a --head-gate skips/); // were ignored
   expectFailure(dynact("perplexity", "-m", "x.bin", "-d", "t.txt", "--ffn-gate", "topk:0.5", "--calib-text", "t.txt"), 2,
     /--calib-text\/--calib-tokens calibrate cats, cett, cett-global, teal gates; --ffn-gate topk takes no calibration/);

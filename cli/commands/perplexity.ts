@@ -35,6 +35,10 @@ export async function run(argv: string[]): Promise<void> {
   const maxTokens = number(v["max-tokens"], "--max-tokens", Infinity, isPosInt, "a positive integer");
   const promptLength = number(v["prompt-tokens"], "--prompt-tokens", 0, isPosInt, "a positive integer");
   const gates = parseGateOptions(v);
+  // Only a gate that chooses its neurons from a prompt treats the first positions differently.
+  if (v["prompt-tokens"] !== undefined && gates.spec.kind !== "griffin" && gates.spec.kind !== "tda") {
+    throw new UsageError(`--prompt-tokens applies to griffin/tda gates; with --ffn-gate ${gates.spec.kind} it would change nothing`);
+  }
   const threads = threadsOption(v.threads); // usage errors before a file is opened
   const log = (line: string) => logLine(line);
   const seqLen = openCheckpoint(file).config.seqLen;
