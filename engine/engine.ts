@@ -37,11 +37,20 @@ export class Engine {
   /** Run row-split kernels on `threads` threads (this one included) from now on; 1 = single-threaded. */
   startThreads(threads: number): void {
     if (!Number.isInteger(threads) || threads < 1) throw new DynactError(`threads must be a positive integer, got ${threads}`);
-    this.pool?.close();
-    this.pool = null;
+    this.close();
     if (threads === 1) return;
     const local = Object.fromEntries(ROW_KERNELS.map((k) => [k, this.kernels[k].bind(this.kernels)]));
     this.pool = new WorkerPool(kernelModule(), this.memory, threads, ROW_KERNELS, local);
+  }
+
+  /**
+   * Stop the worker threads; ops run on the calling thread from now on. Each worker holds the engine's memory, so
+   * an engine is only freed once closed (and unreferenced). The pool is dropped too: a closed pool left in place
+   * would wait forever for its terminated workers.
+   */
+  close(): void {
+    this.pool?.close();
+    this.pool = null;
   }
 
   get threads(): number {

@@ -205,7 +205,7 @@ export function quantReport(ckpt: Checkpoint, ids: readonly number[], opts: Quan
       const r = compareModels(models[0]!, candidates, ids, { ctx, bos: opts.bos, onProgress: (d, t) => opts.onProgress?.(label, d, t) });
       reference = r.reference;
       results.push(...r.candidates);
-      for (const m of candidates) m.engine.pool?.close();
+      for (const m of candidates) m.close();
       models.length = 1; // the candidates' memories are garbage once unreferenced
     }
     const rows: QuantReportRow[] = converted.map(({ dtype, fallbacks, bytes }, i) => {
@@ -220,7 +220,7 @@ export function quantReport(ckpt: Checkpoint, ids: readonly number[], opts: Quan
     const refDtypes = [...new Set([...ckpt.tensors.values()].filter((e) => e.shape.length > 1).map((e) => e.dtype))];
     return { model: ckpt.path, reference_dtypes: refDtypes, tokens: ids.length, ctx, reference: { ...reference!, weight_bytes: refBytes }, rows };
   } finally {
-    for (const m of models) m.engine.pool?.close();
+    for (const m of models) m.close();
     if (opts.dir === undefined) rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -97,6 +97,15 @@ export class LlamaModel {
       c.nLayers * (4 * c.hiddenDim + 64);
   }
 
+  /**
+   * Stop the worker threads of a model loaded with threads > 1. Idle workers never keep the process alive, but each
+   * holds the model's memory (and a thread) until stopped: a process that loads one model after another closes
+   * each it is done with. The model still runs afterwards, on the calling thread.
+   */
+  close(): void {
+    this.engine.close();
+  }
+
   /** Swap the MLP's neuron gate and execution mode (same weights; statistics start afresh). */
   configureFfn(opts: FfnOptions): void {
     if (opts.gate && opts.mode === "gather" && !this.weights.layers[0].downTransposed) {
