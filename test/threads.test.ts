@@ -1,12 +1,16 @@
 // The worker pool: every product and every logit is the same bits at 1, 2 and 3 threads (rows are split, never a
-// row's reduction), for each weight dtype the pool runs. A library user can stop a model's workers.
+// row's reduction), for each weight dtype the pool runs. A library user can stop a model's workers, and a process
+// that used them exits by itself.
+import { spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import type { Worker } from "node:worker_threads";
 import fc from "fast-check";
 import { afterAll, expect, test } from "vitest";
+import { haveAssets, shared } from "./assets";
 import { randomTensor } from "../bench/random-model";
 import { Engine } from "../engine/engine";
 import { matvec, POOL_MIN_MACS } from "../engine/ops/matvec";
@@ -76,3 +80,22 @@ test("close() stops a model's worker threads; the model still runs, on the calli
   expect(model.forward(5, 0).read()).toEqual(before);
   model.close(); // closing twice is harmless
 });
+
+test.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin"))(
+  "a process that generates with two models at 2 threads through the library exits by itself, also as node -e", () => {
+    // Run as an ES module from -e (--input-type=module, which workers inherit): the workers' source used require
+    // and each worker died with "require is not defined in ES module scope", taking the process with it.
+    const lib = pathToFileURL(path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../dist/index.js")).href;
+    const script = `import { generate, loadModel, Sampler } from ${JSON.stringify(lib)};
+      const open = () => loadModel(${JSON.stringify(shared("models/stories260K.bin"))}, { tokenizer: ${JSON.stringify(shared("models/tok512.bin"))}, threads: 2 });
+      const [a, b] = [open(), open()];
+      const run = (m) => generate(m, { prompt: "Once", maxNewTokens: 20, sampler: new Sampler(512, { temperature: 0.8, topP: 0.9, seed: 5 }) }).text;
+      const t = run(a);
+      if (run(b) !== t) throw new Error("models differ");
+      b.model.close();
+      console.log(t === run(b) ? "same" : "differ");`;
+    const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 60_000 });
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0); // null: killed at the timeout, the workers having kept it alive
+    expect(r.stdout.trim()).toBe("same");
+  });
