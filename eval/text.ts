@@ -4,6 +4,10 @@ import { DynactError } from "../engine/errors";
 import type { Tokenizer } from "../models/tokenizer/tokenizer";
 
 export function readTextTokens(file: string, tokenizer: Tokenizer, maxTokens = Infinity): number[] {
+  // Checked: slice(0, -5) kept all but the last 5 tokens, and 0 or 2.5 quietly gave 0 or 2.
+  if (maxTokens !== Infinity && !(Number.isInteger(maxTokens) && maxTokens >= 1)) {
+    throw new DynactError(`the number of tokens to read must be a positive integer, got ${maxTokens}`);
+  }
   let text: string;
   try {
     text = readFileSync(file, "utf8");

@@ -85,5 +85,8 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "data/t
     fails(() => perplexity(m, ids, { ctx: 2.5 }), /ctx 2\.5 must be/);
     fails(() => perplexity(m, ids, { bos: 512 }), /BOS 512 outside the vocabulary/);
     fails(() => perplexity(m, ids, { promptLength: -1 }), /prompt length must be a non-negative integer, got -1/); // was "positions -1…-1"
+    // readTextTokens(…, -5) kept all but the last 5 tokens of the file; 0 gave none, 2.5 two
+    for (const n of [-5, 0, 2.5, NaN]) fails(() => readTextTokens(text, loaded.tokenizer, n), /the number of tokens to read must be a positive integer/);
+    expect(readTextTokens(text, loaded.tokenizer, 3)).toEqual(ids.slice(0, 3));
   });
 });
