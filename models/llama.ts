@@ -108,6 +108,8 @@ export class LlamaModel {
 
   /** Swap the MLP's neuron gate and execution mode (same weights; statistics start afresh). */
   configureFfn(opts: FfnOptions): void {
+    // Any other mode was taken, then ran the gather kernels on the wrong layout (a ShapeError about scatterAxpy).
+    if (opts.mode !== "mask" && opts.mode !== "gather") throw new DynactError(`FFN mode must be mask or gather, got ${JSON.stringify(opts.mode)}`);
     if (opts.gate && opts.mode === "gather" && !this.weights.layers[0].downTransposed) {
       throw new DynactError("gather mode needs W_down stored transposed: load the model with transposeDown");
     }

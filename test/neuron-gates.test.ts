@@ -5,6 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import fc from "fast-check";
 import { afterAll, describe, expect, test } from "vitest";
+import { DynactError } from "../engine/errors";
 import { calibrate, quantile } from "../eval/calibrate";
 import { buildNeuronGate } from "../eval/gate-factory";
 import { perplexity } from "../eval/perplexity";
@@ -12,6 +13,7 @@ import { readTextTokens } from "../eval/text";
 import { readCalibration, writeCalibration } from "../models/gates/calibration";
 import { parseGateSpec } from "../models/gates/spec";
 import type { NeuronGate } from "../models/gates/neuron-gate";
+import type { FfnMode } from "../models/ffn";
 import { loadModel } from "../models/load";
 import { haveAssets, shared } from "./assets";
 import { lastLogits } from "./model-harness";
@@ -162,6 +164,12 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "data/t
 
   test("cats/cett without calibration text is a clear error", () => {
     expect(() => buildNeuronGate(parseGateSpec("cett:0.2"), rows.model)).toThrow(/needs calibration/);
+  });
+
+  test("an FFN mode other than mask or gather is refused when configured, not at the next forward()", () => {
+    const gate = buildNeuronGate(parseGateSpec("topk:0.5"), rows.model);
+    expect(() => rows.model.configureFfn({ gate, mode: "sparse" as FfnMode })).toThrow(new DynactError('FFN mode must be mask or gather, got "sparse"'));
+    expect(rows.model.ffnGateSpec).toBe("dense"); // left as it was
   });
 });
 
