@@ -1,5 +1,6 @@
 // The dynact library: load a checkpoint, generate, score perplexity and multiple-choice tasks, and swap the MLP's
-// neuron gate. The CLI is a thin layer over exactly these functions.
+// neuron gate, the attention's head gate and TEAL's input sparsity. The CLI is a thin layer over exactly these
+// functions.
 export { DynactError, MemoryLimitError } from "./engine/errors";
 export { FormatError } from "./models/formats/format-error";
 
@@ -22,7 +23,9 @@ export { readTask, type McItem, type McTask } from "./eval/tasks";
 export { evaluate, type EvaluateOptions, type ItemResult, type TaskResult } from "./eval/multiple-choice";
 
 export { calibrate, type CalibrateOptions, type CalibratedSpec } from "./eval/calibrate";
-export { buildNeuronGate, gateBytes, type GateFactoryOptions } from "./eval/gate-factory";
+export { buildHeadGate, buildNeuronGate, buildTeal, gateBytes, headGateBytes, type GateFactoryOptions } from "./eval/gate-factory";
+export type { HeadGate, KvPolicy } from "./models/gates/head-gate";
+export type { TealHook } from "./models/teal";
 export { fitPredictors, type FitOptions } from "./eval/predictor/fit";
 export { readPredictor, writePredictor, type Predictor, type PredictorHeader } from "./models/gates/predictor-file";
 export { parseGateSpec, type GateSpec } from "./models/gates/spec";

@@ -17,7 +17,7 @@ import type { Tensor } from "../engine/tensor";
 import { ACTIVATION_MODULES, type Activation } from "./activation";
 import { AttentionBlock, type AttentionStatsSummary, type HeadTracer } from "./attention";
 import { BatchState, chunkTokens } from "./batch";
-import type { HeadGate, KvPolicy } from "./gates/head-gate";
+import { KV_POLICIES, type HeadGate, type KvPolicy } from "./gates/head-gate";
 import type { TealHook } from "./teal";
 import { FeedForward, type FfnMode, type FfnTracer } from "./ffn";
 import type { NeuronGate } from "./gates/neuron-gate";
@@ -152,6 +152,7 @@ export class LlamaModel {
 
   /** Swap the head gate and KV policy (same weights; statistics start afresh). */
   configureHeads(gate: HeadGate | null, policy: KvPolicy): void {
+    if (!KV_POLICIES.includes(policy)) throw new DynactError(`KV policy must be one of ${KV_POLICIES.join(", ")}, got ${JSON.stringify(policy)}`);
     if (gate && this.weights.layers[0].inputsTransposed) {
       throw new DynactError("head gates need W_q/W_k/W_v row-major: they cannot run with TEAL's gather mode");
     }

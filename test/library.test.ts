@@ -1,13 +1,15 @@
 // dynact as a library user gets it: the built package (dist/index.js and dist/types) imported by its name, from
-// outside the sources. The README's "Library use" example runs as written, and the declarations compile in a strict
-// Node program.
+// outside the sources. The README's "Library use" example runs as written, the declarations compile in a strict
+// Node program, and what the CLI's gate options do the library's exports do too, with the same results.
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, test } from "vitest";
-import { haveAssets } from "./assets";
+import { buildHeadGate, buildTeal, headGateBytes, loadModel, parseGateSpec, perplexity, readTextTokens } from "../index";
+import { haveAssets, shared } from "./assets";
+import { dynact } from "./cli-harness";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const dir = mkdtempSync(path.join(os.tmpdir(), "dynact-lib-"));
@@ -67,4 +69,27 @@ console.log(r.tokens.length, p.mean_nll, logits.length);
     expect(r.stdout + r.stderr, lib.join(",")).toBe("");
     expect(r.status).toBe(0);
   }
+});
+
+describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "data/tinystories_val.txt"))("as through the CLI", () => {
+  const [model, tok, text] = [shared("models/stories260K.bin"), shared("models/tok512.bin"), shared("data/tinystories_val.txt")];
+  const cli = (...gate: string[]) => {
+    const r = dynact("perplexity", "-m", model, "-t", tok, "-d", text, "--ctx", "128", "--max-tokens", "600", "--threads", "1", "--json", ...gate);
+    expect(r.code, r.stderr).toBe(0);
+    return JSON.parse(r.stdout) as { mean_nll: number };
+  };
+
+  test("perplexity under a head gate and under TEAL: the same as dynact perplexity's", () => {
+    // buildHeadGate, headGateBytes and buildTeal were not exported: --head-gate and teal: had no library equivalent.
+    const spec = "topk:0.5";
+    const heads = loadModel(model, { tokenizer: tok, contextLength: 128, transposeWo: true, reserveBytes: headGateBytes(spec) });
+    const ids = readTextTokens(text, heads.tokenizer, 600);
+    heads.model.configureHeads(buildHeadGate(spec, heads.model), "skip");
+    expect(perplexity(heads, ids).mean_nll).toBe(cli("--head-gate", spec, "--kv-policy", "skip").mean_nll);
+    expect(() => heads.model.configureHeads(null, "drop" as "skip")).toThrow(/KV policy must be one of keep, skip, mask, got "drop"/);
+
+    const teal = loadModel(model, { tokenizer: tok, contextLength: 128 });
+    teal.model.configureTeal(buildTeal(parseGateSpec("teal:0.5"), teal.model, { calibrationIds: () => readTextTokens(text, teal.tokenizer, 2048) }));
+    expect(perplexity(teal, ids).mean_nll).toBe(cli("--ffn-gate", "teal:0.5", "--calib-text", text, "--calib-tokens", "2048").mean_nll);
+  });
 });
