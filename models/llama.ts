@@ -67,6 +67,12 @@ export class LlamaModel {
   private teal: TealHook | null = null;
   private readonly downNormTensors: Tensor[];
   private downNormsReady = false;
+  /**
+   * Positions 0 … filled-1 hold this sequence's keys and values. A run may start at any of them or at `filled`
+   * (rewinding is how evaluate scores each choice after a shared prefix), never past it: attention would read
+   * another sequence's cache, or zeros, and return wrong logits without a word.
+   */
+  private filled = 0;
 
   constructor(
     readonly engine: Engine,
@@ -181,7 +187,10 @@ export class LlamaModel {
     return this.downNormTensors;
   }
 
-  /** Run `token` at position `pos` (0-based; positions < pos must have been run) and return the logits. */
+  /**
+   * Run `token` at position `pos` (0-based; positions < pos must have been run, else a DynactError) and return the
+   * logits.
+   */
   forward(token: number, pos: number): Tensor {
     const { config: c, weights: w, s } = this;
     if (!Number.isInteger(token) || token < 0 || token >= c.vocabSize) {
@@ -190,6 +199,7 @@ export class LlamaModel {
     if (!Number.isInteger(pos) || pos < 0 || pos >= c.seqLen) {
       throw new DynactError(`position ${pos} outside the context of ${c.seqLen}`);
     }
+    this.checkStart(pos);
     embeddingRow(s.x, w.tokenEmbedding, token);
     for (let l = 0; l < c.nLayers; l++) {
       const lw = w.layers[l];
@@ -206,7 +216,14 @@ export class LlamaModel {
     }
     rmsnorm(s.x, s.x, w.finalNorm, c.normEps);
     matvec(s.logits, w.output, s.x);
+    this.filled = pos + 1;
     return s.logits;
+  }
+
+  private checkStart(pos: number): void {
+    if (pos > this.filled) {
+      throw new DynactError(`position ${pos} skips positions ${this.filled}…${pos - 1}: run those first (a sequence starts at 0)`);
+    }
   }
 
   /** Most tokens forwardBatch takes per call (its scratch is sized for this many at model build). */
@@ -225,8 +242,9 @@ export class LlamaModel {
   }
 
   /**
-   * Run tokens at positions startPos, startPos+1, … (positions < startPos must have been run; at most chunkSize
-   * tokens) and return the logits of every position, [T, vocab], or with `logits: "last"` of the last, [1, vocab].
+   * Run tokens at positions startPos, startPos+1, … (positions < startPos must have been run, else a DynactError;
+   * at most chunkSize tokens) and return the logits of every position, [T, vocab], or with `logits: "last"` of the
+   * last, [1, vocab].
    * Each position's logits are forward()'s bit for bit: GEMMs instead of GEMVs (same per-row reduction), RMSNorm
    * and RoPE per row, causal attention per position. The result is a view of scratch that the next call overwrites.
    */
@@ -237,6 +255,7 @@ export class LlamaModel {
     if (!Number.isInteger(startPos) || startPos < 0 || startPos + T > c.seqLen) {
       throw new DynactError(`positions ${startPos}…${startPos + T - 1} outside the context of ${c.seqLen}`);
     }
+    this.checkStart(startPos);
     const last = opts.logits === "last";
     if (!this.batched) {
       tokens.forEach((id, t) => {
@@ -263,6 +282,7 @@ export class LlamaModel {
       this.ffn.runBatch(l, lw, xb, xb2, b.hb.rows(0, T), b.hb2.rows(0, T));
       add(x, x, xb2);
     }
+    this.filled = startPos + T;
     if (last) {
       rmsnorm(s.x, x.row(T - 1), w.finalNorm, c.normEps);
       matvec(s.logits, w.output, s.x);
