@@ -6,7 +6,7 @@ import path from "node:path";
 import fc from "fast-check";
 import { afterAll, describe, expect, test } from "vitest";
 import { DynactError } from "../engine/errors";
-import { calibrate, quantile } from "../eval/calibrate";
+import { calibrate, quantile, type CalibratedSpec } from "../eval/calibrate";
 import { buildNeuronGate } from "../eval/gate-factory";
 import { perplexity } from "../eval/perplexity";
 import { readTextTokens } from "../eval/text";
@@ -160,6 +160,14 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "data/t
     const broken = path.join(dir, "broken.json");
     writeFileSync(broken, "{not json");
     expect(() => readCalibration(broken, rows.model)).toThrow(/not a readable calibration file/);
+  });
+
+  test("calibrate refuses a spec it does not calibrate and a ctx beyond the model's", () => {
+    // topk:0.5 went through as cett-global with an undefined target and returned thresholds.
+    expect(() => calibrate(rows.model, calibIds.slice(0, 64), parseGateSpec("topk:0.5") as CalibratedSpec))
+      .toThrow(new DynactError("topk:0.5 is not calibrated: calibrate takes cats:…, cett:…, cett-global:…"));
+    expect(() => calibrate(rows.model, calibIds.slice(0, 64), { kind: "cats", sparsity: 0.5 }, { ctx: 1000 }))
+      .toThrow(new DynactError("ctx 1000 must be an integer from 1 to the model's context of 512"));
   });
 
   test("cats/cett without calibration text is a clear error", () => {
