@@ -5,7 +5,7 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, describe, expect, test } from "vitest";
 import { buildHeadGate, buildTeal, headGateBytes, loadModel, parseGateSpec, perplexity, readTextTokens } from "../index";
 import { haveAssets, shared } from "./assets";
@@ -37,6 +37,15 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "data/t
     });
   });
 
+test("the built package exports every error class it throws on purpose, each a DynactError", async () => {
+  const lib = (await import(pathToFileURL(path.join(ROOT, "dist", "index.js")).href)) as Record<string, unknown>;
+  for (const name of ["FormatError", "MemoryLimitError", "ShapeError", "HubError"]) {
+    const cls = lib[name] as (new (...a: string[]) => Error) | undefined;
+    expect(cls, name).toBeTypeOf("function");
+    expect(cls!.prototype, name).toBeInstanceOf(lib.DynactError as new () => Error);
+  }
+});
+
 test("the declarations compile in a strict Node program, with and without the DOM lib, without skipLibCheck", () => {
   // A consumer beside its node_modules: dynact (this repository, by its package.json's exports) and @types/node.
   const consumer = path.join(dir, "consumer");
@@ -45,7 +54,7 @@ test("the declarations compile in a strict Node program, with and without the DO
   symlinkSync(path.join(ROOT, "node_modules", "@types"), path.join(consumer, "node_modules", "@types"), "dir");
   writeFileSync(path.join(consumer, "package.json"), JSON.stringify({ name: "consumer", type: "module", private: true }));
   writeFileSync(path.join(consumer, "consumer.ts"), `${readmeExample()}
-import { DynactError, FormatError, MemoryLimitError, type GenerateResult, type LoadedModel, type PerplexityResult } from "dynact";
+import { DynactError, FormatError, HubError, MemoryLimitError, ShapeError, type GenerateResult, type LoadedModel, type PerplexityResult } from "dynact";
 const loaded: LoadedModel = m;
 const r: GenerateResult = out;
 const p: PerplexityResult = ppl;
@@ -53,7 +62,8 @@ try {
   loaded.model.close();
 } catch (e) {
   if (e instanceof FormatError) console.log(e.file, e.field);
-  else if (e instanceof MemoryLimitError || e instanceof DynactError) console.log(e.message);
+  // Every error class dynact throws on purpose is exported to be caught (ShapeError was not).
+  else if (e instanceof MemoryLimitError || e instanceof ShapeError || e instanceof HubError || e instanceof DynactError) console.log(e.message);
 }
 const logits: Float32Array = loaded.model.forward(1, 0).f32();
 console.log(r.tokens.length, p.mean_nll, logits.length);
