@@ -17,6 +17,9 @@ export const ROW_KERNELS = [
 ] as const;
 export type RowKernelName = (typeof ROW_KERNELS)[number];
 
+/** Most threads an engine runs (each is a worker with its own kernel instance). */
+export const MAX_THREADS = 256;
+
 export class Engine {
   readonly kernels: Kernels;
   /** Set by startThreads; ops split their rows across it. */
@@ -36,7 +39,10 @@ export class Engine {
   /** An engine whose arena can hold `capacity` bytes (plus alignment slack the caller includes). */
   /** Run row-split kernels on `threads` threads (this one included) from now on; 1 = single-threaded. */
   startThreads(threads: number): void {
-    if (!Number.isInteger(threads) || threads < 1) throw new DynactError(`threads must be a positive integer, got ${threads}`);
+    // The CLI capped --threads; loadModel({ threads: 1000 }) started 999 workers.
+    if (!Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS) {
+      throw new DynactError(`threads must be an integer from 1 to ${MAX_THREADS}, got ${threads}`);
+    }
     this.close();
     if (threads === 1) return;
     const local = Object.fromEntries(ROW_KERNELS.map((k) => [k, this.kernels[k].bind(this.kernels)]));

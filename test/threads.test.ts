@@ -13,6 +13,7 @@ import { afterAll, expect, test } from "vitest";
 import { haveAssets, shared } from "./assets";
 import { randomTensor } from "../bench/random-model";
 import { Engine } from "../engine/engine";
+import { DynactError } from "../engine/errors";
 import { matvec, POOL_MIN_MACS } from "../engine/ops/matvec";
 import type { DType } from "../engine/dtype";
 import { quantize } from "../engine/quant";
@@ -79,6 +80,12 @@ test("close() stops a model's worker threads; the model still runs, on the calli
   expect(model.engine.threads).toBe(1);
   expect(model.forward(5, 0).read()).toEqual(before);
   model.close(); // closing twice is harmless
+});
+
+test("threads beyond the engine's limit are refused before a worker starts, as --threads is", () => {
+  // loadModel({ threads: 1000 }) started 999 workers.
+  expect(() => buildModel(openCheckpoint(file), { threads: 1000 })).toThrow(new DynactError("threads must be an integer from 1 to 256, got 1000"));
+  expect(() => buildModel(openCheckpoint(file), { threads: 0 })).toThrow(/threads must be an integer from 1 to 256, got 0/);
 });
 
 test.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin"))(
