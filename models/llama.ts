@@ -189,7 +189,7 @@ export class LlamaModel {
 
   /**
    * Run `token` at position `pos` (0-based; positions < pos must have been run, else a DynactError) and return the
-   * logits.
+   * logits: a view of the model's scratch that the next call overwrites (read() copies it).
    */
   forward(token: number, pos: number): Tensor {
     const { config: c, weights: w, s } = this;
