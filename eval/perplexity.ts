@@ -3,7 +3,7 @@
 import { DynactError } from "../engine/errors";
 import type { LlamaModel } from "../models/llama";
 import type { LoadedModel } from "../models/load";
-import { windows } from "./text";
+import { checkScoredIds, windows } from "./text";
 
 export interface PerplexityOptions {
   /** Positions per window including BOS (default: the model's context). */
@@ -34,14 +34,8 @@ export function perplexity(
   const ctx = opts.ctx ?? seqLen;
   const bos = opts.bos ?? ("tokenizer" in loaded ? loaded.tokenizer.bosId : 1);
   const promptLength = opts.promptLength ?? 0;
-  // Checked up front: an empty text gave NaN, an id outside the vocabulary scored as a target gave NaN, and a bad
-  // ctx or prompt length surfaced as a window length or positions the caller never passed.
-  if (ids.length === 0) throw new DynactError("perplexity of no tokens");
-  ids.forEach((id, i) => {
-    if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
-      throw new DynactError(`token ${id} (at ${i}) outside the vocabulary of ${vocabSize}`);
-    }
-  });
+  // Checked up front: a bad ctx or prompt length surfaced as a window length or positions the caller never passed.
+  checkScoredIds(ids, vocabSize);
   if (!Number.isInteger(ctx) || ctx < 2 || ctx > seqLen) {
     throw new DynactError(`ctx ${ctx} must be an integer from 2 (BOS and one token) to the model's context of ${seqLen}`);
   }

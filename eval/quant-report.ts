@@ -13,7 +13,7 @@ import { convertToGguf, readGgufCheckpoint, type GgufDType, type GgufWriteResult
 import type { LlamaModel } from "../models/llama";
 import { buildModel } from "../models/load";
 import { weightBytes } from "../models/weights";
-import { windows } from "./text";
+import { checkScoredIds, windows } from "./text";
 
 export interface Scores {
   mean_nll: number;
@@ -58,6 +58,7 @@ export function compareModels(reference: LlamaModel, candidates: readonly LlamaM
   for (const c of candidates) {
     if (c.config.vocabSize !== V) throw new DynactError(`vocabularies differ: ${V} and ${c.config.vocabSize}`);
   }
+  checkScoredIds(ids, V);
   const models = [reference, ...candidates];
   const ctx = opts.ctx ?? reference.config.seqLen;
   const bos = opts.bos ?? 1;

@@ -19,6 +19,19 @@ export function readTextTokens(file: string, tokenizer: Tokenizer, maxTokens = I
   return Number.isFinite(maxTokens) ? ids.slice(0, maxTokens) : ids;
 }
 
+/**
+ * Token ids to score (perplexity, compareModels): at least one, each an id of the vocabulary. Checked up front: no
+ * ids gave a mean of 0/0, and an id outside the vocabulary is only ever a target at a window's end, scored as NaN.
+ */
+export function checkScoredIds(ids: readonly number[], vocabSize: number): void {
+  if (ids.length === 0) throw new DynactError("no tokens to score");
+  ids.forEach((id, i) => {
+    if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
+      throw new DynactError(`token ${id} (at ${i}) outside the vocabulary of ${vocabSize}`);
+    }
+  });
+}
+
 /** Consecutive windows of at most `len` tokens covering ids in order. */
 export function windows(ids: readonly number[], len: number): { start: number; ids: number[] }[] {
   if (!Number.isInteger(len) || len < 1) throw new DynactError(`window length must be a positive integer, got ${len}`);
