@@ -21,6 +21,11 @@ export type CalibratedSpec = Extract<GateSpec, { kind: "cats" | "cett" | "cett-g
 
 export interface CalibrateOptions {
   ctx?: number;
+  /**
+   * BOS id each window starts from (default 1, llama2.c's and LLaMA-2's): pass the tokenizer's bosId. The traces
+   * of a model whose BOS is another id were taken after token 1.
+   */
+  bos?: number;
   /** Tokens whose activations are kept for fitting (evenly spaced over the text); default 1024. */
   maxSamples?: number;
   onProgress?: (stage: string, done: number, total: number) => void;
@@ -120,7 +125,7 @@ export function traceSamples(model: LlamaModel, ids: readonly number[], opts: Ca
   model.configureFfn({ gate: null, mode: "mask" });
   try {
     for (const w of windows(ids, ctx)) {
-      let token = 1;
+      let token = opts.bos ?? 1;
       for (let pos = 0; pos < w.ids.length; pos++, position++) {
         // The activations of input token `token` at this position; sample the text tokens evenly.
         sample = position % every === 0 ? position / every : -1;
