@@ -4,6 +4,7 @@ import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import path from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { MAX_THREADS } from "../engine/engine";
 import { DynactError } from "../engine/errors";
 import { ACTIVATIONS, type ActivationName } from "../models/config";
 import { openCheckpoint } from "../models/load";
@@ -102,8 +103,8 @@ export function outputDir(dir: string, flag: string): string {
   return dir;
 }
 
-/** Most threads --threads accepts (each is a worker with its own kernel instance). */
-export const MAX_THREADS = 256;
+/** Most threads --threads accepts: the engine's limit. */
+export { MAX_THREADS };
 
 /** --threads N: threads for the matrix products; default: the machine's cores. */
 export function threadsOption(v: string | undefined): number {

@@ -17,6 +17,9 @@ export const ROW_KERNELS = [
 ] as const;
 export type RowKernelName = (typeof ROW_KERNELS)[number];
 
+/** Most threads an engine runs (each is a worker with its own kernel instance). */
+export const MAX_THREADS = 256;
+
 export class Engine {
   readonly kernels: Kernels;
   /** Set by startThreads; ops split their rows across it. */
@@ -36,12 +39,24 @@ export class Engine {
   /** An engine whose arena can hold `capacity` bytes (plus alignment slack the caller includes). */
   /** Run row-split kernels on `threads` threads (this one included) from now on; 1 = single-threaded. */
   startThreads(threads: number): void {
-    if (!Number.isInteger(threads) || threads < 1) throw new DynactError(`threads must be a positive integer, got ${threads}`);
-    this.pool?.close();
-    this.pool = null;
+    // The CLI capped --threads; loadModel({ threads: 1000 }) started 999 workers.
+    if (!Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS) {
+      throw new DynactError(`threads must be an integer from 1 to ${MAX_THREADS}, got ${threads}`);
+    }
+    this.close();
     if (threads === 1) return;
     const local = Object.fromEntries(ROW_KERNELS.map((k) => [k, this.kernels[k].bind(this.kernels)]));
     this.pool = new WorkerPool(kernelModule(), this.memory, threads, ROW_KERNELS, local);
+  }
+
+  /**
+   * Stop the worker threads; ops run on the calling thread from now on. Each worker holds the engine's memory, so
+   * an engine is only freed once closed (and unreferenced). The pool is dropped too: a closed pool left in place
+   * would wait forever for its terminated workers.
+   */
+  close(): void {
+    this.pool?.close();
+    this.pool = null;
   }
 
   get threads(): number {

@@ -17,8 +17,11 @@ const EXTRA = 9; // 2 kernel arguments after the row range (GEMM: tokens, output
 const CTRL_INTS = 16;
 
 // The worker: self-contained JavaScript (eval'd), so it runs the same from TypeScript sources and from the bundle.
+// Workers inherit the process's flags, and under --input-type=module (node -e, a script on stdin) the source is
+// read as an ES module, where `require` is undefined and the worker died; a dynamic import() works as either. A
+// worker that starts late still takes its slice: it finds the generation already bumped and runs that op.
 const WORKER_SOURCE = `
-const { workerData } = require("node:worker_threads");
+import("node:worker_threads").then(({ workerData }) => {
 const { module, memory, ctrl, index, threads, ops } = workerData;
 const exp = new WebAssembly.Instance(module, { env: { memory } }).exports;
 const fns = ops.map((n) => exp[n]);
@@ -36,6 +39,7 @@ for (;;) {
   }
   if (Atomics.add(ctrl, ${DONE}, 1) === threads - 2) Atomics.notify(ctrl, ${DONE});
 }
+});
 `;
 
 /**

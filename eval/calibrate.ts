@@ -21,15 +21,26 @@ export type CalibratedSpec = Extract<GateSpec, { kind: "cats" | "cett" | "cett-g
 
 export interface CalibrateOptions {
   ctx?: number;
+  /**
+   * BOS id each window starts from (default 1, llama2.c's and LLaMA-2's): pass the tokenizer's bosId. The traces
+   * of a model whose BOS is another id were taken after token 1.
+   */
+  bos?: number;
   /** Tokens whose activations are kept for fitting (evenly spaced over the text); default 1024. */
   maxSamples?: number;
   onProgress?: (stage: string, done: number, total: number) => void;
 }
 
+const CALIBRATED_KINDS: readonly string[] = ["cats", "cett", "cett-global"];
+
 const BISECTION_STEPS = 30;
 
 export function calibrate(model: LlamaModel, ids: readonly number[], spec: CalibratedSpec, opts: CalibrateOptions = {}): Calibration {
   const { nLayers, hiddenDim: h } = model.config;
+  // Another spec (parseGateSpec returns any) fell through to cett-global with an undefined target: thresholds of nothing.
+  if (!CALIBRATED_KINDS.includes(spec.kind)) {
+    throw new DynactError(`${formatGateSpec(spec)} is not calibrated: calibrate takes ${CALIBRATED_KINDS.map((k) => `${k}:…`).join(", ")}`);
+  }
   const score: ScoreKind = spec.kind === "cats" ? "act" : "act-downnorm";
   const traces = collectTraces(model, ids, opts);
   const norms = score === "act-downnorm" ? model.downNorms().map((t) => t.read()) : null;
@@ -102,6 +113,9 @@ export function sampleCount(tokens: number, maxSamples?: number): number {
 /** Dense passes over the text in windows from BOS (no gate); `visit` sees every k-th token's layers. */
 export function traceSamples(model: LlamaModel, ids: readonly number[], opts: CalibrateOptions, visit: SampleVisitor): void {
   const ctx = opts.ctx ?? model.config.seqLen;
+  if (!Number.isInteger(ctx) || ctx < 1 || ctx > model.config.seqLen) {
+    throw new DynactError(`ctx ${ctx} must be an integer from 1 to the model's context of ${model.config.seqLen}`);
+  }
   const every = sampleStride(ids.length, opts.maxSamples);
   let position = 0; // index of the current token in ids
   let sample = -1;
@@ -111,7 +125,7 @@ export function traceSamples(model: LlamaModel, ids: readonly number[], opts: Ca
   model.configureFfn({ gate: null, mode: "mask" });
   try {
     for (const w of windows(ids, ctx)) {
-      let token = 1;
+      let token = opts.bos ?? 1;
       for (let pos = 0; pos < w.ids.length; pos++, position++) {
         // The activations of input token `token` at this position; sample the text tokens evenly.
         sample = position % every === 0 ? position / every : -1;

@@ -9,7 +9,7 @@ import { DynactError } from "../engine/errors";
 import type { LoadedModel } from "../models/load";
 import type { Tokenizer } from "../models/tokenizer/tokenizer";
 import { forEachLogits, nll } from "./perplexity";
-import type { McItem, McTask } from "./tasks";
+import { checkItem, type McItem, type McTask } from "./tasks";
 
 /** lm-eval's default target_delimiter, put between context and choice. */
 const TARGET_DELIMITER = " ";
@@ -48,7 +48,11 @@ export function evaluate(loaded: Pick<LoadedModel, "model" | "tokenizer">, task:
   if (!(limit >= 1) || (Number.isFinite(limit) && !Number.isInteger(limit))) {
     throw new DynactError(`limit must be a positive integer, got ${limit}`);
   }
+  // readTask checks what it reads; a task built in code was not checked, and scored an empty task as NaN, a label
+  // outside the choices as a miss and an empty choice's log-likelihood per character as -Infinity.
+  if (task.items.length === 0) throw new DynactError(`${task.file}: no items`);
   const items = task.items.slice(0, limit);
+  items.forEach((item, i) => checkItem(item, `${task.file}: item ${i + 1}`));
   const results = items.map((item, i) => {
     const r = scoreItem(loaded, item, `${task.file}: item ${i + 1}`);
     opts.onProgress?.(i + 1, items.length);

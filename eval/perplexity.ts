@@ -2,11 +2,13 @@
 // [BOS, t0 … t_{n-2}], every text token scored (t0 from BOS alone). NLL in nats, summed in f64.
 import { DynactError } from "../engine/errors";
 import type { LlamaModel } from "../models/llama";
-import { windows } from "./text";
+import type { LoadedModel } from "../models/load";
+import { checkScoredIds, windows } from "./text";
 
 export interface PerplexityOptions {
   /** Positions per window including BOS (default: the model's context). */
   ctx?: number;
+  /** BOS id (default: the tokenizer's when given a loaded model, else 1, llama2.c's and LLaMA-2's). */
   bos?: number;
   /** For prompt-based gates (griffin, tda): the first N positions of each window are its prompt. */
   promptLength?: number;
@@ -20,10 +22,27 @@ export interface PerplexityResult {
   windows: { start: number; tokens: number; nll_sum: number }[];
 }
 
-export function perplexity(model: LlamaModel, ids: readonly number[], opts: PerplexityOptions = {}): PerplexityResult {
-  const ctx = opts.ctx ?? model.config.seqLen;
-  const bos = opts.bos ?? 1;
+/**
+ * Score `ids` (token ids without BOS). Given a loaded model (as generate and evaluate take it), BOS is its
+ * tokenizer's, as `dynact perplexity` has it; a bare LlamaModel cannot know it and takes 1 unless opts.bos says.
+ */
+export function perplexity(
+  loaded: LlamaModel | Pick<LoadedModel, "model" | "tokenizer">, ids: readonly number[], opts: PerplexityOptions = {},
+): PerplexityResult {
+  const model = "tokenizer" in loaded ? loaded.model : loaded;
+  const { seqLen, vocabSize } = model.config;
+  const ctx = opts.ctx ?? seqLen;
+  const bos = opts.bos ?? ("tokenizer" in loaded ? loaded.tokenizer.bosId : 1);
   const promptLength = opts.promptLength ?? 0;
+  // Checked up front: a bad ctx or prompt length surfaced as a window length or positions the caller never passed.
+  checkScoredIds(ids, vocabSize);
+  if (!Number.isInteger(ctx) || ctx < 2 || ctx > seqLen) {
+    throw new DynactError(`ctx ${ctx} must be an integer from 2 (BOS and one token) to the model's context of ${seqLen}`);
+  }
+  if (!Number.isInteger(bos) || bos < 0 || bos >= vocabSize) throw new DynactError(`BOS ${bos} outside the vocabulary of ${vocabSize}`);
+  if (!Number.isInteger(promptLength) || promptLength < 0) {
+    throw new DynactError(`prompt length must be a non-negative integer, got ${promptLength}`);
+  }
   if (model.usesPromptGate && promptLength < 1) {
     throw new DynactError(`${model.ffnGateSpec} chooses neurons from a prompt: give the prompt length per window (--prompt-tokens N)`);
   }

@@ -13,7 +13,7 @@ import { convertToGguf, readGgufCheckpoint, type GgufDType, type GgufWriteResult
 import type { LlamaModel } from "../models/llama";
 import { buildModel } from "../models/load";
 import { weightBytes } from "../models/weights";
-import { windows } from "./text";
+import { checkScoredIds, windows } from "./text";
 
 export interface Scores {
   mean_nll: number;
@@ -58,6 +58,7 @@ export function compareModels(reference: LlamaModel, candidates: readonly LlamaM
   for (const c of candidates) {
     if (c.config.vocabSize !== V) throw new DynactError(`vocabularies differ: ${V} and ${c.config.vocabSize}`);
   }
+  checkScoredIds(ids, V);
   const models = [reference, ...candidates];
   const ctx = opts.ctx ?? reference.config.seqLen;
   const bos = opts.bos ?? 1;
@@ -205,7 +206,7 @@ export function quantReport(ckpt: Checkpoint, ids: readonly number[], opts: Quan
       const r = compareModels(models[0]!, candidates, ids, { ctx, bos: opts.bos, onProgress: (d, t) => opts.onProgress?.(label, d, t) });
       reference = r.reference;
       results.push(...r.candidates);
-      for (const m of candidates) m.engine.pool?.close();
+      for (const m of candidates) m.close();
       models.length = 1; // the candidates' memories are garbage once unreferenced
     }
     const rows: QuantReportRow[] = converted.map(({ dtype, fallbacks, bytes }, i) => {
@@ -220,7 +221,7 @@ export function quantReport(ckpt: Checkpoint, ids: readonly number[], opts: Quan
     const refDtypes = [...new Set([...ckpt.tensors.values()].filter((e) => e.shape.length > 1).map((e) => e.dtype))];
     return { model: ckpt.path, reference_dtypes: refDtypes, tokens: ids.length, ctx, reference: { ...reference!, weight_bytes: refBytes }, rows };
   } finally {
-    for (const m of models) m.engine.pool?.close();
+    for (const m of models) m.close();
     if (opts.dir === undefined) rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -96,7 +96,13 @@ function openbookqaItem(r: Row, where: string): McItem {
   return { context, choices: strings(c, "choices", where), label: int(r.label, where) };
 }
 
-function checkItem(item: McItem, where: string): McItem {
+/** What every item must be, from a file or built by a caller: at least 2 non-empty choices and a label among them. */
+export function checkItem(item: McItem, where: string): McItem {
+  if (typeof item.context !== "string") throw new DynactError(`${where}: the context must be a string`);
+  if (!Array.isArray(item.choices) || !item.choices.every((c) => typeof c === "string")) {
+    throw new DynactError(`${where}: the choices must be an array of strings`);
+  }
+  if (!Number.isInteger(item.label)) throw new DynactError(`${where}: the label must be an integer index, got ${item.label}`);
   if (item.choices.length < 2) throw new DynactError(`${where}: needs at least 2 choices, got ${item.choices.length}`);
   const empty = item.choices.findIndex((c) => c === "");
   // acc_norm divides by the choice's length.

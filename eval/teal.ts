@@ -5,13 +5,15 @@ import type { LlamaModel } from "../models/llama";
 import { quantile } from "./calibrate";
 import { perplexity } from "./perplexity";
 
-export function calibrateTeal(model: LlamaModel, ids: readonly number[], sparsity: number, opts: { ctx?: number; maxSamples?: number } = {}): TealSparsifier {
+export function calibrateTeal(
+  model: LlamaModel, ids: readonly number[], sparsity: number, opts: { ctx?: number; bos?: number; maxSamples?: number } = {},
+): TealSparsifier {
   const every = Math.max(1, Math.ceil(ids.length / (opts.maxSamples ?? 512)));
   const recorder = new TealRecorder(model.config.nLayers, every);
   model.configureFfn({ gate: null, mode: "mask" });
   model.configureTeal(recorder);
   try {
-    perplexity(model, ids, { ctx: opts.ctx });
+    perplexity(model, ids, { ctx: opts.ctx, bos: opts.bos });
   } finally {
     model.configureTeal(null);
   }

@@ -30,6 +30,13 @@ export interface GenerateResult {
 export function generate(loaded: LoadedModel, opts: GenerateOptions): GenerateResult {
   const { model, tokenizer, stopAtBos } = loaded;
   const seqLen = model.config.seqLen;
+  // From JavaScript a missing prompt or sampler failed inside the tokenizer or the loop with a TypeError.
+  if (typeof opts.prompt !== "string") {
+    throw new DynactError(`the prompt must be a string ("" for none), got ${typeof opts.prompt}`);
+  }
+  if (typeof opts.sampler?.sample !== "function") {
+    throw new DynactError("generate needs a sampler: new Sampler(vocabSize, { temperature, topP, seed })");
+  }
   const promptTokens = tokenizer.encode(opts.prompt, { bos: true });
   if (promptTokens.length > seqLen) {
     throw new DynactError(`the prompt is ${promptTokens.length} tokens, longer than the context of ${seqLen}`);

@@ -17,7 +17,7 @@ import type { Tensor } from "../engine/tensor";
 import { ACTIVATION_MODULES, type Activation } from "./activation";
 import { AttentionBlock, type AttentionStatsSummary, type HeadTracer } from "./attention";
 import { BatchState, chunkTokens } from "./batch";
-import type { HeadGate, KvPolicy } from "./gates/head-gate";
+import { KV_POLICIES, type HeadGate, type KvPolicy } from "./gates/head-gate";
 import type { TealHook } from "./teal";
 import { FeedForward, type FfnMode, type FfnTracer } from "./ffn";
 import type { NeuronGate } from "./gates/neuron-gate";
@@ -67,6 +67,12 @@ export class LlamaModel {
   private teal: TealHook | null = null;
   private readonly downNormTensors: Tensor[];
   private downNormsReady = false;
+  /**
+   * Positions 0 … filled-1 hold this sequence's keys and values. A run may start at any of them or at `filled`
+   * (rewinding is how evaluate scores each choice after a shared prefix), never past it: attention would read
+   * another sequence's cache, or zeros, and return wrong logits without a word.
+   */
+  private filled = 0;
 
   constructor(
     readonly engine: Engine,
@@ -97,8 +103,19 @@ export class LlamaModel {
       c.nLayers * (4 * c.hiddenDim + 64);
   }
 
+  /**
+   * Stop the worker threads of a model loaded with threads > 1. Idle workers never keep the process alive, but each
+   * holds the model's memory (and a thread) until stopped: a process that loads one model after another closes
+   * each it is done with. The model still runs afterwards, on the calling thread.
+   */
+  close(): void {
+    this.engine.close();
+  }
+
   /** Swap the MLP's neuron gate and execution mode (same weights; statistics start afresh). */
   configureFfn(opts: FfnOptions): void {
+    // Any other mode was taken, then ran the gather kernels on the wrong layout (a ShapeError about scatterAxpy).
+    if (opts.mode !== "mask" && opts.mode !== "gather") throw new DynactError(`FFN mode must be mask or gather, got ${JSON.stringify(opts.mode)}`);
     if (opts.gate && opts.mode === "gather" && !this.weights.layers[0].downTransposed) {
       throw new DynactError("gather mode needs W_down stored transposed: load the model with transposeDown");
     }
@@ -141,6 +158,7 @@ export class LlamaModel {
 
   /** Swap the head gate and KV policy (same weights; statistics start afresh). */
   configureHeads(gate: HeadGate | null, policy: KvPolicy): void {
+    if (!KV_POLICIES.includes(policy)) throw new DynactError(`KV policy must be one of ${KV_POLICIES.join(", ")}, got ${JSON.stringify(policy)}`);
     if (gate && this.weights.layers[0].inputsTransposed) {
       throw new DynactError("head gates need W_q/W_k/W_v row-major: they cannot run with TEAL's gather mode");
     }
@@ -169,7 +187,10 @@ export class LlamaModel {
     return this.downNormTensors;
   }
 
-  /** Run `token` at position `pos` (0-based; positions < pos must have been run) and return the logits. */
+  /**
+   * Run `token` at position `pos` (0-based; positions < pos must have been run, else a DynactError) and return the
+   * logits: a view of the model's scratch that the next call overwrites (read() copies it).
+   */
   forward(token: number, pos: number): Tensor {
     const { config: c, weights: w, s } = this;
     if (!Number.isInteger(token) || token < 0 || token >= c.vocabSize) {
@@ -178,6 +199,7 @@ export class LlamaModel {
     if (!Number.isInteger(pos) || pos < 0 || pos >= c.seqLen) {
       throw new DynactError(`position ${pos} outside the context of ${c.seqLen}`);
     }
+    this.checkStart(pos);
     embeddingRow(s.x, w.tokenEmbedding, token);
     for (let l = 0; l < c.nLayers; l++) {
       const lw = w.layers[l];
@@ -194,7 +216,14 @@ export class LlamaModel {
     }
     rmsnorm(s.x, s.x, w.finalNorm, c.normEps);
     matvec(s.logits, w.output, s.x);
+    this.filled = pos + 1;
     return s.logits;
+  }
+
+  private checkStart(pos: number): void {
+    if (pos > this.filled) {
+      throw new DynactError(`position ${pos} skips positions ${this.filled}…${pos - 1}: run those first (a sequence starts at 0)`);
+    }
   }
 
   /** Most tokens forwardBatch takes per call (its scratch is sized for this many at model build). */
@@ -213,8 +242,9 @@ export class LlamaModel {
   }
 
   /**
-   * Run tokens at positions startPos, startPos+1, … (positions < startPos must have been run; at most chunkSize
-   * tokens) and return the logits of every position, [T, vocab], or with `logits: "last"` of the last, [1, vocab].
+   * Run tokens at positions startPos, startPos+1, … (positions < startPos must have been run, else a DynactError;
+   * at most chunkSize tokens) and return the logits of every position, [T, vocab], or with `logits: "last"` of the
+   * last, [1, vocab].
    * Each position's logits are forward()'s bit for bit: GEMMs instead of GEMVs (same per-row reduction), RMSNorm
    * and RoPE per row, causal attention per position. The result is a view of scratch that the next call overwrites.
    */
@@ -225,6 +255,7 @@ export class LlamaModel {
     if (!Number.isInteger(startPos) || startPos < 0 || startPos + T > c.seqLen) {
       throw new DynactError(`positions ${startPos}…${startPos + T - 1} outside the context of ${c.seqLen}`);
     }
+    this.checkStart(startPos);
     const last = opts.logits === "last";
     if (!this.batched) {
       tokens.forEach((id, t) => {
@@ -251,6 +282,7 @@ export class LlamaModel {
       this.ffn.runBatch(l, lw, xb, xb2, b.hb.rows(0, T), b.hb2.rows(0, T));
       add(x, x, xb2);
     }
+    this.filled = startPos + T;
     if (last) {
       rmsnorm(s.x, x.row(T - 1), w.finalNorm, c.normEps);
       matvec(s.logits, w.output, s.x);

@@ -6,7 +6,7 @@ import { Engine } from "../engine/engine";
 import { DynactError, MemoryLimitError } from "../engine/errors";
 import { ACTIVATION_MODULES } from "./activation";
 import type { Checkpoint } from "./checkpoint";
-import type { ActivationName, LlamaConfig } from "./config";
+import { ACTIVATIONS, type ActivationName, type LlamaConfig } from "./config";
 import { FormatError } from "./formats/format-error";
 import { isGguf, readGgufCheckpoint, readGgufTokenizer } from "./formats/gguf";
 import { readLlama2cCheckpoint } from "./formats/llama2c";
@@ -92,10 +92,16 @@ export function loadModel(file: string, opts: LoadOptions = {}): LoadedModel {
 /** Size an engine for the checkpoint, stream its weights in and build the model (no tokenizer). */
 export function buildModel(checkpoint: Checkpoint, opts: Omit<LoadOptions, "tokenizer"> = {}): LlamaModel {
   const config = runConfig(checkpoint.config, opts);
-  const need = memoryNeed(checkpoint, config, opts, opts.reserveBytes ?? 0).total;
+  const reserve = opts.reserveBytes ?? 0;
+  // A NaN reserve reached WebAssembly.Memory as a TypeError; a negative one shrank the room for the model itself.
+  if (!Number.isSafeInteger(reserve) || reserve < 0) throw new DynactError(`reserveBytes must be a non-negative integer, got ${reserve}`);
+  if (opts.downDType !== undefined && opts.downDType !== "q8_0" && opts.downDType !== "f16") {
+    throw new DynactError(`downDType must be q8_0 or f16, got ${JSON.stringify(opts.downDType)}`);
+  }
+  const need = memoryNeed(checkpoint, config, opts, reserve).total;
   if (need > ENGINE_LIMIT) {
     // Refused before any allocation, naming what would fit (a quantization, a shorter context).
-    throw new MemoryLimitError(memoryLimitMessage(checkpoint, config, opts, opts.reserveBytes ?? 0));
+    throw new MemoryLimitError(memoryLimitMessage(checkpoint, config, opts, reserve));
   }
   const engine = Engine.create(need);
   engine.startThreads(opts.threads ?? 1);
@@ -111,7 +117,12 @@ function runConfig(c: LlamaConfig, opts: LoadOptions): LlamaConfig {
   if (!Number.isInteger(seqLen) || seqLen < 1 || seqLen > c.seqLen) {
     throw new DynactError(`context length ${seqLen} must be an integer from 1 to the model's ${c.seqLen}`);
   }
-  return { ...c, seqLen, activation: opts.activation ?? c.activation };
+  // An unknown name loaded, then failed at the first forward() as a TypeError.
+  const activation = opts.activation ?? c.activation;
+  if (!ACTIVATIONS.includes(activation)) {
+    throw new DynactError(`activation ${JSON.stringify(activation)} must be one of ${ACTIVATIONS.join(", ")}`);
+  }
+  return { ...c, seqLen, activation };
 }
 
 /** The tokenizer loadModel would use for this checkpoint (`explicit`: a -t file, folder or `hf:` name). */

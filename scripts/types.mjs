@@ -22,3 +22,16 @@ for (const entry of readdirSync(out, { recursive: true })) {
   });
   writeFileSync(file, text);
 }
+
+// WebAssembly's types are in TypeScript's DOM lib only (@types/node has none), and the engine's memory and module
+// appear in these declarations: a Node program compiled without "DOM" in its lib (and without skipLibCheck) failed
+// on them ("Cannot find namespace 'WebAssembly'"). Declared here as opaque interfaces, which merge with the DOM
+// lib's where a program has it; index.d.ts references them, so every program that imports dynact sees them.
+writeFileSync(path.join(out, "wasm.d.ts"), `// For programs compiled without TypeScript's DOM lib: the WebAssembly types dynact's declarations name.
+declare namespace WebAssembly {
+  interface Memory {}
+  interface Module {}
+}
+`);
+const index = path.join(out, "index.d.ts");
+writeFileSync(index, `/// <reference path="./wasm.d.ts" />\n${readFileSync(index, "utf8")}`);

@@ -8,7 +8,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomTensor } from "../bench/random-model";
 import { activationBytes, type DType } from "../engine/dtype";
-import { ShapeError } from "../engine/errors";
+import { DynactError, ShapeError } from "../engine/errors";
 import { matmul } from "../engine/ops/matmul";
 import { matvec } from "../engine/ops/matvec";
 import { quantize } from "../engine/quant";
@@ -190,6 +190,25 @@ describe("forwardBatch", () => {
     expectSameBits("prefill", model.prefill(ids).read(), want[149]);
     expect(() => model.forwardBatch(ids.slice(0, 65), 0)).toThrow(/1 to 64 tokens/);
     expect(() => model.forwardBatch([1, 2], 199)).toThrow(/outside the context/);
+  });
+
+  it("a run may restart at any position already run, never skip past the last one (it read stale or zero K/V)", () => {
+    const config: LlamaConfig = { dim: 64, hiddenDim: 100, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 77,
+      seqLen: 40, ropeTheta: 10000, normEps: 1e-5, activation: "silu" };
+    const f = path.join(dir, "skip.bin");
+    writeLlama2cCheckpoint(f, config, (name) => randomTensor(config, name, 6), { version: 0, tied: false });
+    const model = buildModel(openCheckpoint(f));
+    // A fresh model at position 5 returned logits attending over five zero keys and values.
+    expect(() => model.forward(3, 5)).toThrow(new DynactError("position 5 skips positions 0…4: run those first (a sequence starts at 0)"));
+    expect(() => model.forwardBatch([3, 4], 1)).toThrow(DynactError);
+    const ids = [3, 9, 27, 5, 60, 11];
+    const want = tokenByToken(model, ids);
+    expect(() => model.forward(1, 7)).toThrow(/position 7 skips positions 6…6/);
+    // Rewinding is allowed (evaluate scores each choice after a shared prefix): positions after it no longer count.
+    model.prefill(ids.slice(0, 2));
+    expect(() => model.forward(1, 3)).toThrow(/position 3 skips positions 2…2/);
+    expectSameBits("after a rewind", model.prefill(ids.slice(2), 2).read(), want[5]);
+    expect(model.forward(8, 6).read()).toHaveLength(77);
   });
 });
 

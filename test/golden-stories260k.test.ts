@@ -3,7 +3,8 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, test } from "vitest";
-import { generate } from "../models/generate";
+import { DynactError } from "../engine/errors";
+import { generate, type GenerateOptions } from "../models/generate";
 import { loadModel } from "../models/load";
 import { Sampler } from "../models/sampler";
 import { FIXTURES, haveAssets, shared } from "./assets";
@@ -41,4 +42,13 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin"))("stori
       expect(argmax(logits)).toBe(argmax(c.last_logits));
     });
   }
+
+  test("generate's bad options are typed errors (from JavaScript a missing prompt or sampler was a TypeError)", () => {
+    const sampler = new Sampler(512, { temperature: 0, topP: 1, seed: 1 });
+    const bad = (o: object) => () => generate(loaded, { prompt: "Once", maxNewTokens: 5, sampler, ...o } as GenerateOptions);
+    expect(bad({ prompt: undefined })).toThrow(new DynactError('the prompt must be a string ("" for none), got undefined'));
+    expect(bad({ sampler: undefined })).toThrow(/generate needs a sampler/);
+    expect(bad({ maxNewTokens: -1 })).toThrow(/non-negative integer, got -1/);
+    expect(generate(loaded, { prompt: "", maxNewTokens: 3, sampler }).promptTokens).toEqual([1]); // an empty prompt is BOS alone
+  });
 });

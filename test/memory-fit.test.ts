@@ -7,9 +7,9 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { ALIGN } from "../engine/arena";
 import { buildNeuronGate } from "../eval/gate-factory";
-import { MemoryLimitError } from "../engine/errors";
+import { DynactError, MemoryLimitError } from "../engine/errors";
 import { canonicalShapes, entryBytes, type Checkpoint, type TensorEntry } from "../models/checkpoint";
-import type { LlamaConfig } from "../models/config";
+import type { ActivationName, LlamaConfig } from "../models/config";
 import { encodeGgufHeader, GGUF_ALIGNMENT, readGgufCheckpoint, writeGguf, type GgufDType } from "../models/formats/gguf";
 import type { GgufValue } from "../models/formats/gguf-metadata";
 import { ggufTokenizerMetadata } from "../models/formats/gguf-tokenizer";
@@ -108,6 +108,17 @@ describe("a model too large for wasm32 memory", () => {
     const ckpt = header(TINYLLAMA, "f16");
     expect(memoryNeed(ckpt, TINYLLAMA).total).toBeLessThan(ENGINE_LIMIT); // it fits without the reserve
     expect(refusal(ckpt, { reserveBytes: 2 * GiB })).toMatch(/\+ gate tensors 2\.00 GiB\)/);
+  });
+
+  it("bad load options are typed errors before anything is allocated or read", () => {
+    const ckpt = header(TINYLLAMA, "q4_0");
+    // reserveBytes NaN reached WebAssembly.Memory (a TypeError); an unknown activation loaded, then failed at the
+    // first forward() with a TypeError.
+    for (const reserveBytes of [NaN, -1, 0.5]) {
+      expect(() => buildModel(ckpt, { reserveBytes })).toThrow(new DynactError(`reserveBytes must be a non-negative integer, got ${reserveBytes}`));
+    }
+    expect(() => buildModel(ckpt, { activation: "tanh" as ActivationName })).toThrow(new DynactError('activation "tanh" must be one of silu, relu, relu2, gelu'));
+    expect(() => buildModel(ckpt, { downDType: "q4_0" as "f16" })).toThrow(new DynactError('downDType must be q8_0 or f16, got "q4_0"'));
   });
 
   it("the sizes predicted for a conversion are those of the file dynact convert writes", () => {

@@ -156,6 +156,16 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin"))("on st
     expect(r.acc_stderr).toBeCloseTo(meanStderr([1, 0, 0])!, 12);
   });
 
+  test("a task built in code is checked as readTask checks a file's (it scored NaN, a miss or -Infinity)", () => {
+    const task = (its: McItem[]) => ({ name: "t", file: "built", items: its });
+    const [ok] = items;
+    expect(() => evaluate(loaded, task([]))).toThrow(/^built: no items$/); // acc was NaN
+    expect(() => evaluate(loaded, task([ok!, { ...ok!, label: 5 }]))).toThrow(/^built: item 2: label 5 is not the index of one of the 4 choices$/);
+    expect(() => evaluate(loaded, task([{ ...ok!, choices: ["", "b"], label: 0 }]))).toThrow(/^built: item 1: choice 0 is empty$/);
+    expect(() => evaluate(loaded, task([{ ...ok!, choices: ["only"], label: 0 }]))).toThrow(/needs at least 2 choices/);
+    expect(() => evaluate(loaded, task([{ ...ok!, label: 0.5 }]))).toThrow(/the label must be an integer index, got 0\.5/);
+  });
+
   test("--limit scores the first N items", () => {
     const r = evaluate(loaded, readTask(writeJsonl("forced.jsonl", items)), { limit: 2 });
     expect(r.n).toBe(2);

@@ -1,19 +1,27 @@
 // Neuron gates on the real stories260K: exact reproduction where nothing is dropped, calibration that hits its
 // target on held-out text, and calibration files bound to their model.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import fc from "fast-check";
 import { afterAll, describe, expect, test } from "vitest";
-import { calibrate, quantile } from "../eval/calibrate";
-import { buildNeuronGate } from "../eval/gate-factory";
+import { DynactError } from "../engine/errors";
+import { calibrate, quantile, type CalibratedSpec } from "../eval/calibrate";
+import { buildNeuronGate, buildTeal } from "../eval/gate-factory";
 import { perplexity } from "../eval/perplexity";
 import { readTextTokens } from "../eval/text";
 import { readCalibration, writeCalibration } from "../models/gates/calibration";
 import { parseGateSpec } from "../models/gates/spec";
 import type { NeuronGate } from "../models/gates/neuron-gate";
+import type { FfnMode } from "../models/ffn";
 import { loadModel } from "../models/load";
+import type { LlamaConfig } from "../models/config";
+import { writeGguf } from "../models/formats/gguf";
+import { TokenizerJson } from "../models/tokenizer/tokenizer-json";
 import { haveAssets, shared } from "./assets";
+import { byteLevelJson } from "./byte-level-vocab";
+import { dynact } from "./cli-harness";
+import { randomWeights } from "./train-util";
 import { lastLogits } from "./model-harness";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "dynact-gates-"));
@@ -160,8 +168,50 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "data/t
     expect(() => readCalibration(broken, rows.model)).toThrow(/not a readable calibration file/);
   });
 
+  test("calibrate refuses a spec it does not calibrate and a ctx beyond the model's", () => {
+    // topk:0.5 went through as cett-global with an undefined target and returned thresholds.
+    expect(() => calibrate(rows.model, calibIds.slice(0, 64), parseGateSpec("topk:0.5") as CalibratedSpec))
+      .toThrow(new DynactError("topk:0.5 is not calibrated: calibrate takes cats:…, cett:…, cett-global:…"));
+    expect(() => calibrate(rows.model, calibIds.slice(0, 64), { kind: "cats", sparsity: 0.5 }, { ctx: 1000 }))
+      .toThrow(new DynactError("ctx 1000 must be an integer from 1 to the model's context of 512"));
+  });
+
   test("cats/cett without calibration text is a clear error", () => {
     expect(() => buildNeuronGate(parseGateSpec("cett:0.2"), rows.model)).toThrow(/needs calibration/);
+  });
+
+  test("an FFN mode other than mask or gather is refused when configured, not at the next forward()", () => {
+    const gate = buildNeuronGate(parseGateSpec("topk:0.5"), rows.model);
+    expect(() => rows.model.configureFfn({ gate, mode: "sparse" as FfnMode })).toThrow(new DynactError('FFN mode must be mask or gather, got "sparse"'));
+    expect(rows.model.ffnGateSpec).toBe("dense"); // left as it was
+  });
+});
+
+describe("a model whose BOS is not 1 (a byte-level vocabulary: BOS 267)", () => {
+  const config: LlamaConfig = { dim: 64, hiddenDim: 96, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 269, seqLen: 40,
+    ropeTheta: 10000, normEps: 1e-5, activation: "silu" };
+  const weights = randomWeights(config, 12);
+  const model = path.join(dir, "bos267.gguf");
+  writeGguf(model, config, (n) => Float32Array.from(weights(n)), { dtype: "f32", tied: true,
+    tokenizer: new TokenizerJson("t.json", byteLevelJson("gpt2"), {}) });
+  const text = path.join(dir, "bos267.txt");
+  writeFileSync(text, "hello the world, hello the hell of 2024's world; café naïve\n".repeat(6));
+
+  test("calibration traces its windows from the tokenizer's BOS (they started from token 1 whatever the model)", () => {
+    const loaded = loadModel(model);
+    expect(loaded.tokenizer.bosId).toBe(267);
+    const ids = readTextTokens(text, loaded.tokenizer);
+    const spec = { kind: "cats", sparsity: 0.5 } as const;
+    const c = calibrate(loaded.model, ids, spec, { bos: 267 });
+    expect(c.thresholds).not.toEqual(calibrate(loaded.model, ids, spec).thresholds); // the option is used
+    // The CLI passes the tokenizer's BOS.
+    const out = path.join(dir, "bos267.json");
+    const r = dynact("calibrate", "-m", model, "-d", text, "--ffn-gate", "cats:0.5", "-o", out, "--threads", "1");
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(out, "utf8")).thresholds).toEqual(c.thresholds);
+    // TEAL's calibration too (through perplexity's windows).
+    const teal = (bos?: number) => buildTeal(parseGateSpec("teal:0.5"), loaded.model, { calibrationIds: () => ids, bos })!.thresholds;
+    expect(teal(267)).not.toEqual(teal());
   });
 });
 

@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { DynactError } from "../engine/errors";
 import { perplexity } from "../eval/perplexity";
 import { compareModels, quantReport } from "../eval/quant-report";
 import { readTextTokens } from "../eval/text";
@@ -96,6 +97,13 @@ describe("quant-report without the shared assets", () => {
       expect(k.scores).toEqual(c.reference);
     }
     expect(c.reference.mean_nll).toBeCloseTo(perplexity(buildModel(ckpt), ids, { ctx: 33, bos: 268 }).mean_nll, 12);
+  });
+
+  it("no ids, or an id outside the vocabulary, is a typed error (the scores were NaN)", () => {
+    const ckpt = readGgufCheckpoint(model);
+    const [ref, cand] = [buildModel(ckpt), buildModel(ckpt)];
+    expect(() => compareModels(ref, [cand], [])).toThrow(new DynactError("no tokens to score"));
+    expect(() => compareModels(ref, [cand], [5, 6, 9999])).toThrow(new DynactError("token 9999 (at 2) outside the vocabulary of 269"));
   });
 
   it("several candidates in one pass score as each does alone; passes split by maxBytes give the same report", () => {
