@@ -24,7 +24,7 @@ import { readTensorData } from "../models/weights";
 import { haveAssets, shared } from "./assets";
 import { sentencePieceTokenizerJson } from "./sentencepiece-json";
 
-type Fault = "drop" | "short" | "corrupt" | "404" | "500" | "stall" | "hang";
+type Fault = "drop" | "short" | "corrupt" | "404" | "500" | "stall" | "hang" | "pause" | "late";
 
 /** The Hub as far as downloads see it. Faults are queued per file and hit its next data GET (or HEAD: "hang"). */
 class FakeHub {
@@ -95,6 +95,11 @@ class FakeHub {
     if (from > 0) res.writeHead(206, { ...headers, "Content-Range": `bytes ${from}-${data.length - 1}/${data.length}` });
     else res.writeHead(200, headers);
     if (fault === "stall") return void res.flushHeaders(); // headers, then silence
+    if (fault === "pause") return void res.write(body.subarray(0, body.length >> 1), () => setTimeout(() => res.end(body.subarray(body.length >> 1)), 300));
+    if (fault === "late") {
+      res.flushHeaders(); // the response starts at once, its body comes later
+      return void setTimeout(() => res.end(body), 600);
+    }
     if (fault === "drop") {
       res.write(body.subarray(0, body.length >> 1), () => setTimeout(() => res.destroy(), 20));
       return;
@@ -236,6 +241,39 @@ describe.runIf(haveAssets("models/stories260K.gguf", "models/stories260K.bin", "
     const local = await downloadFromHub(GGUF, "model", opts());
     expect(dataGets().map((r) => r.range)).toEqual([`bytes=${have}-`]);
     expect(readFileSync(local).equals(gguf)).toBe(true);
+  });
+
+  it("two downloads of one file at once both end with the verified file, never a corrupt blob", async () => {
+    // The first sends half, pauses, then the rest; the second's response starts while the first is paused and
+    // its body comes after the first has finished. With one shared partial file the second resumed the first's
+    // and kept appending to it after the first had renamed it into place: a corrupt blob that later runs used.
+    hub.fault("test/stories", "stories260K.gguf", "pause", "late");
+    const blobs = path.join(cache, "models--test--stories", "blobs");
+    const first = downloadFromHub(GGUF, "model", opts());
+    while (!(existsSync(blobs) && readdirSync(blobs).some((f) => lstatSync(path.join(blobs, f)).size > 0))) await new Promise((r) => setTimeout(r, 5));
+    const second = downloadFromHub(GGUF, "model", opts());
+    for (const r of await Promise.allSettled([first, second])) {
+      if (r.status === "fulfilled") expect(readFileSync(r.value).equals(gguf)).toBe(true);
+      else expect(r.reason).toBeInstanceOf(HubError);
+    }
+    const sha = createHash("sha256").update(gguf).digest("hex");
+    expect(readdirSync(blobs)).toEqual([sha]);
+    expect(readFileSync(path.join(blobs, sha)).equals(gguf)).toBe(true);
+    expect(readFileSync(cachedHubPath(GGUF)).equals(gguf)).toBe(true);
+  });
+
+  it("a partial file left by a killed process is resumed; a live process's is left alone", async () => {
+    const sha = createHash("sha256").update(gguf).digest("hex");
+    const blobs = path.join(cache, "models--test--stories", "blobs");
+    mkdirSync(blobs, { recursive: true });
+    const dead = 2 ** 31 - 2; // above any pid_max: no such process
+    writeFileSync(path.join(blobs, `${sha}.incomplete.${dead}-1`), gguf.subarray(0, 1000));
+    writeFileSync(path.join(blobs, `${sha}.incomplete.${dead - 1}-1`), gguf.subarray(0, 1000));
+    const live = `${sha}.incomplete.${process.pid}-999`;
+    writeFileSync(path.join(blobs, live), gguf.subarray(0, 2000));
+    expect(readFileSync(await downloadFromHub(GGUF, "model", opts())).equals(gguf)).toBe(true);
+    expect(dataGets().map((r) => r.range)).toEqual(["bytes=1000-"]);
+    expect(readdirSync(blobs).sort()).toEqual([sha, live]);
   });
 
   it("a wrong length or a wrong sha256 fails, deletes the partial file and leaves nothing usable", async () => {
