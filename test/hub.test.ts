@@ -13,7 +13,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { resolveHubArgs } from "../cli/hub-args";
 import { readLlama2cCheckpoint } from "../models/formats/llama2c";
 import { writeSafetensors } from "../models/formats/safetensors";
-import { hubCacheDir } from "../models/hub/cache";
+import { hubCacheDir, RepoCache } from "../models/hub/cache";
 import { cachedHubPath, downloadFromHub, type HubOptions } from "../models/hub/download";
 import { HubError } from "../models/hub/hub-error";
 import { parseHubSpec } from "../models/hub/spec";
@@ -162,6 +162,7 @@ describe.runIf(haveAssets("models/stories260K.gguf", "models/stories260K.bin", "
     const index = { metadata: {}, weight_map: Object.fromEntries(names.filter((n) => n !== "__metadata__").map((n) => [n, "model-00001-of-00001.safetensors"])) };
     hub.add("test/sharded", { ...common, "model.safetensors.index.json": Buffer.from(JSON.stringify(index)), "model-00001-of-00001.safetensors": folderFile("model.safetensors") });
     hub.add("test/two-ggufs", { "a.gguf": gguf, "b.gguf": gguf });
+    hub.add("test/evil", { "../../../../escape.gguf": gguf });
   });
 
   it("downloads a file once into huggingface_hub's layout; loading it again makes no request", async () => {
@@ -287,6 +288,14 @@ describe.runIf(haveAssets("models/stories260K.gguf", "models/stories260K.bin", "
     expect(readFileSync(await downloadFromHub(GGUF, "model", opts())).equals(gguf)).toBe(true); // healthy again
   });
 
+  it("a file list naming a path outside the repo is refused before anything is written", async () => {
+    const e = await failure(downloadFromHub("hf:test/evil", "model", opts()));
+    expect(e.message).toMatch(/^hf:test\/evil: .*\/api\/models\/test\/evil listed a file name that is not a path inside the repo: "\.\.\/\.\.\/\.\.\/\.\.\/escape\.gguf"/);
+    expect(hub.log.map((r) => r.url)).toEqual(["/api/models/test/evil"]);
+    expect(existsSync(cache)).toBe(false);
+    expect(() => new RepoCache(cache, "test/evil").link("c0ffee", "../../../x", "e7a9")).toThrow(/not a path inside the repo/);
+  });
+
   it("404 and 500 are one-line errors telling how to pass a local file", async () => {
     const missing = await failure(downloadFromHub("hf:test/stories/nope.gguf", "model", opts()));
     expect(missing.message).toBe("hf:test/stories/nope.gguf: not found (HTTP 404); to use a local copy instead, pass its path (-m FILE, -t FILE)");
@@ -371,7 +380,7 @@ describe("hf: names and the cache location", () => {
   it("parses OWNER/REPO[/FILE] and refuses paths that could leave the cache", () => {
     expect(parseHubSpec("hf:a/b")).toEqual({ repo: "a/b" });
     expect(parseHubSpec("hf:TheBloke/x.y-z/sub/m.gguf")).toMatchObject({ repo: "TheBloke/x.y-z", file: "sub/m.gguf" });
-    for (const bad of ["hf:", "hf:a", "hf:a/", "hf:../b", "hf:a/b/../../x", "hf:a/b//c", "hf:a/b/c\\d", "hf:.a/b"]) {
+    for (const bad of ["hf:", "hf:a", "hf:a/", "hf:a/b/", "hf:../b", "hf:a/b/../../x", "hf:a/b/./x", "hf:a/b//c", "hf:a/b/c\\d", "hf:a/b/c\0", "hf:.a/b"]) {
       expect(() => parseHubSpec(bad), bad).toThrow(/expected hf:OWNER\/REPO or hf:OWNER\/REPO\/FILE/);
     }
   });

@@ -9,7 +9,7 @@ import { fileInfo, isSafeName } from "./file-info";
 import { HubError } from "./hub-error";
 import { hubFetch, statusError, type HttpOptions } from "./http";
 import { cachedInSnapshot, INDEX, planDownload, shardsOf, type HubKind } from "./repo-files";
-import { parseHubSpec, type HubSpec } from "./spec";
+import { isRepoPath, parseHubSpec, type HubSpec } from "./spec";
 
 export interface HubOptions {
   /** Default: HF_ENDPOINT, else https://huggingface.co. */
@@ -106,5 +106,9 @@ async function listRepo(endpoint: string, repo: string, opts: HttpOptions): Prom
   if (typeof info.sha !== "string" || !isSafeName(info.sha) || !files.every((f): f is string => typeof f === "string")) {
     throw new HubError(`${endpoint}/api/models/${repo} did not list the repo's commit and files`);
   }
+  // A listed name becomes a path in the cache (snapshots/COMMIT/NAME): from a hostile or broken server, "../../x"
+  // would put a link outside it, over whatever file is there.
+  const bad = files.find((f) => !isRepoPath(f));
+  if (bad !== undefined) throw new HubError(`${endpoint}/api/models/${repo} listed a file name that is not a path inside the repo: ${JSON.stringify(bad)}`);
   return { commit: info.sha, files };
 }
