@@ -24,13 +24,15 @@ import { readTensorData } from "../models/weights";
 import { haveAssets, shared } from "./assets";
 import { sentencePieceTokenizerJson } from "./sentencepiece-json";
 
-type Fault = "drop" | "short" | "corrupt" | "404" | "500" | "stall" | "hang" | "pause" | "late";
+type Fault = "drop" | "short" | "corrupt" | "404" | "500" | "stall" | "hang" | "pause" | "late" | "loop";
 
 /** The Hub as far as downloads see it. Faults are queued per file and hit its next data GET (or HEAD: "hang"). */
 class FakeHub {
   readonly repos = new Map<string, { commit: string; files: Map<string, Buffer> }>();
   readonly log: { method: string; url: string; range?: string; redirected?: boolean }[] = [];
   readonly faults = new Map<string, Fault[]>();
+  /** Renamed repos: resolve URLs of the old name redirect (relative, no file headers) to the new one. */
+  readonly renames = new Map<string, string>();
   private readonly server = http.createServer((req, res) => this.handle(req, res));
   url = "";
 
@@ -64,6 +66,8 @@ class FakeHub {
       const siblings = [...repo.files.keys()].map((rfilename) => ({ rfilename }));
       return void res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ id: api[1], sha: repo.commit, siblings }));
     }
+    const moved = /^\/([^/]+\/[^/]+)\/resolve\/(.+)$/.exec(url);
+    if (moved && this.renames.has(moved[1]!)) return void res.writeHead(307, { Location: `/${this.renames.get(moved[1]!)}/resolve/${moved[2]}` }).end();
     const lfs = /^\/lfs\/([^/]+\/[^/]+)\/(.+)$/.exec(url);
     const resolve = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url);
     const [repoName, file] = lfs ? [lfs[1]!, lfs[2]!] : resolve ? [resolve[1]!, resolve[3]!] : [];
@@ -72,6 +76,7 @@ class FakeHub {
     if (!repo || !data || (resolve && resolve[2] !== "main" && resolve[2] !== repo.commit)) return void res.writeHead(404).end();
     const queue = this.faults.get(`${repoName}/${file}`) ?? [];
     if (queue[0] === "hang") return void queue.shift(); // never answer
+    if (lfs && queue[0] === "loop") return void res.writeHead(302, { Location: req.url }).end(); // every time
     const isLfs = /\.(gguf|safetensors)$/.test(file!);
     const sha256 = createHash("sha256").update(data).digest("hex");
     const meta = {
@@ -127,6 +132,7 @@ beforeEach(() => {
   process.env.DYNACT_CACHE = cache;
   hub.log.length = 0;
   hub.faults.clear();
+  hub.renames.clear();
 });
 
 const opts = (extra: HubOptions = {}): HubOptions => ({ endpoint: hub.url, cacheDir: cache, timeoutMs: 2000, ...extra });
@@ -294,6 +300,20 @@ describe.runIf(haveAssets("models/stories260K.gguf", "models/stories260K.bin", "
     expect(hub.log.map((r) => r.url)).toEqual(["/api/models/test/evil"]);
     expect(existsSync(cache)).toBe(false);
     expect(() => new RepoCache(cache, "test/evil").link("c0ffee", "../../../x", "e7a9")).toThrow(/not a path inside the repo/);
+  });
+
+  it("follows the Hub's redirects for a renamed repo; a redirect loop is a one-line error", async () => {
+    hub.renames.set("test/old-name", "test/stories");
+    hub.renames.set("test/loop", "test/loop");
+    const local = await downloadFromHub("hf:test/old-name/stories260K.gguf", "model", opts());
+    expect(readFileSync(local).equals(gguf)).toBe(true);
+    expect(hub.log.filter((r) => r.method === "HEAD").map((r) => r.url)).toEqual(["/test/old-name/resolve/main/stories260K.gguf", "/test/stories/resolve/main/stories260K.gguf"]);
+    expect(readFileSync(await downloadFromHub("hf:test/old-name/README.md", "model", opts()))).toEqual(Buffer.from("# gguf only\n"));
+    const loop = await failure(downloadFromHub("hf:test/loop/x.gguf", "model", opts()));
+    expect(loop.message).toMatch(/^hf:test\/loop\/x\.gguf: too many redirects from http:\/\/127\.0\.0\.1:\d+ for x\.gguf \(a redirect loop\?\); to use a local copy/);
+    hub.fault("test/stories", "stories260K.gguf", "loop");
+    const cdnLoop = await failure(downloadFromHub(GGUF, "model", opts()));
+    expect(cdnLoop.message).toMatch(/^hf:test\/stories\/stories260K\.gguf: too many redirects from http:\/\/127\.0\.0\.1:\d+ \(a redirect loop\?\); to use a local copy/);
   });
 
   it("404 and 500 are one-line errors telling how to pass a local file", async () => {

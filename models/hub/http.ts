@@ -75,7 +75,11 @@ export async function hubFetch(url: string, req: HubRequest, opts: HttpOptions):
     return new HubResponse(res, deadline);
   } catch (e) {
     deadline.clear();
-    throw new HubError(deadline.expired ? deadline.message : `cannot reach ${new URL(url).origin} (${reason(e)})`);
+    if (deadline.expired) throw new HubError(deadline.message);
+    const why = reason(e);
+    // undici's words when a server keeps redirecting (20 hops): not a host that cannot be reached.
+    if (why === "redirect count exceeded") throw new HubError(`too many redirects from ${new URL(url).origin} (a redirect loop?)`);
+    throw new HubError(`cannot reach ${new URL(url).origin} (${why})`);
   }
 }
 
