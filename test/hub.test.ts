@@ -24,7 +24,7 @@ import { readTensorData } from "../models/weights";
 import { haveAssets, shared } from "./assets";
 import { sentencePieceTokenizerJson } from "./sentencepiece-json";
 
-type Fault = "drop" | "short" | "corrupt" | "404" | "500" | "stall" | "hang" | "pause" | "late" | "loop";
+type Fault = "drop" | "short" | "corrupt" | "404" | "500" | "stall" | "hang" | "pause" | "late" | "loop" | "416";
 
 /** The Hub as far as downloads see it. Faults are queued per file and hit its next data GET (or HEAD: "hang"). */
 class FakeHub {
@@ -93,6 +93,7 @@ class FakeHub {
   private serve(req: http.IncomingMessage, res: http.ServerResponse, data: Buffer, fault: Fault | undefined): void {
     if (fault === "404" || fault === "500") return void res.writeHead(Number(fault)).end();
     const from = Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? "")?.[1] ?? 0);
+    if (fault === "416" && req.headers.range) return void res.writeHead(416, { "Content-Range": `bytes */${data.length}` }).end();
     let body = data.subarray(from);
     if (fault === "corrupt") body = Buffer.concat([Buffer.from([body[0]! ^ 0xff]), body.subarray(1)]);
     if (fault === "short") body = body.subarray(0, body.length - 100);
@@ -281,6 +282,17 @@ describe.runIf(haveAssets("models/stories260K.gguf", "models/stories260K.bin", "
     expect(readFileSync(await downloadFromHub(GGUF, "model", opts())).equals(gguf)).toBe(true);
     expect(dataGets().map((r) => r.range)).toEqual(["bytes=1000-"]);
     expect(readdirSync(blobs).sort()).toEqual([sha, live]);
+  });
+
+  it("a server that refuses to resume (416) gets the whole file asked for instead", async () => {
+    const sha = createHash("sha256").update(gguf).digest("hex");
+    const blobs = path.join(cache, "models--test--stories", "blobs");
+    mkdirSync(blobs, { recursive: true });
+    writeFileSync(path.join(blobs, `${sha}.incomplete`), gguf.subarray(0, 1000)); // left by an earlier run
+    hub.fault("test/stories", "stories260K.gguf", "416");
+    expect(readFileSync(await downloadFromHub(GGUF, "model", opts())).equals(gguf)).toBe(true);
+    expect(dataGets().map((r) => r.range)).toEqual(["bytes=1000-", undefined]);
+    expect(readdirSync(blobs)).toEqual([sha]);
   });
 
   it("a wrong length or a wrong sha256 fails, deletes the partial file and leaves nothing usable", async () => {

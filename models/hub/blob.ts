@@ -101,6 +101,14 @@ async function transfer(remote: RemoteFile, part: string, label: string, opts: T
   const headers: Record<string, string> = { "Accept-Encoding": "identity" };
   if (have > 0) headers.Range = `bytes=${have}-`;
   const res = await hubFetch(remote.url, { headers }, opts);
+  if (res.status === 416 && have > 0) {
+    // The server will not send from byte `have` (a CDN refusing ranges, or a partial already as long as a file
+    // whose size was not announced). Kept, the partial would fail this run and every later one the same way:
+    // start over from byte 0, which asks no range and so cannot be refused again.
+    res.close();
+    rmSync(part, { force: true });
+    return transfer(remote, part, label, opts);
+  }
   let file: Awaited<ReturnType<typeof open>> | undefined;
   try {
     let start = 0; // a 200 is the whole file, also from a server that ignores Range
