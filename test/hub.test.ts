@@ -24,7 +24,7 @@ import { readTensorData } from "../models/weights";
 import { haveAssets, shared } from "./assets";
 import { sentencePieceTokenizerJson } from "./sentencepiece-json";
 
-type Fault = "drop" | "short" | "corrupt" | "404" | "500" | "stall" | "hang" | "pause" | "late" | "loop" | "416";
+type Fault = "drop" | "short" | "corrupt" | "404" | "500" | "stall" | "hang" | "pause" | "late" | "loop" | "416" | "429" | "429-long" | "503";
 
 /** The Hub as far as downloads see it. Faults are queued per file and hit its next data GET (or HEAD: "hang"). */
 class FakeHub {
@@ -92,6 +92,9 @@ class FakeHub {
 
   private serve(req: http.IncomingMessage, res: http.ServerResponse, data: Buffer, fault: Fault | undefined): void {
     if (fault === "404" || fault === "500") return void res.writeHead(Number(fault)).end();
+    // Retry-After in seconds, or as an HTTP date (here: now).
+    if (fault === "429" || fault === "429-long") return void res.writeHead(429, { "Retry-After": fault === "429" ? "0" : "120" }).end();
+    if (fault === "503") return void res.writeHead(503, { "Retry-After": new Date().toUTCString() }).end();
     const from = Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? "")?.[1] ?? 0);
     if (fault === "416" && req.headers.range) return void res.writeHead(416, { "Content-Range": `bytes */${data.length}` }).end();
     let body = data.subarray(from);
@@ -326,6 +329,21 @@ describe.runIf(haveAssets("models/stories260K.gguf", "models/stories260K.bin", "
     hub.fault("test/stories", "stories260K.gguf", "loop");
     const cdnLoop = await failure(downloadFromHub(GGUF, "model", opts()));
     expect(cdnLoop.message).toMatch(/^hf:test\/stories\/stories260K\.gguf: too many redirects from http:\/\/127\.0\.0\.1:\d+ \(a redirect loop\?\); to use a local copy/);
+  });
+
+  it("a busy server (429, 503) is asked again after its Retry-After; a longer wait than we would is an error saying when", async () => {
+    hub.fault("test/stories", "stories260K.gguf", "429", "503");
+    const start = performance.now();
+    expect(readFileSync(await downloadFromHub(GGUF, "model", opts())).equals(gguf)).toBe(true);
+    expect(performance.now() - start).toBeLessThan(1500);
+    expect(dataGets()).toHaveLength(3);
+    rmSync(cache, { recursive: true });
+    hub.fault("test/stories", "stories260K.gguf", "429-long");
+    expect((await failure(downloadFromHub(GGUF, "model", opts()))).message).toMatch(
+      /^hf:test\/stories\/stories260K\.gguf: too many requests: the server limits their rate \(HTTP 429\); try again in 120 s; to use a local copy/);
+    hub.fault("test/stories", "stories260K.gguf", "503", "503");
+    expect((await failure(downloadFromHub(GGUF, "model", opts({ retries: 1 })))).message).toMatch(
+      /^hf:test\/stories\/stories260K\.gguf: the server is unavailable \(HTTP 503\); try again later; to use a local copy/);
   });
 
   it("404 and 500 are one-line errors telling how to pass a local file", async () => {

@@ -116,7 +116,7 @@ async function transfer(remote: RemoteFile, part: string, label: string, opts: T
       start = Number(/^bytes (\d+)-/.exec(res.header("content-range") ?? "")?.[1] ?? NaN);
       if (start !== have) throw discard(part, `asked to resume at byte ${have}, the server sent from ${res.header("content-range")}`);
     } else if (res.status !== 200) {
-      throw statusError(res.status);
+      throw statusError(res);
     }
     const length = res.header("content-length");
     if (remote.size !== undefined && length !== null && start + Number(length) !== remote.size) {

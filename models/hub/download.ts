@@ -20,7 +20,7 @@ export interface HubOptions {
   token?: string;
   /** Fail when the server sends nothing for this long (default 30 s). */
   timeoutMs?: number;
-  /** Resume attempts per file after a dropped connection (default 3). */
+  /** Resume attempts per file after a dropped connection, and per request after a busy answer (default 3). */
   retries?: number;
   onProgress?: HubProgress;
 }
@@ -94,7 +94,7 @@ async function listRepo(endpoint: string, repo: string, opts: HttpOptions): Prom
   const res = await hubFetch(`${endpoint}/api/models/${repo}`, {}, opts);
   if (res.status !== 200) {
     res.close();
-    throw statusError(res.status);
+    throw statusError(res);
   }
   let info: { sha?: unknown; siblings?: unknown };
   try {

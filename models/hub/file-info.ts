@@ -37,7 +37,7 @@ export async function fileInfo(endpoint: string, repo: string, revision: string,
     if (hops === MAX_REDIRECTS) throw new HubError(`too many redirects from ${next.origin} for ${file} (a redirect loop?)`);
     url = next.href;
   }
-  if (res.status >= 400) throw statusError(res.status);
+  if (res.status >= 400) throw statusError(res);
   const commit = res.header("x-repo-commit");
   const etag = (res.header("x-linked-etag") ?? res.header("etag"))?.replace(/^W\//, "").replaceAll('"', "");
   if (!commit || !etag) throw new HubError(`${endpoint} did not answer like the Hugging Face Hub (no X-Repo-Commit or ETag for ${file})`);
