@@ -24,7 +24,7 @@ import { readTensorData } from "../models/weights";
 import { haveAssets, shared } from "./assets";
 import { sentencePieceTokenizerJson } from "./sentencepiece-json";
 
-type Fault = "drop" | "short" | "corrupt" | "404" | "500" | "stall" | "hang" | "pause" | "late" | "loop" | "416" | "429" | "429-long" | "503";
+type Fault = "drop" | "short" | "corrupt" | "404" | "500" | "stall" | "hang" | "pause" | "late" | "loop" | "416" | "429" | "429-long" | "503" | "401-gated" | "403";
 
 /** The Hub as far as downloads see it. Faults are queued per file and hit its next data GET (or HEAD: "hang"). */
 class FakeHub {
@@ -92,6 +92,8 @@ class FakeHub {
 
   private serve(req: http.IncomingMessage, res: http.ServerResponse, data: Buffer, fault: Fault | undefined): void {
     if (fault === "404" || fault === "500") return void res.writeHead(Number(fault)).end();
+    if (fault === "401-gated") return void res.writeHead(401, { "X-Error-Code": "GatedRepo" }).end();
+    if (fault === "403") return void res.writeHead(403).end();
     // Retry-After in seconds, or as an HTTP date (here: now).
     if (fault === "429" || fault === "429-long") return void res.writeHead(429, { "Retry-After": fault === "429" ? "0" : "120" }).end();
     if (fault === "503") return void res.writeHead(503, { "Retry-After": new Date().toUTCString() }).end();
@@ -344,6 +346,15 @@ describe.runIf(haveAssets("models/stories260K.gguf", "models/stories260K.bin", "
     hub.fault("test/stories", "stories260K.gguf", "503", "503");
     expect((await failure(downloadFromHub(GGUF, "model", opts({ retries: 1 })))).message).toMatch(
       /^hf:test\/stories\/stories260K\.gguf: the server is unavailable \(HTTP 503\); try again later; to use a local copy/);
+  });
+
+  it("401/403: a gated repo says to accept its conditions and set HF_TOKEN; with a token, that the token has no access", async () => {
+    hub.fault("test/stories", "stories260K.gguf", "401-gated", "401-gated", "403", "403");
+    const gated = await failure(downloadFromHub(GGUF, "model", opts({ token: "" })));
+    expect(gated.message).toMatch(/^hf:test\/stories\/stories260K\.gguf: access denied \(HTTP 401\): a gated repo: accept its conditions on its Hub page, then set HF_TOKEN to a token of that account; to use a local copy/);
+    expect((await failure(downloadFromHub(GGUF, "model", opts({ token: "hf_x" })))).message).toMatch(/a gated repo: .*, then the token in HF_TOKEN \(of that account\) has access;/);
+    expect((await failure(downloadFromHub(GGUF, "model", opts({ token: "" })))).message).toMatch(/access denied \(HTTP 403\): a gated or private repo needs a token in HF_TOKEN;/);
+    expect((await failure(downloadFromHub(GGUF, "model", opts({ token: "hf_x" })))).message).toMatch(/access denied \(HTTP 403\) with the token in HF_TOKEN: is it valid, and does it have access to this repo\?;/);
   });
 
   it("404 and 500 are one-line errors telling how to pass a local file", async () => {

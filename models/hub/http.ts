@@ -22,6 +22,8 @@ export class HubResponse {
   constructor(
     private readonly res: Response,
     private readonly deadline: Deadline,
+    /** Whether the request carried HF_TOKEN: then a 401/403 is not for the want of one. */
+    readonly withToken = false,
   ) {}
 
   get status(): number {
@@ -101,7 +103,7 @@ async function fetchOnce(url: string, req: HubRequest, opts: HttpOptions): Promi
   if (opts.token) headers.Authorization = `Bearer ${opts.token}`;
   try {
     const res = await fetch(url, { method: req.method ?? "GET", headers, redirect: req.redirect ?? "follow", signal: deadline.signal });
-    return new HubResponse(res, deadline);
+    return new HubResponse(res, deadline, headers.Authorization !== undefined);
   } catch (e) {
     deadline.clear();
     if (deadline.expired) throw new HubError(deadline.message);
@@ -156,7 +158,15 @@ export function statusError(res: HubResponse): HubError {
   const status = res.status;
   if (status === 404) return new HubError("not found (HTTP 404)");
   if (status === 401 || status === 403) {
-    return new HubError(`access denied (HTTP ${status}): a gated or private repo needs a token in HF_TOKEN`);
+    // The Hub names the case in X-Error-Code: GatedRepo (terms to accept first), RepoNotFound (or private).
+    const code = res.header("x-error-code");
+    if (code === "GatedRepo") {
+      return new HubError(`access denied (HTTP ${status}): a gated repo: accept its conditions on its Hub page, then ` +
+        (res.withToken ? "the token in HF_TOKEN (of that account) has access" : "set HF_TOKEN to a token of that account"));
+    }
+    if (res.withToken) return new HubError(`access denied (HTTP ${status}) with the token in HF_TOKEN: is it valid, and does it have access to this repo?`);
+    const what = code === "RepoNotFound" ? "not found, or private" : "access denied";
+    return new HubError(`${what} (HTTP ${status}): a gated or private repo needs a token in HF_TOKEN`);
   }
   if (BUSY.has(status)) {
     const wait = retryAfter(res);
