@@ -357,6 +357,14 @@ describe.runIf(haveAssets("models/stories260K.gguf", "models/stories260K.bin", "
     expect((await failure(downloadFromHub(GGUF, "model", opts({ token: "hf_x" })))).message).toMatch(/access denied \(HTTP 403\) with the token in HF_TOKEN: is it valid, and does it have access to this repo\?;/);
   });
 
+  it("a cache folder that cannot be written is a one-line error that says so and names DYNACT_CACHE", async () => {
+    const file = path.join(dir, "a-file");
+    writeFileSync(file, "");
+    const e = await failure(downloadFromHub(GGUF, "model", opts({ cacheDir: path.join(file, "cache") })));
+    expect(e.message).toMatch(/^hf:test\/stories\/stories260K\.gguf: cannot write the download cache \(ENOTDIR: .*\); set DYNACT_CACHE to another folder, or to use a local copy/);
+    expect(e.message).not.toContain("\n");
+  });
+
   it("404 and 500 are one-line errors telling how to pass a local file", async () => {
     const missing = await failure(downloadFromHub("hf:test/stories/nope.gguf", "model", opts()));
     expect(missing.message).toBe("hf:test/stories/nope.gguf: not found (HTTP 404); to use a local copy instead, pass its path (-m FILE, -t FILE)");

@@ -30,7 +30,8 @@ const LOCAL_HINT = "to use a local copy instead, pass its path (-m FILE, -t FILE
 /** The local path of `spec`, downloading whatever the cache lacks. */
 export async function downloadFromHub(spec: string, kind: HubKind = "model", opts: HubOptions = {}): Promise<string> {
   const s = parseHubSpec(spec);
-  const cache = new RepoCache(opts.cacheDir ?? hubCacheDir(), s.repo);
+  const root = opts.cacheDir ?? hubCacheDir();
+  const cache = new RepoCache(root, s.repo);
   const cached = cachedPath(s, cache, kind);
   if (cached) return cached;
   if (process.env.HF_HUB_OFFLINE === "1") throw new HubError(`${spec}: not in the cache ${cache.dir} and HF_HUB_OFFLINE=1; ${LOCAL_HINT}`);
@@ -50,6 +51,12 @@ export async function downloadFromHub(spec: string, kind: HubKind = "model", opt
     return cache.snapshot(commit);
   } catch (e) {
     if (e instanceof HubError) throw new HubError(`${spec}: ${e.message}; ${LOCAL_HINT}`);
+    // A cache folder that cannot be written (permissions, a file in the way, a full or read-only disk): say it is
+    // the cache, and where to put it instead, rather than only the failing path.
+    const err = e as NodeJS.ErrnoException;
+    if (typeof err.code === "string" && typeof err.path === "string" && !path.relative(root, err.path).startsWith("..")) {
+      throw new HubError(`${spec}: cannot write the download cache (${err.message}); set DYNACT_CACHE to another folder, or ${LOCAL_HINT}`);
+    }
     throw e;
   }
 }
