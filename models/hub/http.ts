@@ -114,10 +114,15 @@ async function fetchOnce(url: string, req: HubRequest, opts: HttpOptions): Promi
   }
 }
 
-/** What went wrong with a fetch, in a word or two: undici hides the socket's error code in `cause`. */
+/**
+ * What went wrong with a fetch, in a word or two: undici hides the socket's error code in `cause`. The system's
+ * codes (ECONNREFUSED, ENOTFOUND, …) are what users search for; undici's own (UND_ERR_SOCKET) say less than its
+ * message ("other side closed").
+ */
 function reason(e: unknown): string {
   const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-  return cause?.code ?? cause?.message ?? (e as Error).message ?? String(e);
+  const code = cause?.code?.startsWith("UND_ERR") ? undefined : cause?.code;
+  return code ?? cause?.message ?? (e as Error).message ?? String(e);
 }
 
 /** Aborts the request when it is not restarted within `ms`. */
