@@ -13,7 +13,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { resolveHubArgs } from "../cli/hub-args";
 import { readLlama2cCheckpoint } from "../models/formats/llama2c";
 import { writeSafetensors } from "../models/formats/safetensors";
-import { hubCacheDir } from "../models/hub/cache";
+import { hubCacheDir, RepoCache } from "../models/hub/cache";
 import { cachedHubPath, downloadFromHub, type HubOptions } from "../models/hub/download";
 import { HubError } from "../models/hub/hub-error";
 import { parseHubSpec } from "../models/hub/spec";
@@ -24,13 +24,15 @@ import { readTensorData } from "../models/weights";
 import { haveAssets, shared } from "./assets";
 import { sentencePieceTokenizerJson } from "./sentencepiece-json";
 
-type Fault = "drop" | "short" | "corrupt" | "404" | "500" | "stall" | "hang";
+type Fault = "drop" | "short" | "corrupt" | "404" | "500" | "stall" | "hang" | "pause" | "late" | "loop" | "416" | "429" | "429-long" | "503" | "401-gated" | "403";
 
 /** The Hub as far as downloads see it. Faults are queued per file and hit its next data GET (or HEAD: "hang"). */
 class FakeHub {
   readonly repos = new Map<string, { commit: string; files: Map<string, Buffer> }>();
   readonly log: { method: string; url: string; range?: string; redirected?: boolean }[] = [];
   readonly faults = new Map<string, Fault[]>();
+  /** Renamed repos: resolve URLs of the old name redirect (relative, no file headers) to the new one. */
+  readonly renames = new Map<string, string>();
   private readonly server = http.createServer((req, res) => this.handle(req, res));
   url = "";
 
@@ -64,6 +66,8 @@ class FakeHub {
       const siblings = [...repo.files.keys()].map((rfilename) => ({ rfilename }));
       return void res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ id: api[1], sha: repo.commit, siblings }));
     }
+    const moved = /^\/([^/]+\/[^/]+)\/resolve\/(.+)$/.exec(url);
+    if (moved && this.renames.has(moved[1]!)) return void res.writeHead(307, { Location: `/${this.renames.get(moved[1]!)}/resolve/${moved[2]}` }).end();
     const lfs = /^\/lfs\/([^/]+\/[^/]+)\/(.+)$/.exec(url);
     const resolve = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url);
     const [repoName, file] = lfs ? [lfs[1]!, lfs[2]!] : resolve ? [resolve[1]!, resolve[3]!] : [];
@@ -72,6 +76,7 @@ class FakeHub {
     if (!repo || !data || (resolve && resolve[2] !== "main" && resolve[2] !== repo.commit)) return void res.writeHead(404).end();
     const queue = this.faults.get(`${repoName}/${file}`) ?? [];
     if (queue[0] === "hang") return void queue.shift(); // never answer
+    if (lfs && queue[0] === "loop") return void res.writeHead(302, { Location: req.url }).end(); // every time
     const isLfs = /\.(gguf|safetensors)$/.test(file!);
     const sha256 = createHash("sha256").update(data).digest("hex");
     const meta = {
@@ -87,7 +92,13 @@ class FakeHub {
 
   private serve(req: http.IncomingMessage, res: http.ServerResponse, data: Buffer, fault: Fault | undefined): void {
     if (fault === "404" || fault === "500") return void res.writeHead(Number(fault)).end();
+    if (fault === "401-gated") return void res.writeHead(401, { "X-Error-Code": "GatedRepo" }).end();
+    if (fault === "403") return void res.writeHead(403).end();
+    // Retry-After in seconds, or as an HTTP date (here: now).
+    if (fault === "429" || fault === "429-long") return void res.writeHead(429, { "Retry-After": fault === "429" ? "0" : "120" }).end();
+    if (fault === "503") return void res.writeHead(503, { "Retry-After": new Date().toUTCString() }).end();
     const from = Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? "")?.[1] ?? 0);
+    if (fault === "416" && req.headers.range) return void res.writeHead(416, { "Content-Range": `bytes */${data.length}` }).end();
     let body = data.subarray(from);
     if (fault === "corrupt") body = Buffer.concat([Buffer.from([body[0]! ^ 0xff]), body.subarray(1)]);
     if (fault === "short") body = body.subarray(0, body.length - 100);
@@ -95,6 +106,11 @@ class FakeHub {
     if (from > 0) res.writeHead(206, { ...headers, "Content-Range": `bytes ${from}-${data.length - 1}/${data.length}` });
     else res.writeHead(200, headers);
     if (fault === "stall") return void res.flushHeaders(); // headers, then silence
+    if (fault === "pause") return void res.write(body.subarray(0, body.length >> 1), () => setTimeout(() => res.end(body.subarray(body.length >> 1)), 300));
+    if (fault === "late") {
+      res.flushHeaders(); // the response starts at once, its body comes later
+      return void setTimeout(() => res.end(body), 600);
+    }
     if (fault === "drop") {
       res.write(body.subarray(0, body.length >> 1), () => setTimeout(() => res.destroy(), 20));
       return;
@@ -122,6 +138,7 @@ beforeEach(() => {
   process.env.DYNACT_CACHE = cache;
   hub.log.length = 0;
   hub.faults.clear();
+  hub.renames.clear();
 });
 
 const opts = (extra: HubOptions = {}): HubOptions => ({ endpoint: hub.url, cacheDir: cache, timeoutMs: 2000, ...extra });
@@ -157,6 +174,7 @@ describe.runIf(haveAssets("models/stories260K.gguf", "models/stories260K.bin", "
     const index = { metadata: {}, weight_map: Object.fromEntries(names.filter((n) => n !== "__metadata__").map((n) => [n, "model-00001-of-00001.safetensors"])) };
     hub.add("test/sharded", { ...common, "model.safetensors.index.json": Buffer.from(JSON.stringify(index)), "model-00001-of-00001.safetensors": folderFile("model.safetensors") });
     hub.add("test/two-ggufs", { "a.gguf": gguf, "b.gguf": gguf });
+    hub.add("test/evil", { "../../../../escape.gguf": gguf });
   });
 
   it("downloads a file once into huggingface_hub's layout; loading it again makes no request", async () => {
@@ -224,7 +242,7 @@ describe.runIf(haveAssets("models/stories260K.gguf", "models/stories260K.bin", "
   it("an interrupted download is never used, and the next run resumes it", async () => {
     hub.fault("test/stories", "stories260K.gguf", "drop");
     expect((await failure(downloadFromHub(GGUF, "model", opts({ retries: 0 })))).message).toMatch(
-      /^hf:test\/stories\/stories260K\.gguf: connection lost .*; to use a local copy instead, pass its path/);
+      /^hf:test\/stories\/stories260K\.gguf: connection lost \((other side closed|ECONNRESET)\); to use a local copy instead, pass its path/);
     const blobs = path.join(cache, "models--test--stories", "blobs");
     const [part] = readdirSync(blobs);
     expect(part).toMatch(/\.incomplete$/);
@@ -238,6 +256,50 @@ describe.runIf(haveAssets("models/stories260K.gguf", "models/stories260K.bin", "
     expect(readFileSync(local).equals(gguf)).toBe(true);
   });
 
+  it("two downloads of one file at once both end with the verified file, never a corrupt blob", async () => {
+    // The first sends half, pauses, then the rest; the second's response starts while the first is paused and
+    // its body comes after the first has finished. With one shared partial file the second resumed the first's
+    // and kept appending to it after the first had renamed it into place: a corrupt blob that later runs used.
+    hub.fault("test/stories", "stories260K.gguf", "pause", "late");
+    const blobs = path.join(cache, "models--test--stories", "blobs");
+    const first = downloadFromHub(GGUF, "model", opts());
+    while (!(existsSync(blobs) && readdirSync(blobs).some((f) => lstatSync(path.join(blobs, f)).size > 0))) await new Promise((r) => setTimeout(r, 5));
+    const second = downloadFromHub(GGUF, "model", opts());
+    for (const r of await Promise.allSettled([first, second])) {
+      if (r.status === "fulfilled") expect(readFileSync(r.value).equals(gguf)).toBe(true);
+      else expect(r.reason).toBeInstanceOf(HubError);
+    }
+    const sha = createHash("sha256").update(gguf).digest("hex");
+    expect(readdirSync(blobs)).toEqual([sha]);
+    expect(readFileSync(path.join(blobs, sha)).equals(gguf)).toBe(true);
+    expect(readFileSync(cachedHubPath(GGUF)).equals(gguf)).toBe(true);
+  });
+
+  it("a partial file left by a killed process is resumed; a live process's is left alone", async () => {
+    const sha = createHash("sha256").update(gguf).digest("hex");
+    const blobs = path.join(cache, "models--test--stories", "blobs");
+    mkdirSync(blobs, { recursive: true });
+    const dead = 2 ** 31 - 2; // above any pid_max: no such process
+    writeFileSync(path.join(blobs, `${sha}.incomplete.${dead}-1`), gguf.subarray(0, 1000));
+    writeFileSync(path.join(blobs, `${sha}.incomplete.${dead - 1}-1`), gguf.subarray(0, 1000));
+    const live = `${sha}.incomplete.${process.pid}-999`;
+    writeFileSync(path.join(blobs, live), gguf.subarray(0, 2000));
+    expect(readFileSync(await downloadFromHub(GGUF, "model", opts())).equals(gguf)).toBe(true);
+    expect(dataGets().map((r) => r.range)).toEqual(["bytes=1000-"]);
+    expect(readdirSync(blobs).sort()).toEqual([sha, live]);
+  });
+
+  it("a server that refuses to resume (416) gets the whole file asked for instead", async () => {
+    const sha = createHash("sha256").update(gguf).digest("hex");
+    const blobs = path.join(cache, "models--test--stories", "blobs");
+    mkdirSync(blobs, { recursive: true });
+    writeFileSync(path.join(blobs, `${sha}.incomplete`), gguf.subarray(0, 1000)); // left by an earlier run
+    hub.fault("test/stories", "stories260K.gguf", "416");
+    expect(readFileSync(await downloadFromHub(GGUF, "model", opts())).equals(gguf)).toBe(true);
+    expect(dataGets().map((r) => r.range)).toEqual(["bytes=1000-", undefined]);
+    expect(readdirSync(blobs)).toEqual([sha]);
+  });
+
   it("a wrong length or a wrong sha256 fails, deletes the partial file and leaves nothing usable", async () => {
     for (const [fault, pattern] of [["short", /wrong length: the server sends \d+ bytes, the file has \d+/], ["corrupt", /corrupt download: sha256 [0-9a-f]{64}, expected/]] as const) {
       hub.fault("test/stories", "stories260K.gguf", fault);
@@ -247,6 +309,60 @@ describe.runIf(haveAssets("models/stories260K.gguf", "models/stories260K.bin", "
       expect(() => loadModel(GGUF)).toThrow(/is not downloaded yet/);
     }
     expect(readFileSync(await downloadFromHub(GGUF, "model", opts())).equals(gguf)).toBe(true); // healthy again
+  });
+
+  it("a file list naming a path outside the repo is refused before anything is written", async () => {
+    const e = await failure(downloadFromHub("hf:test/evil", "model", opts()));
+    expect(e.message).toMatch(/^hf:test\/evil: .*\/api\/models\/test\/evil listed a file name that is not a path inside the repo: "\.\.\/\.\.\/\.\.\/\.\.\/escape\.gguf"/);
+    expect(hub.log.map((r) => r.url)).toEqual(["/api/models/test/evil"]);
+    expect(existsSync(cache)).toBe(false);
+    expect(() => new RepoCache(cache, "test/evil").link("c0ffee", "../../../x", "e7a9")).toThrow(/not a path inside the repo/);
+  });
+
+  it("follows the Hub's redirects for a renamed repo; a redirect loop is a one-line error", async () => {
+    hub.renames.set("test/old-name", "test/stories");
+    hub.renames.set("test/loop", "test/loop");
+    const local = await downloadFromHub("hf:test/old-name/stories260K.gguf", "model", opts());
+    expect(readFileSync(local).equals(gguf)).toBe(true);
+    expect(hub.log.filter((r) => r.method === "HEAD").map((r) => r.url)).toEqual(["/test/old-name/resolve/main/stories260K.gguf", "/test/stories/resolve/main/stories260K.gguf"]);
+    expect(readFileSync(await downloadFromHub("hf:test/old-name/README.md", "model", opts()))).toEqual(Buffer.from("# gguf only\n"));
+    const loop = await failure(downloadFromHub("hf:test/loop/x.gguf", "model", opts()));
+    expect(loop.message).toMatch(/^hf:test\/loop\/x\.gguf: too many redirects from http:\/\/127\.0\.0\.1:\d+ for x\.gguf \(a redirect loop\?\); to use a local copy/);
+    hub.fault("test/stories", "stories260K.gguf", "loop");
+    const cdnLoop = await failure(downloadFromHub(GGUF, "model", opts()));
+    expect(cdnLoop.message).toMatch(/^hf:test\/stories\/stories260K\.gguf: too many redirects from http:\/\/127\.0\.0\.1:\d+ \(a redirect loop\?\); to use a local copy/);
+  });
+
+  it("a busy server (429, 503) is asked again after its Retry-After; a longer wait than we would is an error saying when", async () => {
+    hub.fault("test/stories", "stories260K.gguf", "429", "503");
+    const start = performance.now();
+    expect(readFileSync(await downloadFromHub(GGUF, "model", opts())).equals(gguf)).toBe(true);
+    expect(performance.now() - start).toBeLessThan(1500);
+    expect(dataGets()).toHaveLength(3);
+    rmSync(cache, { recursive: true });
+    hub.fault("test/stories", "stories260K.gguf", "429-long");
+    expect((await failure(downloadFromHub(GGUF, "model", opts()))).message).toMatch(
+      /^hf:test\/stories\/stories260K\.gguf: too many requests: the server limits their rate \(HTTP 429\); try again in 120 s; to use a local copy/);
+    hub.fault("test/stories", "stories260K.gguf", "503", "503");
+    expect((await failure(downloadFromHub(GGUF, "model", opts({ retries: 1 })))).message).toMatch(
+      /^hf:test\/stories\/stories260K\.gguf: the server is unavailable \(HTTP 503\); try again later; to use a local copy/);
+  });
+
+  it("401/403: a gated repo says to accept its conditions and set HF_TOKEN; with a token, that the token has no access", async () => {
+    hub.fault("test/stories", "stories260K.gguf", "401-gated", "401-gated", "403", "403");
+    const gated = await failure(downloadFromHub(GGUF, "model", opts({ token: "" })));
+    expect(gated.message).toMatch(/^hf:test\/stories\/stories260K\.gguf: access denied \(HTTP 401\): a gated repo: accept its conditions on its Hub page, then set HF_TOKEN to a token of that account; to use a local copy/);
+    expect((await failure(downloadFromHub(GGUF, "model", opts({ token: "hf_x" })))).message).toMatch(/a gated repo: .*, then the token in HF_TOKEN \(of that account\) has access;/);
+    expect((await failure(downloadFromHub(GGUF, "model", opts({ token: "" })))).message).toMatch(/access denied \(HTTP 403\): a gated or private repo needs a token in HF_TOKEN;/);
+    expect((await failure(downloadFromHub(GGUF, "model", opts({ token: "hf_x" })))).message).toMatch(/access denied \(HTTP 403\) with the token in HF_TOKEN: is it valid, and does it have access to this repo\?;/);
+  });
+
+  it("a cache folder that cannot be written is a one-line error that says so and names DYNACT_CACHE", async () => {
+    const file = path.join(dir, "a-file");
+    writeFileSync(file, "");
+    const e = await failure(downloadFromHub(GGUF, "model", opts({ cacheDir: path.join(file, "cache") })));
+    expect(e.message).toMatch(/^hf:test\/stories\/stories260K\.gguf: cannot write the download cache \(ENOTDIR: .*\); set DYNACT_CACHE to another folder, or to use a local copy/);
+    expect(e.message).not.toContain("\n");
   });
 
   it("404 and 500 are one-line errors telling how to pass a local file", async () => {
@@ -333,7 +449,7 @@ describe("hf: names and the cache location", () => {
   it("parses OWNER/REPO[/FILE] and refuses paths that could leave the cache", () => {
     expect(parseHubSpec("hf:a/b")).toEqual({ repo: "a/b" });
     expect(parseHubSpec("hf:TheBloke/x.y-z/sub/m.gguf")).toMatchObject({ repo: "TheBloke/x.y-z", file: "sub/m.gguf" });
-    for (const bad of ["hf:", "hf:a", "hf:a/", "hf:../b", "hf:a/b/../../x", "hf:a/b//c", "hf:a/b/c\\d", "hf:.a/b"]) {
+    for (const bad of ["hf:", "hf:a", "hf:a/", "hf:a/b/", "hf:../b", "hf:a/b/../../x", "hf:a/b/./x", "hf:a/b//c", "hf:a/b/c\\d", "hf:a/b/c\0", "hf:.a/b"]) {
       expect(() => parseHubSpec(bad), bad).toThrow(/expected hf:OWNER\/REPO or hf:OWNER\/REPO\/FILE/);
     }
   });

@@ -1,8 +1,15 @@
-// One file from the Hub into the cache's blobs/ETAG: the bytes go to ETAG.incomplete (resumed with an HTTP Range
+// One file from the Hub into the cache's blobs/ETAG: the bytes go to a partial file (resumed with an HTTP Range
 // request after a drop, here or in a later run), are checked against the announced size and, for LFS files, the
 // sha256 that is their ETag, and only then renamed into place. A broken download is never used.
+//
+// Each download writes a partial file of its own, ETAG.incomplete.PID-N, never one another process may be writing:
+// two processes appending to one shared ETAG.incomplete interleave their bytes, and the one that finishes second
+// keeps appending through its open descriptor to the blob the first renamed into place, a corrupt blob that every
+// later run would use. A partial nobody writes any more is ETAG.incomplete (left by a failed run, or by
+// huggingface_hub) or ETAG.incomplete.PID-N of a process that died (killed mid-transfer); a download takes one over
+// with an atomic rename, so only one process can.
 import { createHash } from "node:crypto";
-import { createReadStream, existsSync, mkdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { createReadStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { open } from "node:fs/promises";
 import path from "node:path";
 import type { RepoCache } from "./cache";
@@ -25,19 +32,66 @@ const SHA256 = /^[0-9a-f]{64}$/;
 export async function fetchBlob(remote: RemoteFile, cache: RepoCache, label: string, opts: TransferOptions): Promise<void> {
   const blob = cache.blob(remote.etag);
   if (existsSync(blob)) return;
-  const part = cache.incomplete(remote.etag);
-  mkdirSync(path.dirname(part), { recursive: true });
-  for (let attempt = 0; ; attempt++) {
-    const before = bytesOnDisk(part);
+  const shared = cache.incomplete(remote.etag);
+  mkdirSync(path.dirname(shared), { recursive: true });
+  const part = `${shared}.${process.pid}-${++downloads}`; // -N: two downloads of one file in this process too
+  const orphans = claimPartial(shared, part);
+  try {
+    for (let attempt = 0; ; attempt++) {
+      const before = bytesOnDisk(part);
+      try {
+        await transfer(remote, part, label, opts);
+        break;
+      } catch (e) {
+        if (!(e instanceof InterruptedError) || attempt >= opts.retries || bytesOnDisk(part) === before) throw e;
+      }
+    }
+    await verify(remote, part);
+    renameSync(part, blob); // another process may have put the same verified bytes there meanwhile: replaced alike
+  } catch (e) {
+    // What did arrive is kept for the next run to resume (a part that cannot be right was already deleted).
     try {
-      await transfer(remote, part, label, opts);
-      break;
+      if (existsSync(part)) renameSync(part, shared);
+    } catch {
+      // keeping it is only a saving; the error that stopped the download is the one to report
+    }
+    throw e;
+  }
+  for (const orphan of orphans) rmSync(orphan, { force: true }); // more partials of dead processes: not needed now
+}
+
+let downloads = 0;
+
+/**
+ * Move a partial download nobody is writing to `part` (when there is one) and return the other dead processes'
+ * partials of the same file. A rename that fails with ENOENT lost the race to another process: try the next.
+ */
+function claimPartial(shared: string, part: string): string[] {
+  const dir = path.dirname(shared);
+  const prefix = `${path.basename(shared)}.`;
+  const orphans = readdirSync(dir)
+    .filter((f) => f.startsWith(prefix) && !alive(Number(/^(\d+)-\d+$/.exec(f.slice(prefix.length))?.[1])))
+    .map((f) => path.join(dir, f));
+  for (const [i, candidate] of [shared, ...orphans].entries()) {
+    try {
+      renameSync(candidate, part);
+      return orphans.filter((_, j) => j !== i - 1);
     } catch (e) {
-      if (!(e instanceof InterruptedError) || attempt >= opts.retries || bytesOnDisk(part) === before) throw e;
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
     }
   }
-  await verify(remote, part);
-  renameSync(part, blob);
+  return orphans;
+}
+
+/** Whether process `pid` exists (on this machine: the cache is assumed not shared between hosts). */
+function alive(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return true; // not a name we made: leave the file alone
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM"; // exists, owned by another user
+  }
 }
 
 async function transfer(remote: RemoteFile, part: string, label: string, opts: TransferOptions): Promise<void> {
@@ -47,6 +101,14 @@ async function transfer(remote: RemoteFile, part: string, label: string, opts: T
   const headers: Record<string, string> = { "Accept-Encoding": "identity" };
   if (have > 0) headers.Range = `bytes=${have}-`;
   const res = await hubFetch(remote.url, { headers }, opts);
+  if (res.status === 416 && have > 0) {
+    // The server will not send from byte `have` (a CDN refusing ranges, or a partial already as long as a file
+    // whose size was not announced). Kept, the partial would fail this run and every later one the same way:
+    // start over from byte 0, which asks no range and so cannot be refused again.
+    res.close();
+    rmSync(part, { force: true });
+    return transfer(remote, part, label, opts);
+  }
   let file: Awaited<ReturnType<typeof open>> | undefined;
   try {
     let start = 0; // a 200 is the whole file, also from a server that ignores Range
@@ -54,7 +116,7 @@ async function transfer(remote: RemoteFile, part: string, label: string, opts: T
       start = Number(/^bytes (\d+)-/.exec(res.header("content-range") ?? "")?.[1] ?? NaN);
       if (start !== have) throw discard(part, `asked to resume at byte ${have}, the server sent from ${res.header("content-range")}`);
     } else if (res.status !== 200) {
-      throw statusError(res.status);
+      throw statusError(res);
     }
     const length = res.header("content-length");
     if (remote.size !== undefined && length !== null && start + Number(length) !== remote.size) {

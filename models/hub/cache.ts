@@ -5,6 +5,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { HubError } from "./hub-error";
 
 /**
  * The cache root: DYNACT_CACHE, else huggingface_hub's (HF_HUB_CACHE, else HF_HOME/hub, else
@@ -49,6 +50,9 @@ export class RepoCache {
   /** Make snapshots/COMMIT/FILE point at the blob (a relative symlink, as huggingface_hub makes it). */
   link(commit: string, file: string, etag: string): string {
     const pointer = path.join(this.snapshot(commit), file);
+    // Callers check names; this is the one place a name becomes a file we write, so check once more here.
+    const inside = path.relative(this.snapshot(commit), pointer);
+    if (inside === "" || inside.startsWith("..") || path.isAbsolute(inside)) throw new HubError(`${file}: not a path inside the repo`);
     atomicWrite(pointer, (tmp) => symlinkSync(path.relative(path.dirname(pointer), this.blob(etag)), tmp));
     return pointer;
   }

@@ -9,7 +9,7 @@ import { fileInfo, isSafeName } from "./file-info";
 import { HubError } from "./hub-error";
 import { hubFetch, statusError, type HttpOptions } from "./http";
 import { cachedInSnapshot, INDEX, planDownload, shardsOf, type HubKind } from "./repo-files";
-import { parseHubSpec, type HubSpec } from "./spec";
+import { isRepoPath, parseHubSpec, type HubSpec } from "./spec";
 
 export interface HubOptions {
   /** Default: HF_ENDPOINT, else https://huggingface.co. */
@@ -20,7 +20,7 @@ export interface HubOptions {
   token?: string;
   /** Fail when the server sends nothing for this long (default 30 s). */
   timeoutMs?: number;
-  /** Resume attempts per file after a dropped connection (default 3). */
+  /** Resume attempts per file after a dropped connection, and per request after a busy answer (default 3). */
   retries?: number;
   onProgress?: HubProgress;
 }
@@ -30,7 +30,8 @@ const LOCAL_HINT = "to use a local copy instead, pass its path (-m FILE, -t FILE
 /** The local path of `spec`, downloading whatever the cache lacks. */
 export async function downloadFromHub(spec: string, kind: HubKind = "model", opts: HubOptions = {}): Promise<string> {
   const s = parseHubSpec(spec);
-  const cache = new RepoCache(opts.cacheDir ?? hubCacheDir(), s.repo);
+  const root = opts.cacheDir ?? hubCacheDir();
+  const cache = new RepoCache(root, s.repo);
   const cached = cachedPath(s, cache, kind);
   if (cached) return cached;
   if (process.env.HF_HUB_OFFLINE === "1") throw new HubError(`${spec}: not in the cache ${cache.dir} and HF_HUB_OFFLINE=1; ${LOCAL_HINT}`);
@@ -50,6 +51,12 @@ export async function downloadFromHub(spec: string, kind: HubKind = "model", opt
     return cache.snapshot(commit);
   } catch (e) {
     if (e instanceof HubError) throw new HubError(`${spec}: ${e.message}; ${LOCAL_HINT}`);
+    // A cache folder that cannot be written (permissions, a file in the way, a full or read-only disk): say it is
+    // the cache, and where to put it instead, rather than only the failing path.
+    const err = e as NodeJS.ErrnoException;
+    if (typeof err.code === "string" && typeof err.path === "string" && !path.relative(root, err.path).startsWith("..")) {
+      throw new HubError(`${spec}: cannot write the download cache (${err.message}); set DYNACT_CACHE to another folder, or ${LOCAL_HINT}`);
+    }
     throw e;
   }
 }
@@ -94,7 +101,7 @@ async function listRepo(endpoint: string, repo: string, opts: HttpOptions): Prom
   const res = await hubFetch(`${endpoint}/api/models/${repo}`, {}, opts);
   if (res.status !== 200) {
     res.close();
-    throw statusError(res.status);
+    throw statusError(res);
   }
   let info: { sha?: unknown; siblings?: unknown };
   try {
@@ -106,5 +113,9 @@ async function listRepo(endpoint: string, repo: string, opts: HttpOptions): Prom
   if (typeof info.sha !== "string" || !isSafeName(info.sha) || !files.every((f): f is string => typeof f === "string")) {
     throw new HubError(`${endpoint}/api/models/${repo} did not list the repo's commit and files`);
   }
+  // A listed name becomes a path in the cache (snapshots/COMMIT/NAME): from a hostile or broken server, "../../x"
+  // would put a link outside it, over whatever file is there.
+  const bad = files.find((f) => !isRepoPath(f));
+  if (bad !== undefined) throw new HubError(`${endpoint}/api/models/${repo} listed a file name that is not a path inside the repo: ${JSON.stringify(bad)}`);
   return { commit: info.sha, files };
 }

@@ -7,6 +7,8 @@ export interface HttpOptions {
   timeoutMs: number;
   /** Sent as a Bearer token (gated and private repos). */
   token?: string;
+  /** Times to ask again after a busy answer (429, 502, 503, 504); default 0. */
+  retries?: number;
 }
 
 export interface HubRequest {
@@ -20,6 +22,8 @@ export class HubResponse {
   constructor(
     private readonly res: Response,
     private readonly deadline: Deadline,
+    /** Whether the request carried HF_TOKEN: then a 401/403 is not for the want of one. */
+    readonly withToken = false,
   ) {}
 
   get status(): number {
@@ -66,23 +70,59 @@ export class HubResponse {
   }
 }
 
+// "Try again later": a rate limit, or a gateway or server that is briefly down.
+const BUSY = new Set([429, 502, 503, 504]);
+
+/**
+ * `url` fetched; a busy answer is asked again after the wait its Retry-After names (else 1, 2, 4 s), up to
+ * `opts.retries` times, unless that wait is longer than `timeoutMs`, the longest we wait for any answer: then
+ * the busy response is returned, for statusError to say when to try again.
+ */
 export async function hubFetch(url: string, req: HubRequest, opts: HttpOptions): Promise<HubResponse> {
+  for (let attempt = 0; ; attempt++) {
+    const res = await fetchOnce(url, req, opts);
+    if (!BUSY.has(res.status) || attempt >= (opts.retries ?? 0)) return res;
+    const wait = retryAfter(res) ?? 2 ** attempt;
+    if (wait * 1000 > opts.timeoutMs) return res;
+    res.close();
+    await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+  }
+}
+
+/** Seconds the server asks us to wait (Retry-After: seconds or an HTTP date), if it says. */
+function retryAfter(res: HubResponse): number | undefined {
+  const value = res.header("retry-after")?.trim();
+  if (!value) return undefined;
+  const seconds = /^\d+$/.test(value) ? Number(value) : (Date.parse(value) - Date.now()) / 1000;
+  return Number.isNaN(seconds) ? undefined : Math.max(0, Math.ceil(seconds));
+}
+
+async function fetchOnce(url: string, req: HubRequest, opts: HttpOptions): Promise<HubResponse> {
   const deadline = new Deadline(opts.timeoutMs, url);
   const headers: Record<string, string> = { ...req.headers };
   if (opts.token) headers.Authorization = `Bearer ${opts.token}`;
   try {
     const res = await fetch(url, { method: req.method ?? "GET", headers, redirect: req.redirect ?? "follow", signal: deadline.signal });
-    return new HubResponse(res, deadline);
+    return new HubResponse(res, deadline, headers.Authorization !== undefined);
   } catch (e) {
     deadline.clear();
-    throw new HubError(deadline.expired ? deadline.message : `cannot reach ${new URL(url).origin} (${reason(e)})`);
+    if (deadline.expired) throw new HubError(deadline.message);
+    const why = reason(e);
+    // undici's words when a server keeps redirecting (20 hops): not a host that cannot be reached.
+    if (why === "redirect count exceeded") throw new HubError(`too many redirects from ${new URL(url).origin} (a redirect loop?)`);
+    throw new HubError(`cannot reach ${new URL(url).origin} (${why})`);
   }
 }
 
-/** What went wrong with a fetch, in a word or two: undici hides the socket's error code in `cause`. */
+/**
+ * What went wrong with a fetch, in a word or two: undici hides the socket's error code in `cause`. The system's
+ * codes (ECONNREFUSED, ENOTFOUND, …) are what users search for; undici's own (UND_ERR_SOCKET) say less than its
+ * message ("other side closed").
+ */
 function reason(e: unknown): string {
   const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-  return cause?.code ?? cause?.message ?? (e as Error).message ?? String(e);
+  const code = cause?.code?.startsWith("UND_ERR") ? undefined : cause?.code;
+  return code ?? cause?.message ?? (e as Error).message ?? String(e);
 }
 
 /** Aborts the request when it is not restarted within `ms`. */
@@ -119,10 +159,24 @@ class Deadline {
 }
 
 /** An HTTP error status in words, with what to do about the common ones. */
-export function statusError(status: number): HubError {
+export function statusError(res: HubResponse): HubError {
+  const status = res.status;
   if (status === 404) return new HubError("not found (HTTP 404)");
   if (status === 401 || status === 403) {
-    return new HubError(`access denied (HTTP ${status}): a gated or private repo needs a token in HF_TOKEN`);
+    // The Hub names the case in X-Error-Code: GatedRepo (terms to accept first), RepoNotFound (or private).
+    const code = res.header("x-error-code");
+    if (code === "GatedRepo") {
+      return new HubError(`access denied (HTTP ${status}): a gated repo: accept its conditions on its Hub page, then ` +
+        (res.withToken ? "the token in HF_TOKEN (of that account) has access" : "set HF_TOKEN to a token of that account"));
+    }
+    if (res.withToken) return new HubError(`access denied (HTTP ${status}) with the token in HF_TOKEN: is it valid, and does it have access to this repo?`);
+    const what = code === "RepoNotFound" ? "not found, or private" : "access denied";
+    return new HubError(`${what} (HTTP ${status}): a gated or private repo needs a token in HF_TOKEN`);
+  }
+  if (BUSY.has(status)) {
+    const wait = retryAfter(res);
+    const what = status === 429 ? "too many requests: the server limits their rate" : "the server is unavailable";
+    return new HubError(`${what} (HTTP ${status}); try again ${wait ? `in ${wait} s` : "later"}`);
   }
   return new HubError(`the server answered HTTP ${status}`);
 }
