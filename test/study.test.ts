@@ -1,13 +1,19 @@
 // dynact study --quick on stories260K: completes, writes every file, the SVGs are well-formed XML with the
 // expected series, the report states each pitfall, and a second run resumes from the cached cells.
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
 import { studyMatrix } from "../eval/study/matrix";
-import { PLOTS } from "../eval/study/report";
+import { PLOTS, writeReport } from "../eval/study/report";
+import { study } from "../eval/study/study";
+import { perplexity } from "../eval/perplexity";
+import { readTextTokens } from "../eval/text";
+import { loadModel } from "../models/load";
+import { readLlama2cTokenizer } from "../models/tokenizer/sentencepiece-bpe";
 import { haveAssets, shared } from "./assets";
 import { dynact } from "./cli-harness";
+import { sentencePieceTokenizerJson } from "./sentencepiece-json";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "dynact-study-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -77,5 +83,50 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "data/t
     const r = dynact(...args);
     expect(r.code).toBe(0);
     expect(r.stderr).not.toMatch(/calibrating/);
+  });
+});
+
+describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "data/tinystories_val.txt"))("study and the tokenizer's BOS", () => {
+  // A task of 2 items, fewer than the study's --limit of 5.
+  const small = path.join(dir, "small.jsonl");
+  writeFileSync(small, [
+    { context: "Tom had a red ball. He", choices: ["was happy.", "ran."], label: 0 },
+    { context: "Lily saw a big dog.", choices: ["She smiled.", "Zxq."], label: 0 },
+  ].map((x) => JSON.stringify(x)).join("\n") + "\n");
+  let run: Awaited<ReturnType<typeof study>> | undefined;
+
+  test("every window starts from the tokenizer's BOS (it was id 1 whatever the tokenizer said)", async () => {
+    // tok512 as a tokenizer.json whose BOS is </s> (id 2): a vocabulary whose BOS is not 1, as LLaMA-3's is not.
+    const tokDir = path.join(dir, "bos2-tokenizer");
+    mkdirSync(tokDir, { recursive: true });
+    const { json, config } = sentencePieceTokenizerJson(readLlama2cTokenizer(shared("models/tok512.bin")));
+    writeFileSync(path.join(tokDir, "tokenizer.json"), JSON.stringify(json));
+    writeFileSync(path.join(tokDir, "tokenizer_config.json"), JSON.stringify({ ...config, bos_token: "</s>" }));
+    const model = shared("models/stories260K.bin");
+    const text = shared("data/tinystories_val.txt");
+    const loaded = loadModel(model, { tokenizer: tokDir });
+    expect(loaded.tokenizer.bosId).toBe(2);
+    const r = await study({
+      models: [model], tokenizer: tokDir, text, tasks: [small], outDir: path.join(dir, "bos2"), quick: true, maxTokens: 60, ctx: 16,
+      speedSteps: 4, limit: 5,
+    });
+    run = r;
+    const ids = readTextTokens(text, loaded.tokenizer, 60);
+    const withBos = perplexity(loaded, ids, { ctx: 16 });
+    const withOne = perplexity(loaded.model, ids, { ctx: 16, bos: 1 });
+    expect(withBos.perplexity).not.toBeCloseTo(withOne.perplexity, 3);
+    const dense = r.cells.find((c) => c.family === "dense")!;
+    expect(dense.perplexity).toBeCloseTo(withBos.perplexity, 10);
+    expect(dense.tokens).toBe(60);
+  });
+
+  test("the report says how many items each task had scored, not --limit when a task has fewer", () => {
+    expect(run!.cells[0].tasks.map((t) => t.n)).toEqual([2]);
+    const out = path.join(dir, "bos2-report");
+    mkdirSync(out, { recursive: true });
+    writeReport(run!, out);
+    const md = readFileSync(path.join(out, "report.md"), "utf8");
+    expect(md).toContain("2 items of `small.jsonl`");
+    expect(md).not.toContain("5 items of");
   });
 });

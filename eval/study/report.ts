@@ -90,7 +90,7 @@ function markdown(r: StudyResult): string {
   out.push("# dynact study: dynamic activation in LLaMA models", "");
   out.push(`Created ${r.created}${o.quick ? " (quick matrix)" : ""}. Perplexity on the first ${o.eval_tokens} tokens of \`${path.basename(o.text)}\` ` +
     `(windows of ${o.ctx - 1} tokens from BOS); thresholds calibrated on the next ${o.calibration_tokens} tokens; ` +
-    `${o.tasks.length ? `${o.limit} items of ${o.tasks.map((t) => `\`${path.basename(t)}\``).join(", ")}` : "no tasks"}; ` +
+    `${o.tasks.length ? taskItems(r) : "no tasks"}; ` +
     `decode speed over ${o.speed_steps} positions, one thread. Accuracy runs in mask mode (dense compute, zeros outside the ` +
     "active set); speed runs the sparse kernels (gather; keep/skip).", "");
   out.push("## Models", "", "| model | activation | dim | hidden | layers | heads / KV | exact zeros of act(W_gate x), per layer |", "|---|---|---|---|---|---|---|");
@@ -188,6 +188,17 @@ function delta(c: CellResult, dense: CellResult | undefined): string {
   if (!dense || c === dense) return "–";
   const d = c.perplexity / dense.perplexity - 1;
   return `${d >= 0 ? "+" : ""}${(100 * d).toFixed(1)}%`;
+}
+
+/**
+ * The items scored per task: --limit, or fewer when a task has fewer (the report said "--limit items" of a task
+ * that had fewer, e.g. 1000 items of a 500-item OpenBookQA).
+ */
+function taskItems(r: StudyResult): string {
+  const files = r.options.tasks.map((t) => `\`${path.basename(t)}\``);
+  const n = r.options.tasks.map((_, i) => r.cells[0]?.tasks[i]?.n ?? r.options.limit);
+  if (n.every((x) => x === r.options.limit)) return `${r.options.limit} items of ${files.join(", ")}`;
+  return files.map((f, i) => `${n[i]} items of ${f}`).join(", ");
 }
 
 function taskText(c: CellResult): string {
