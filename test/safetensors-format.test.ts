@@ -5,14 +5,16 @@ import os from "node:os";
 import path from "node:path";
 import fc from "fast-check";
 import { afterAll, describe, expect, test } from "vitest";
-import type { Checkpoint } from "../models/checkpoint";
+import { canonicalShapes, type Checkpoint } from "../models/checkpoint";
 import type { LlamaConfig } from "../models/config";
 import { FormatError } from "../models/formats/format-error";
 import { readGgufCheckpoint, writeGguf } from "../models/formats/gguf";
 import { hfConfigJson, parseHfConfig } from "../models/formats/hf-config";
 import { halfSplitToInterleaved, interleavedToHalfSplit } from "../models/formats/hf-permute";
 import { readLlama2cCheckpoint } from "../models/formats/llama2c";
-import { readSafetensorsCheckpoint, readSafetensorsHeader, writeSafetensors } from "../models/formats/safetensors";
+import {
+  hfName, readSafetensorsCheckpoint, readSafetensorsHeader, safetensorsCheckpoint, writeSafetensors, type SafetensorsTensor,
+} from "../models/formats/safetensors";
 import { buildModel, openCheckpoint } from "../models/load";
 import { llama3Frequency } from "../models/rope";
 import { readTensorData } from "../models/weights";
@@ -105,6 +107,29 @@ describe("config.json", () => {
     expect(llama3Frequency(low, s)).toBeCloseTo(low / 8, 15);
     const mid = (2 * Math.PI) / 4096; // smooth = (2 - 1) / 3
     expect(llama3Frequency(mid, s)).toBeCloseTo((2 / 3) * (mid / 8) + (1 / 3) * mid, 15);
+  });
+});
+
+describe("which stored tensors a folder's checkpoint uses", () => {
+  const { config } = parseHfConfig({ architectures: ["LlamaForCausalLM"], hidden_size: 64, intermediate_size: 172,
+    num_hidden_layers: 2, num_attention_heads: 8, num_key_value_heads: 4, vocab_size: 512, max_position_embeddings: 256,
+    rms_norm_eps: 1e-5 }, "c.json");
+  // Headers only: every tensor of the config by its HF name, laid out one after another.
+  const header = (extra: [string, number[]][] = []): Map<string, SafetensorsTensor> => {
+    const m = new Map<string, SafetensorsTensor>();
+    let offset = 8;
+    for (const [name, shape] of [...[...canonicalShapes(config)].map(([n, s]) => [hfName(n), s] as [string, number[]]), ...extra]) {
+      const bytes = 4 * shape.reduce((a, b) => a * b, 1);
+      m.set(name, { dtype: "f32", shape, offset, bytes });
+      offset += bytes;
+    }
+    return m;
+  };
+
+  test("tie_word_embeddings with an lm_head.weight stored: the embedding is the classifier, as in transformers", () => {
+    const ckpt = safetensorsCheckpoint("d", config, true, [{ file: "d/model.safetensors", tensors: header() }]);
+    expect(ckpt.tensors.has("output")).toBe(false); // it used to be the stored lm_head, even one differing from the embedding
+    expect(safetensorsCheckpoint("d", config, false, [{ file: "d/model.safetensors", tensors: header() }]).tensors.has("output")).toBe(true);
   });
 });
 

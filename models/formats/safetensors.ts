@@ -192,6 +192,9 @@ export function safetensorsCheckpoint(dir: string, config: LlamaConfig, tied: bo
       if (shard.listed && !shard.listed.has(hf)) throw new FormatError(shard.file, field, "not listed for this shard in the index");
       const name = canonicalName(hf);
       if (name === null) continue;
+      // With tie_word_embeddings, transformers re-ties lm_head to embed_tokens after loading, so a stored
+      // lm_head.weight is never used: the classifier is the embedding even when the two differ.
+      if (name === "output" && tied) continue;
       const want = name === undefined ? undefined : shapes.get(name);
       if (name === undefined || !want) {
         throw new FormatError(shard.file, field, "unexpected tensor: not part of a LlamaForCausalLM of this config");
