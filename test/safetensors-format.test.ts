@@ -131,6 +131,18 @@ describe("which stored tensors a folder's checkpoint uses", () => {
     expect(ckpt.tensors.has("output")).toBe(false); // it used to be the stored lm_head, even one differing from the embedding
     expect(safetensorsCheckpoint("d", config, false, [{ file: "d/model.safetensors", tensors: header() }]).tensors.has("output")).toBe(true);
   });
+
+  test("rotary_emb.inv_freq buffers are ignored, also when a shard holds them and the index does not list them", () => {
+    const inv: [string, number[]][] = [["model.layers.0.self_attn.rotary_emb.inv_freq", [4]], ["model.rotary_emb.inv_freq", [4]]];
+    const tensors = header(inv);
+    const listed = new Set([...header().keys()]);
+    const ckpt = safetensorsCheckpoint("d", config, false, [{ file: "d/s.safetensors", tensors, listed }]);
+    expect(ckpt.tensors.size).toBe(canonicalShapes(config).size);
+    // Another tensor the index does not list is still refused.
+    listed.delete("model.norm.weight");
+    expect(() => safetensorsCheckpoint("d", config, false, [{ file: "d/s.safetensors", tensors, listed }]))
+      .toThrow(/model\.norm\.weight: not listed for this shard/);
+  });
 });
 
 describe.runIf(haveAssets("models/stories260K.bin"))("stories260K as a Hugging Face folder", () => {

@@ -118,8 +118,9 @@ const HF_LAYER: Readonly<Record<string, string>> = {
   "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down",
 };
 const LAYER_NAME = /^model\.layers\.(0|[1-9]\d*)\.(.+)\.weight$/;
-// Buffers some exports include: RoPE's inverse frequencies, which we compute.
-const IGNORED = /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/;
+// Buffers some exports include: RoPE's inverse frequencies, which we compute (per layer in older transformers,
+// once per model in newer ones).
+const IGNORED = /^model\.(layers\.\d+\.self_attn\.)?rotary_emb\.inv_freq$/;
 
 /** Canonical name of an HF parameter, null for one we ignore, undefined for one we do not know. */
 export function canonicalName(hf: string): string | null | undefined {
@@ -189,9 +190,10 @@ export function safetensorsCheckpoint(dir: string, config: LlamaConfig, tied: bo
     }
     for (const [hf, t] of shard.tensors) {
       const field = fieldName(hf, "unnamed tensor");
-      if (shard.listed && !shard.listed.has(hf)) throw new FormatError(shard.file, field, "not listed for this shard in the index");
       const name = canonicalName(hf);
+      // Buffers we ignore are ignored whether or not the index lists them (older exports differ on that).
       if (name === null) continue;
+      if (shard.listed && !shard.listed.has(hf)) throw new FormatError(shard.file, field, "not listed for this shard in the index");
       // With tie_word_embeddings, transformers re-ties lm_head to embed_tokens after loading, so a stored
       // lm_head.weight is never used: the classifier is the embedding even when the two differ.
       if (name === "output" && tied) continue;
