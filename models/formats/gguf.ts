@@ -337,8 +337,7 @@ export function ggufCheckpoint(g: GgufFile, path: string): Checkpoint {
   const m = g.metadata;
   const arch = metaString(m, "general.architecture", path);
   if (arch !== "llama") throw new FormatError(path, "general.architecture", `${brief(arch)} is not supported (only llama)`);
-  const scaling = metaString(m, "llama.rope.scaling.type", path, "none");
-  if (scaling !== "none") throw new FormatError(path, "llama.rope.scaling.type", `RoPE scaling ${brief(scaling)} is not supported`);
+  ropeScalingNone(m, path);
   const embedding = g.tensors.find((t) => t.name === "token_embd.weight");
   if (!embedding) throw new FormatError(path, "token_embd.weight", "tensor missing");
   const nHeads = metaInt(m, "llama.attention.head_count", path);
@@ -382,6 +381,24 @@ export function ggufCheckpoint(g: GgufFile, path: string): Checkpoint {
     if (name !== "output" && !tensors.has(name)) throw new FormatError(path, `${name}.weight`, "tensor missing");
   }
   return { path, format: "gguf", config, tensors };
+}
+
+/**
+ * Refuse RoPE scaling as llama.cpp would apply it. It reads llama.rope.scaling.factor (or the older
+ * llama.rope.scale_linear) and applies it as *linear* scaling when llama.rope.scaling.type is absent; only type
+ * "none" turns a factor off. A factor of 0 or 1 scales nothing.
+ */
+function ropeScalingNone(m: GgufMetadata, path: string): void {
+  const typeKey = "llama.rope.scaling.type";
+  const type = metaString(m, typeKey, path, "linear");
+  if (type === "none") return;
+  const factorKey = m.has("llama.rope.scaling.factor") ? "llama.rope.scaling.factor" : "llama.rope.scale_linear";
+  const factor = metaFloat(m, factorKey, path, 0);
+  if (type !== "linear") throw new FormatError(path, typeKey, `RoPE scaling ${brief(type)} is not supported`);
+  if (factor !== 0 && factor !== 1) {
+    const implied = m.has(typeKey) ? "" : ` (llama.cpp's default when ${typeKey} is absent)`;
+    throw new FormatError(path, factorKey, `${factor}: linear RoPE scaling${implied} is not supported`);
+  }
 }
 
 export interface GgufWriteOptions {
