@@ -231,4 +231,12 @@ describe("llama.* keys that change the math", () => {
     expect(checkpoint([["llama.rope.scale_linear", f32(0)]]).config).toEqual(config);
     expect(checkpoint([["llama.rope.scaling.type", { type: "string", value: "none" }], ["llama.rope.scaling.factor", f32(8)]]).config).toEqual(config);
   });
+
+  test("attention.key_length / value_length other than embedding_length / head_count are refused by name", () => {
+    const u32 = (value: number): GgufValue => ({ type: "u32", value });
+    expect(checkpoint([["llama.attention.key_length", u32(16)], ["llama.attention.value_length", u32(16)]]).config).toEqual(config);
+    expect(() => checkpoint([["llama.attention.key_length", u32(8)]]))
+      .toThrow(/t\.gguf: llama\.attention\.key_length: 8 differs from embedding_length \/ head_count = 16/);
+    expect(() => checkpoint([["llama.attention.value_length", u32(32)]])).toThrow(/llama\.attention\.value_length: 32 differs/);
+  });
 });

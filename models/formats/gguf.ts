@@ -358,6 +358,14 @@ export function ggufCheckpoint(g: GgufFile, path: string): Checkpoint {
   if (ropeDims !== headSize(config)) {
     throw new FormatError(path, "llama.rope.dimension_count", `${ropeDims} differs from the head size ${headSize(config)} (partial RoPE is not supported)`);
   }
+  // llama.cpp sizes heads by these keys (default embedding_length / head_count); another size is refused here by
+  // name, rather than later by a tensor's shape or, for a file whose tensors still fit, not at all.
+  for (const key of ["llama.attention.key_length", "llama.attention.value_length"]) {
+    const n = metaInt(m, key, path, headSize(config));
+    if (n !== headSize(config)) {
+      throw new FormatError(path, key, `${n} differs from embedding_length / head_count = ${headSize(config)} (other head sizes are not supported)`);
+    }
+  }
   const vocab = metaInt(m, "llama.vocab_size", path, config.vocabSize);
   if (vocab !== config.vocabSize) {
     throw new FormatError(path, "llama.vocab_size", `${vocab} disagrees with token_embd's ${config.vocabSize} rows`);
