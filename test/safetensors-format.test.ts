@@ -87,6 +87,7 @@ describe("config.json", () => {
     ["a missing size", { hidden_size: undefined }, "hidden_size"],
     ["a fractional size", { intermediate_size: 17.5 }, "intermediate_size"],
     ["heads that do not divide the width", { num_attention_heads: 7 }, "nHeads"],
+    ["a partial rotary factor", { partial_rotary_factor: 0.5 }, "partial_rotary_factor"],
     ["a string for tie_word_embeddings", { tie_word_embeddings: "yes" }, "tie_word_embeddings"],
   ])("%s → FormatError naming the field", (_, patch, field) => {
     const err = (() => {

@@ -78,6 +78,11 @@ export function parseHfConfig(json: unknown, file: string): HfLlamaConfig {
   if (j.head_dim !== undefined && j.head_dim !== null && j.head_dim !== config.dim / nHeads) {
     throw new FormatError(file, "head_dim", `${brief(j.head_dim)} differs from hidden_size / num_attention_heads = ${config.dim / nHeads}`);
   }
+  // transformers' RoPE setup rotates only this fraction of each head when it is set; we rotate all of it.
+  const partial = j.partial_rotary_factor;
+  if (partial !== undefined && partial !== null && partial !== 1) {
+    throw new FormatError(file, "partial_rotary_factor", `${brief(partial)} is not supported (RoPE over whole heads only)`);
+  }
   const tied = j.tie_word_embeddings ?? false;
   if (typeof tied !== "boolean") throw new FormatError(file, "tie_word_embeddings", `${brief(tied)} is not a boolean`);
   return { config, tied };
