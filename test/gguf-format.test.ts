@@ -202,8 +202,8 @@ describe("llama.* keys that change the math", () => {
       ["general.architecture", { type: "string", value: "llama" }], ["llama.context_length", u32(16)],
       ["llama.embedding_length", u32(32)], ["llama.block_count", u32(1)], ["llama.feed_forward_length", u32(64)],
       ["llama.attention.head_count", u32(2)], ["llama.attention.head_count_kv", u32(1)],
-      ["llama.attention.layer_norm_rms_epsilon", { type: "f32", value: 1e-5 }], ...extra,
-    ];
+      ["llama.attention.layer_norm_rms_epsilon", { type: "f32", value: 1e-5 }],
+    ].filter(([k]) => !extra.some(([e]) => e === k)).concat(extra) as [string, GgufValue][]; // extra replaces a key
     let offset = 0;
     const tensors = [...canonicalShapes(config)].filter(([n]) => n !== "output").map(([name, shape]) => {
       const t = { name: `${name}.weight`, shape, dtype: "f32" as const, offset };
@@ -216,6 +216,13 @@ describe("llama.* keys that change the math", () => {
 
   test("the plain header reads as the config", () => {
     expect(checkpoint([]).config).toEqual(config);
+  });
+
+  test("an impossible config names the GGUF key, not LlamaConfig's field", () => {
+    expect(() => checkpoint([["llama.attention.layer_norm_rms_epsilon", { type: "f32", value: 0 }]]))
+      .toThrow("t.gguf: llama.attention.layer_norm_rms_epsilon: bad value 0");
+    expect(() => checkpoint([["llama.attention.head_count_kv", { type: "u32", value: 0 }]]))
+      .toThrow("t.gguf: llama.attention.head_count_kv: must be a positive integer, got 0");
   });
 
   test("a RoPE scaling factor without a type is linear scaling in llama.cpp: refused, not ignored", () => {

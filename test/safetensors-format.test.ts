@@ -86,8 +86,13 @@ describe("config.json", () => {
     ["a head_dim that is not hidden/heads", { head_dim: 16 }, "head_dim"],
     ["a missing size", { hidden_size: undefined }, "hidden_size"],
     ["a fractional size", { intermediate_size: 17.5 }, "intermediate_size"],
-    ["heads that do not divide the width", { num_attention_heads: 7 }, "nHeads"],
+    ["heads that do not divide the width", { num_attention_heads: 7 }, "num_attention_heads"],
+    ["a zero rms_norm_eps", { rms_norm_eps: 0 }, "rms_norm_eps"],
+    ["a negative rope_theta", { rope_theta: -1 }, "rope_theta"],
+    ["KV heads that do not divide the heads", { num_key_value_heads: 3 }, "num_key_value_heads"],
     ["a partial rotary factor", { partial_rotary_factor: 0.5 }, "partial_rotary_factor"],
+    ["a head_dim that is a string", { head_dim: "8" }, "head_dim"],
+    ["architectures that is not a list", { architectures: "LlamaForCausalLM" }, "architectures"],
     ["a string for tie_word_embeddings", { tie_word_embeddings: "yes" }, "tie_word_embeddings"],
   ])("%s → FormatError naming the field", (_, patch, field) => {
     const err = (() => {
@@ -99,6 +104,13 @@ describe("config.json", () => {
     })();
     expect(err).toBeInstanceOf(FormatError);
     expect((err as FormatError).field).toBe(field);
+  });
+
+  test("messages say what is wrong with the value, in the file's own terms", () => {
+    expect(() => parseHfConfig({ ...base, head_dim: "8" }, "c.json")).toThrow('c.json: head_dim: "8" is not an integer');
+    expect(() => parseHfConfig({ ...base, architectures: "LlamaForCausalLM" }, "c.json")).toThrow('c.json: architectures: "LlamaForCausalLM" is not a list');
+    expect(() => parseHfConfig({ ...base, rms_norm_eps: 0 }, "c.json")).toThrow("c.json: rms_norm_eps: bad value 0");
+    expect(parseHfConfig({ ...base, partial_rotary_factor: 1, head_dim: 8 }, "c.json").config.nHeads).toBe(8);
   });
 
   test("llama3Frequency keeps high frequencies, divides low ones by the factor, blends between", () => {

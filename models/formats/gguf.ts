@@ -9,7 +9,7 @@ import type { Checkpoint, TensorEntry } from "../checkpoint";
 import { canonicalShapes } from "../checkpoint";
 import { headSize, validateConfig, type LlamaConfig } from "../config";
 import { tensorSource } from "../weights";
-import { brief, fieldName, FormatError } from "./format-error";
+import { brief, fieldName, FormatError, withFileKeys } from "./format-error";
 import {
   GGUF_TYPES, metaFloat, metaInt, metaString, type GgufArray, type GgufData, type GgufMetadata, type GgufType, type GgufValue,
 } from "./gguf-metadata";
@@ -332,6 +332,13 @@ function tensorInfo(t: RawInfo, alignment: number, dataOffset: number, fileSize:
   return { name: t.name, dtype: t.dtype, shape, offset: dataOffset + t.offset, bytes };
 }
 
+// GGUF keys of LlamaConfig's fields, for validateConfig's messages (vocabSize is token_embd's row count).
+const GGUF_KEYS: Readonly<Record<string, string>> = {
+  dim: "llama.embedding_length", hiddenDim: "llama.feed_forward_length", nLayers: "llama.block_count",
+  nHeads: "llama.attention.head_count", nKvHeads: "llama.attention.head_count_kv", vocabSize: "token_embd.weight",
+  seqLen: "llama.context_length", ropeTheta: "llama.rope.freq_base", normEps: "llama.attention.layer_norm_rms_epsilon",
+};
+
 /** The llama model a GGUF header describes: config from the `llama.*` keys, tensors by canonical name. */
 export function ggufCheckpoint(g: GgufFile, path: string): Checkpoint {
   const m = g.metadata;
@@ -353,7 +360,7 @@ export function ggufCheckpoint(g: GgufFile, path: string): Checkpoint {
     normEps: metaFloat(m, "llama.attention.layer_norm_rms_epsilon", path),
     ...readDynactKeys(m, path),
   };
-  validateConfig(config, path);
+  withFileKeys(path, GGUF_KEYS, () => validateConfig(config, path));
   const ropeDims = metaInt(m, "llama.rope.dimension_count", path, headSize(config));
   if (ropeDims !== headSize(config)) {
     throw new FormatError(path, "llama.rope.dimension_count", `${ropeDims} differs from the head size ${headSize(config)} (partial RoPE is not supported)`);

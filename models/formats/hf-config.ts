@@ -2,7 +2,7 @@
 // math and that we do not implement (biases, partial heads, other RoPE scalings) is refused, never ignored.
 import { readFileSync } from "node:fs";
 import { validateConfig, type ActivationName, type Llama3RopeScaling, type LlamaConfig } from "../config";
-import { brief, FormatError } from "./format-error";
+import { brief, FormatError, withFileKeys } from "./format-error";
 
 export interface HfLlamaConfig {
   config: LlamaConfig;
@@ -12,6 +12,13 @@ export interface HfLlamaConfig {
 
 export type HfDType = "f32" | "f16" | "bf16";
 const TORCH_DTYPE: Record<HfDType, string> = { f32: "float32", f16: "float16", bf16: "bfloat16" };
+
+// config.json keys of LlamaConfig's fields, for validateConfig's messages.
+const HF_KEYS: Readonly<Record<string, string>> = {
+  dim: "hidden_size", hiddenDim: "intermediate_size", nLayers: "num_hidden_layers", nHeads: "num_attention_heads",
+  nKvHeads: "num_key_value_heads", vocabSize: "vocab_size", seqLen: "max_position_embeddings", ropeTheta: "rope_theta",
+  normEps: "rms_norm_eps",
+};
 
 // hidden_act names (transformers' ACT2FN) we run exactly.
 const HF_ACTIVATIONS: Readonly<Record<string, ActivationName>> = { silu: "silu", swish: "silu", relu: "relu" };
@@ -37,7 +44,8 @@ export function parseHfConfig(json: unknown, file: string): HfLlamaConfig {
   const j = json;
   const archs = j.architectures;
   if (archs !== undefined) {
-    if (!Array.isArray(archs) || !archs.includes("LlamaForCausalLM")) {
+    if (!Array.isArray(archs)) throw new FormatError(file, "architectures", `${brief(archs)} is not a list`);
+    if (!archs.includes("LlamaForCausalLM")) {
       throw new FormatError(file, "architectures", `${brief(archs)} is not supported (only LlamaForCausalLM)`);
     }
   } else if (j.model_type !== "llama") {
@@ -74,9 +82,12 @@ export function parseHfConfig(json: unknown, file: string): HfLlamaConfig {
   };
   const scaling = ropeScaling(j.rope_scaling, file);
   if (scaling) config.ropeScaling = scaling;
-  validateConfig(config, file);
-  if (j.head_dim !== undefined && j.head_dim !== null && j.head_dim !== config.dim / nHeads) {
-    throw new FormatError(file, "head_dim", `${brief(j.head_dim)} differs from hidden_size / num_attention_heads = ${config.dim / nHeads}`);
+  withFileKeys(file, HF_KEYS, () => validateConfig(config, file));
+  if (j.head_dim !== undefined && j.head_dim !== null) {
+    const headDim = int("head_dim");
+    if (headDim !== config.dim / nHeads) {
+      throw new FormatError(file, "head_dim", `${headDim} differs from hidden_size / num_attention_heads = ${config.dim / nHeads}`);
+    }
   }
   // transformers' RoPE setup rotates only this fraction of each head when it is set; we rotate all of it.
   const partial = j.partial_rotary_factor;
