@@ -196,14 +196,14 @@ describe("llama.* keys that change the math", () => {
   // A header for a tiny tied llama (head size 16), tensors laid out but not written: ggufCheckpoint reads no data.
   const config = { dim: 32, hiddenDim: 64, nLayers: 1, nHeads: 2, nKvHeads: 1, vocabSize: 32, seqLen: 16,
     ropeTheta: 10000, normEps: 1e-5, activation: "silu" as const };
-  const checkpoint = (extra: [string, GgufValue][]) => {
+  const checkpoint = (extra: [string, GgufValue][], drop: string[] = []) => {
     const u32 = (value: number): GgufValue => ({ type: "u32", value });
     const meta: [string, GgufValue][] = [
       ["general.architecture", { type: "string", value: "llama" }], ["llama.context_length", u32(16)],
       ["llama.embedding_length", u32(32)], ["llama.block_count", u32(1)], ["llama.feed_forward_length", u32(64)],
       ["llama.attention.head_count", u32(2)], ["llama.attention.head_count_kv", u32(1)],
       ["llama.attention.layer_norm_rms_epsilon", { type: "f32", value: 1e-5 }],
-    ].filter(([k]) => !extra.some(([e]) => e === k)).concat(extra) as [string, GgufValue][]; // extra replaces a key
+    ].filter(([k]) => !extra.some(([e]) => e === k) && !drop.includes(k as string)).concat(extra) as [string, GgufValue][]; // extra replaces a key
     let offset = 0;
     const tensors = [...canonicalShapes(config)].filter(([n]) => n !== "output").map(([name, shape]) => {
       const t = { name: `${name}.weight`, shape, dtype: "f32" as const, offset };
@@ -216,6 +216,11 @@ describe("llama.* keys that change the math", () => {
 
   test("the plain header reads as the config", () => {
     expect(checkpoint([]).config).toEqual(config);
+  });
+
+  test("without llama.attention.head_count_kv there are head_count KV heads: a GQA file says so when K does not fit", () => {
+    expect(() => checkpoint([], ["llama.attention.head_count_kv"]))
+      .toThrow("t.gguf: blk.0.attn_k.weight: shape [16, 32] but the config needs [32, 32] (llama.attention.head_count_kv 2: absent, so head_count)");
   });
 
   test("an impossible config names the GGUF key, not LlamaConfig's field", () => {

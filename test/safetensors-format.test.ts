@@ -145,6 +145,11 @@ describe("which stored tensors a folder's checkpoint uses", () => {
     expect(safetensorsCheckpoint("d", config, false, [{ file: "d/model.safetensors", tensors: header() }]).tensors.has("output")).toBe(true);
   });
 
+  test("K/V that do not fit say how many KV heads config.json gave (num_key_value_heads defaults to the heads)", () => {
+    expect(() => safetensorsCheckpoint("d", { ...config, nKvHeads: 8 }, true, [{ file: "d/model.safetensors", tensors: header() }]))
+      .toThrow("d/model.safetensors: model.layers.0.self_attn.k_proj.weight: shape [32, 64] but config.json needs [64, 64] (num_key_value_heads 8)");
+  });
+
   test("rotary_emb.inv_freq buffers are ignored, also when a shard holds them and the index does not list them", () => {
     const inv: [string, number[]][] = [["model.layers.0.self_attn.rotary_emb.inv_freq", [4]], ["model.rotary_emb.inv_freq", [4]]];
     const tensors = header(inv);

@@ -388,7 +388,10 @@ export function ggufCheckpoint(g: GgufFile, path: string): Checkpoint {
         "unexpected tensor: not part of a llama model (biases, RoPE factors and experts are not supported)");
     }
     if (want.length !== t.shape.length || want.some((d, i) => d !== t.shape[i])) {
-      throw new FormatError(path, t.name, `shape [${t.shape.join(", ")}] but the config needs [${want.join(", ")}]`);
+      // K/V rows follow head_count_kv, which defaults to head_count when absent: say which it was.
+      const kv = !/\.attn_[kv]$/.test(name) ? ""
+        : ` (llama.attention.head_count_kv ${config.nKvHeads}${m.has("llama.attention.head_count_kv") ? "" : ": absent, so head_count"})`;
+      throw new FormatError(path, t.name, `shape [${t.shape.join(", ")}] but the config needs [${want.join(", ")}]${kv}`);
     }
     tensors.set(name, { name, dtype: t.dtype, shape: t.shape, fileOffset: t.offset });
   }

@@ -203,7 +203,9 @@ export function safetensorsCheckpoint(dir: string, config: LlamaConfig, tied: bo
       }
       if (tensors.has(name)) throw new FormatError(shard.file, field, "appears twice");
       if (want.length !== t.shape.length || want.some((d, i) => d !== t.shape[i])) {
-        throw new FormatError(shard.file, field, `shape [${t.shape.join(", ")}] but config.json needs [${want.join(", ")}]`);
+        // K/V rows follow num_key_value_heads, which defaults to num_attention_heads when absent: say which it was.
+        const kv = /\.attn_[kv]$/.test(name) ? ` (num_key_value_heads ${config.nKvHeads})` : "";
+        throw new FormatError(shard.file, field, `shape [${t.shape.join(", ")}] but config.json needs [${want.join(", ")}]${kv}`);
       }
       const entry: TensorEntry = { name, dtype: t.dtype, shape: t.shape, fileOffset: t.offset, file: shard.file };
       if (name.endsWith(".attn_q")) entry.permute = { heads: config.nHeads };
