@@ -106,6 +106,22 @@ describe("config.json", () => {
     expect((err as FormatError).field).toBe(field);
   });
 
+  test("transformers 5's rope_parameters: rope_theta and llama3 scaling read from it (they were ignored: theta 10000)", () => {
+    const llama3 = { factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 };
+    const v5 = (rope_parameters: unknown, extra: Record<string, unknown> = {}) => parseHfConfig({ ...base, rope_parameters, ...extra }, "c.json").config;
+    expect(v5({ rope_type: "default", rope_theta: 500000 })).toMatchObject({ ropeTheta: 500000 });
+    expect(v5({ rope_theta: 500000 })).toMatchObject({ ropeTheta: 500000 });
+    expect(v5({ rope_type: "llama3", rope_theta: 500000, ...llama3 })).toMatchObject({ ropeTheta: 500000,
+      ropeScaling: { type: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 8192 } });
+    expect(v5({ rope_type: "default", rope_theta: 500000 }, { rope_theta: 10000 }).ropeTheta).toBe(500000); // inside wins
+    expect(v5({ rope_type: "default" }, { rope_theta: 20000 }).ropeTheta).toBe(20000);
+    expect(() => v5({ rope_type: "yarn", rope_theta: 1e6, factor: 4 })).toThrow('c.json: rope_parameters: type "yarn" is not supported');
+    expect(() => v5({ rope_type: "default", rope_theta: "1e6" })).toThrow('c.json: rope_parameters.rope_theta: "1e6" is not a number');
+    expect(() => v5({ rope_type: "llama3", rope_theta: 5e5, factor: 8 })).toThrow("c.json: rope_parameters.low_freq_factor:");
+    // A non-empty rope_scaling is read first, as transformers does.
+    expect(v5({ rope_type: "yarn", factor: 4 }, { rope_scaling: { rope_type: "llama3", ...llama3 } }).ropeScaling?.factor).toBe(8);
+  });
+
   test("messages say what is wrong with the value, in the file's own terms", () => {
     expect(() => parseHfConfig({ ...base, head_dim: "8" }, "c.json")).toThrow('c.json: head_dim: "8" is not an integer');
     expect(() => parseHfConfig({ ...base, architectures: "LlamaForCausalLM" }, "c.json")).toThrow('c.json: architectures: "LlamaForCausalLM" is not a list');
