@@ -5,8 +5,8 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
 import { quantize } from "../engine/quant";
-import type { Checkpoint } from "../models/checkpoint";
-import { encodeGgufHeader, parseGgufHeader, readGgufCheckpoint, readGgufFile, readGgufTokenizer, writeGguf } from "../models/formats/gguf";
+import { canonicalShapes, type Checkpoint } from "../models/checkpoint";
+import { encodeGgufHeader, ggufCheckpoint, parseGgufHeader, readGgufCheckpoint, readGgufFile, readGgufTokenizer, writeGguf } from "../models/formats/gguf";
 import { metaFloat, metaInt, metaString, type GgufValue } from "../models/formats/gguf-metadata";
 import { readLlama2cCheckpoint } from "../models/formats/llama2c";
 import { generate } from "../models/generate";
@@ -189,5 +189,66 @@ describe("metadata values", () => {
     const head = encodeGgufHeader([["b", { type: "bool", value: true }]], []);
     head[head.length - 1] = 2;
     expect(() => parseGgufHeader(head, head.length, "v.gguf")).toThrow(/v\.gguf: b: bool byte is 2/);
+  });
+});
+
+describe("llama.* keys that change the math", () => {
+  // A header for a tiny tied llama (head size 16), tensors laid out but not written: ggufCheckpoint reads no data.
+  const config = { dim: 32, hiddenDim: 64, nLayers: 1, nHeads: 2, nKvHeads: 1, vocabSize: 32, seqLen: 16,
+    ropeTheta: 10000, normEps: 1e-5, activation: "silu" as const };
+  const checkpoint = (extra: [string, GgufValue][], drop: string[] = []) => {
+    const u32 = (value: number): GgufValue => ({ type: "u32", value });
+    const meta: [string, GgufValue][] = [
+      ["general.architecture", { type: "string", value: "llama" }], ["llama.context_length", u32(16)],
+      ["llama.embedding_length", u32(32)], ["llama.block_count", u32(1)], ["llama.feed_forward_length", u32(64)],
+      ["llama.attention.head_count", u32(2)], ["llama.attention.head_count_kv", u32(1)],
+      ["llama.attention.layer_norm_rms_epsilon", { type: "f32", value: 1e-5 }],
+    ].filter(([k]) => !extra.some(([e]) => e === k) && !drop.includes(k as string)).concat(extra) as [string, GgufValue][]; // extra replaces a key
+    let offset = 0;
+    const tensors = [...canonicalShapes(config)].filter(([n]) => n !== "output").map(([name, shape]) => {
+      const t = { name: `${name}.weight`, shape, dtype: "f32" as const, offset };
+      offset += Math.ceil((4 * shape.reduce((a, b) => a * b, 1)) / 32) * 32;
+      return t;
+    });
+    const head = encodeGgufHeader(meta, tensors);
+    return ggufCheckpoint(parseGgufHeader(head, Math.ceil(head.length / 32) * 32 + offset, "t.gguf"), "t.gguf");
+  };
+
+  test("the plain header reads as the config", () => {
+    expect(checkpoint([]).config).toEqual(config);
+  });
+
+  test("without llama.attention.head_count_kv there are head_count KV heads: a GQA file says so when K does not fit", () => {
+    expect(() => checkpoint([], ["llama.attention.head_count_kv"]))
+      .toThrow("t.gguf: blk.0.attn_k.weight: shape [16, 32] but the config needs [32, 32] (llama.attention.head_count_kv 2: absent, so head_count)");
+  });
+
+  test("an impossible config names the GGUF key, not LlamaConfig's field", () => {
+    expect(() => checkpoint([["llama.attention.layer_norm_rms_epsilon", { type: "f32", value: 0 }]]))
+      .toThrow("t.gguf: llama.attention.layer_norm_rms_epsilon: bad value 0");
+    expect(() => checkpoint([["llama.attention.head_count_kv", { type: "u32", value: 0 }]]))
+      .toThrow("t.gguf: llama.attention.head_count_kv: must be a positive integer, got 0");
+  });
+
+  test("a RoPE scaling factor without a type is linear scaling in llama.cpp: refused, not ignored", () => {
+    const f32 = (value: number): GgufValue => ({ type: "f32", value });
+    expect(() => checkpoint([["llama.rope.scaling.factor", f32(4)]]))
+      .toThrow(/t\.gguf: llama\.rope\.scaling\.factor: 4: linear RoPE scaling \(llama\.cpp's default/);
+    expect(() => checkpoint([["llama.rope.scale_linear", f32(2)]])).toThrow(/t\.gguf: llama\.rope\.scale_linear: 2: linear RoPE/);
+    expect(() => checkpoint([["llama.rope.scaling.type", { type: "string", value: "linear" }], ["llama.rope.scaling.factor", f32(2)]]))
+      .toThrow(/llama\.rope\.scaling\.factor: 2: linear RoPE scaling is not supported/);
+    expect(() => checkpoint([["llama.rope.scaling.type", { type: "string", value: "yarn" }]])).toThrow(/llama\.rope\.scaling\.type: RoPE scaling "yarn"/);
+    // A factor of 1 (or 0, llama.cpp's "unset") scales nothing, and type "none" turns any factor off.
+    expect(checkpoint([["llama.rope.scaling.factor", f32(1)]]).config).toEqual(config);
+    expect(checkpoint([["llama.rope.scale_linear", f32(0)]]).config).toEqual(config);
+    expect(checkpoint([["llama.rope.scaling.type", { type: "string", value: "none" }], ["llama.rope.scaling.factor", f32(8)]]).config).toEqual(config);
+  });
+
+  test("attention.key_length / value_length other than embedding_length / head_count are refused by name", () => {
+    const u32 = (value: number): GgufValue => ({ type: "u32", value });
+    expect(checkpoint([["llama.attention.key_length", u32(16)], ["llama.attention.value_length", u32(16)]]).config).toEqual(config);
+    expect(() => checkpoint([["llama.attention.key_length", u32(8)]]))
+      .toThrow(/t\.gguf: llama\.attention\.key_length: 8 differs from embedding_length \/ head_count = 16/);
+    expect(() => checkpoint([["llama.attention.value_length", u32(32)]])).toThrow(/llama\.attention\.value_length: 32 differs/);
   });
 });

@@ -5,14 +5,16 @@ import os from "node:os";
 import path from "node:path";
 import fc from "fast-check";
 import { afterAll, describe, expect, test } from "vitest";
-import type { Checkpoint } from "../models/checkpoint";
+import { canonicalShapes, type Checkpoint } from "../models/checkpoint";
 import type { LlamaConfig } from "../models/config";
 import { FormatError } from "../models/formats/format-error";
 import { readGgufCheckpoint, writeGguf } from "../models/formats/gguf";
 import { hfConfigJson, parseHfConfig } from "../models/formats/hf-config";
 import { halfSplitToInterleaved, interleavedToHalfSplit } from "../models/formats/hf-permute";
 import { readLlama2cCheckpoint } from "../models/formats/llama2c";
-import { readSafetensorsCheckpoint, readSafetensorsHeader, writeSafetensors } from "../models/formats/safetensors";
+import {
+  hfName, readSafetensorsCheckpoint, readSafetensorsHeader, safetensorsCheckpoint, writeSafetensors, type SafetensorsTensor,
+} from "../models/formats/safetensors";
 import { buildModel, openCheckpoint } from "../models/load";
 import { llama3Frequency } from "../models/rope";
 import { readTensorData } from "../models/weights";
@@ -84,7 +86,13 @@ describe("config.json", () => {
     ["a head_dim that is not hidden/heads", { head_dim: 16 }, "head_dim"],
     ["a missing size", { hidden_size: undefined }, "hidden_size"],
     ["a fractional size", { intermediate_size: 17.5 }, "intermediate_size"],
-    ["heads that do not divide the width", { num_attention_heads: 7 }, "nHeads"],
+    ["heads that do not divide the width", { num_attention_heads: 7 }, "num_attention_heads"],
+    ["a zero rms_norm_eps", { rms_norm_eps: 0 }, "rms_norm_eps"],
+    ["a negative rope_theta", { rope_theta: -1 }, "rope_theta"],
+    ["KV heads that do not divide the heads", { num_key_value_heads: 3 }, "num_key_value_heads"],
+    ["a partial rotary factor", { partial_rotary_factor: 0.5 }, "partial_rotary_factor"],
+    ["a head_dim that is a string", { head_dim: "8" }, "head_dim"],
+    ["architectures that is not a list", { architectures: "LlamaForCausalLM" }, "architectures"],
     ["a string for tie_word_embeddings", { tie_word_embeddings: "yes" }, "tie_word_embeddings"],
   ])("%s → FormatError naming the field", (_, patch, field) => {
     const err = (() => {
@@ -98,6 +106,29 @@ describe("config.json", () => {
     expect((err as FormatError).field).toBe(field);
   });
 
+  test("transformers 5's rope_parameters: rope_theta and llama3 scaling read from it (they were ignored: theta 10000)", () => {
+    const llama3 = { factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 };
+    const v5 = (rope_parameters: unknown, extra: Record<string, unknown> = {}) => parseHfConfig({ ...base, rope_parameters, ...extra }, "c.json").config;
+    expect(v5({ rope_type: "default", rope_theta: 500000 })).toMatchObject({ ropeTheta: 500000 });
+    expect(v5({ rope_theta: 500000 })).toMatchObject({ ropeTheta: 500000 });
+    expect(v5({ rope_type: "llama3", rope_theta: 500000, ...llama3 })).toMatchObject({ ropeTheta: 500000,
+      ropeScaling: { type: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 8192 } });
+    expect(v5({ rope_type: "default", rope_theta: 500000 }, { rope_theta: 10000 }).ropeTheta).toBe(500000); // inside wins
+    expect(v5({ rope_type: "default" }, { rope_theta: 20000 }).ropeTheta).toBe(20000);
+    expect(() => v5({ rope_type: "yarn", rope_theta: 1e6, factor: 4 })).toThrow('c.json: rope_parameters: type "yarn" is not supported');
+    expect(() => v5({ rope_type: "default", rope_theta: "1e6" })).toThrow('c.json: rope_parameters.rope_theta: "1e6" is not a number');
+    expect(() => v5({ rope_type: "llama3", rope_theta: 5e5, factor: 8 })).toThrow("c.json: rope_parameters.low_freq_factor:");
+    // A non-empty rope_scaling is read first, as transformers does.
+    expect(v5({ rope_type: "yarn", factor: 4 }, { rope_scaling: { rope_type: "llama3", ...llama3 } }).ropeScaling?.factor).toBe(8);
+  });
+
+  test("messages say what is wrong with the value, in the file's own terms", () => {
+    expect(() => parseHfConfig({ ...base, head_dim: "8" }, "c.json")).toThrow('c.json: head_dim: "8" is not an integer');
+    expect(() => parseHfConfig({ ...base, architectures: "LlamaForCausalLM" }, "c.json")).toThrow('c.json: architectures: "LlamaForCausalLM" is not a list');
+    expect(() => parseHfConfig({ ...base, rms_norm_eps: 0 }, "c.json")).toThrow("c.json: rms_norm_eps: bad value 0");
+    expect(parseHfConfig({ ...base, partial_rotary_factor: 1, head_dim: 8 }, "c.json").config.nHeads).toBe(8);
+  });
+
   test("llama3Frequency keeps high frequencies, divides low ones by the factor, blends between", () => {
     const s = { type: "llama3" as const, factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 8192 };
     expect(llama3Frequency(1, s)).toBe(1); // wavelength 2π
@@ -105,6 +136,46 @@ describe("config.json", () => {
     expect(llama3Frequency(low, s)).toBeCloseTo(low / 8, 15);
     const mid = (2 * Math.PI) / 4096; // smooth = (2 - 1) / 3
     expect(llama3Frequency(mid, s)).toBeCloseTo((2 / 3) * (mid / 8) + (1 / 3) * mid, 15);
+  });
+});
+
+describe("which stored tensors a folder's checkpoint uses", () => {
+  const { config } = parseHfConfig({ architectures: ["LlamaForCausalLM"], hidden_size: 64, intermediate_size: 172,
+    num_hidden_layers: 2, num_attention_heads: 8, num_key_value_heads: 4, vocab_size: 512, max_position_embeddings: 256,
+    rms_norm_eps: 1e-5 }, "c.json");
+  // Headers only: every tensor of the config by its HF name, laid out one after another.
+  const header = (extra: [string, number[]][] = []): Map<string, SafetensorsTensor> => {
+    const m = new Map<string, SafetensorsTensor>();
+    let offset = 8;
+    for (const [name, shape] of [...[...canonicalShapes(config)].map(([n, s]) => [hfName(n), s] as [string, number[]]), ...extra]) {
+      const bytes = 4 * shape.reduce((a, b) => a * b, 1);
+      m.set(name, { dtype: "f32", shape, offset, bytes });
+      offset += bytes;
+    }
+    return m;
+  };
+
+  test("tie_word_embeddings with an lm_head.weight stored: the embedding is the classifier, as in transformers", () => {
+    const ckpt = safetensorsCheckpoint("d", config, true, [{ file: "d/model.safetensors", tensors: header() }]);
+    expect(ckpt.tensors.has("output")).toBe(false); // it used to be the stored lm_head, even one differing from the embedding
+    expect(safetensorsCheckpoint("d", config, false, [{ file: "d/model.safetensors", tensors: header() }]).tensors.has("output")).toBe(true);
+  });
+
+  test("K/V that do not fit say how many KV heads config.json gave (num_key_value_heads defaults to the heads)", () => {
+    expect(() => safetensorsCheckpoint("d", { ...config, nKvHeads: 8 }, true, [{ file: "d/model.safetensors", tensors: header() }]))
+      .toThrow("d/model.safetensors: model.layers.0.self_attn.k_proj.weight: shape [32, 64] but config.json needs [64, 64] (num_key_value_heads 8)");
+  });
+
+  test("rotary_emb.inv_freq buffers are ignored, also when a shard holds them and the index does not list them", () => {
+    const inv: [string, number[]][] = [["model.layers.0.self_attn.rotary_emb.inv_freq", [4]], ["model.rotary_emb.inv_freq", [4]]];
+    const tensors = header(inv);
+    const listed = new Set([...header().keys()]);
+    const ckpt = safetensorsCheckpoint("d", config, false, [{ file: "d/s.safetensors", tensors, listed }]);
+    expect(ckpt.tensors.size).toBe(canonicalShapes(config).size);
+    // Another tensor the index does not list is still refused.
+    listed.delete("model.norm.weight");
+    expect(() => safetensorsCheckpoint("d", config, false, [{ file: "d/s.safetensors", tensors, listed }]))
+      .toThrow(/model\.norm\.weight: not listed for this shard/);
   });
 });
 

@@ -28,3 +28,16 @@ export function brief(value: unknown): string {
   }
   return s.length > 60 ? `${s.slice(0, 60)}…` : s;
 }
+
+/**
+ * Run `check` (e.g. validateConfig, which names LlamaConfig's fields) so that a FormatError it throws names the
+ * file's own key instead: `rms_norm_eps` in a config.json, not `normEps`.
+ */
+export function withFileKeys<T>(file: string, keys: Readonly<Record<string, string>>, check: () => T): T {
+  try {
+    return check();
+  } catch (e) {
+    if (!(e instanceof FormatError) || e.file !== file || !Object.hasOwn(keys, e.field)) throw e;
+    throw new FormatError(file, keys[e.field]!, e.message.slice(`${file}: ${e.field}: `.length));
+  }
+}

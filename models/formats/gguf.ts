@@ -9,7 +9,7 @@ import type { Checkpoint, TensorEntry } from "../checkpoint";
 import { canonicalShapes } from "../checkpoint";
 import { headSize, validateConfig, type LlamaConfig } from "../config";
 import { tensorSource } from "../weights";
-import { brief, fieldName, FormatError } from "./format-error";
+import { brief, fieldName, FormatError, withFileKeys } from "./format-error";
 import {
   GGUF_TYPES, metaFloat, metaInt, metaString, type GgufArray, type GgufData, type GgufMetadata, type GgufType, type GgufValue,
 } from "./gguf-metadata";
@@ -332,13 +332,19 @@ function tensorInfo(t: RawInfo, alignment: number, dataOffset: number, fileSize:
   return { name: t.name, dtype: t.dtype, shape, offset: dataOffset + t.offset, bytes };
 }
 
+// GGUF keys of LlamaConfig's fields, for validateConfig's messages (vocabSize is token_embd's row count).
+const GGUF_KEYS: Readonly<Record<string, string>> = {
+  dim: "llama.embedding_length", hiddenDim: "llama.feed_forward_length", nLayers: "llama.block_count",
+  nHeads: "llama.attention.head_count", nKvHeads: "llama.attention.head_count_kv", vocabSize: "token_embd.weight",
+  seqLen: "llama.context_length", ropeTheta: "llama.rope.freq_base", normEps: "llama.attention.layer_norm_rms_epsilon",
+};
+
 /** The llama model a GGUF header describes: config from the `llama.*` keys, tensors by canonical name. */
 export function ggufCheckpoint(g: GgufFile, path: string): Checkpoint {
   const m = g.metadata;
   const arch = metaString(m, "general.architecture", path);
   if (arch !== "llama") throw new FormatError(path, "general.architecture", `${brief(arch)} is not supported (only llama)`);
-  const scaling = metaString(m, "llama.rope.scaling.type", path, "none");
-  if (scaling !== "none") throw new FormatError(path, "llama.rope.scaling.type", `RoPE scaling ${brief(scaling)} is not supported`);
+  ropeScalingNone(m, path);
   const embedding = g.tensors.find((t) => t.name === "token_embd.weight");
   if (!embedding) throw new FormatError(path, "token_embd.weight", "tensor missing");
   const nHeads = metaInt(m, "llama.attention.head_count", path);
@@ -354,10 +360,18 @@ export function ggufCheckpoint(g: GgufFile, path: string): Checkpoint {
     normEps: metaFloat(m, "llama.attention.layer_norm_rms_epsilon", path),
     ...readDynactKeys(m, path),
   };
-  validateConfig(config, path);
+  withFileKeys(path, GGUF_KEYS, () => validateConfig(config, path));
   const ropeDims = metaInt(m, "llama.rope.dimension_count", path, headSize(config));
   if (ropeDims !== headSize(config)) {
     throw new FormatError(path, "llama.rope.dimension_count", `${ropeDims} differs from the head size ${headSize(config)} (partial RoPE is not supported)`);
+  }
+  // llama.cpp sizes heads by these keys (default embedding_length / head_count); another size is refused here by
+  // name, rather than later by a tensor's shape or, for a file whose tensors still fit, not at all.
+  for (const key of ["llama.attention.key_length", "llama.attention.value_length"]) {
+    const n = metaInt(m, key, path, headSize(config));
+    if (n !== headSize(config)) {
+      throw new FormatError(path, key, `${n} differs from embedding_length / head_count = ${headSize(config)} (other head sizes are not supported)`);
+    }
   }
   const vocab = metaInt(m, "llama.vocab_size", path, config.vocabSize);
   if (vocab !== config.vocabSize) {
@@ -374,7 +388,10 @@ export function ggufCheckpoint(g: GgufFile, path: string): Checkpoint {
         "unexpected tensor: not part of a llama model (biases, RoPE factors and experts are not supported)");
     }
     if (want.length !== t.shape.length || want.some((d, i) => d !== t.shape[i])) {
-      throw new FormatError(path, t.name, `shape [${t.shape.join(", ")}] but the config needs [${want.join(", ")}]`);
+      // K/V rows follow head_count_kv, which defaults to head_count when absent: say which it was.
+      const kv = !/\.attn_[kv]$/.test(name) ? ""
+        : ` (llama.attention.head_count_kv ${config.nKvHeads}${m.has("llama.attention.head_count_kv") ? "" : ": absent, so head_count"})`;
+      throw new FormatError(path, t.name, `shape [${t.shape.join(", ")}] but the config needs [${want.join(", ")}]${kv}`);
     }
     tensors.set(name, { name, dtype: t.dtype, shape: t.shape, fileOffset: t.offset });
   }
@@ -382,6 +399,24 @@ export function ggufCheckpoint(g: GgufFile, path: string): Checkpoint {
     if (name !== "output" && !tensors.has(name)) throw new FormatError(path, `${name}.weight`, "tensor missing");
   }
   return { path, format: "gguf", config, tensors };
+}
+
+/**
+ * Refuse RoPE scaling as llama.cpp would apply it. It reads llama.rope.scaling.factor (or the older
+ * llama.rope.scale_linear) and applies it as *linear* scaling when llama.rope.scaling.type is absent; only type
+ * "none" turns a factor off. A factor of 0 or 1 scales nothing.
+ */
+function ropeScalingNone(m: GgufMetadata, path: string): void {
+  const typeKey = "llama.rope.scaling.type";
+  const type = metaString(m, typeKey, path, "linear");
+  if (type === "none") return;
+  const factorKey = m.has("llama.rope.scaling.factor") ? "llama.rope.scaling.factor" : "llama.rope.scale_linear";
+  const factor = metaFloat(m, factorKey, path, 0);
+  if (type !== "linear") throw new FormatError(path, typeKey, `RoPE scaling ${brief(type)} is not supported`);
+  if (factor !== 0 && factor !== 1) {
+    const implied = m.has(typeKey) ? "" : ` (llama.cpp's default when ${typeKey} is absent)`;
+    throw new FormatError(path, factorKey, `${factor}: linear RoPE scaling${implied} is not supported`);
+  }
 }
 
 export interface GgufWriteOptions {

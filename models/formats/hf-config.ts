@@ -2,7 +2,7 @@
 // math and that we do not implement (biases, partial heads, other RoPE scalings) is refused, never ignored.
 import { readFileSync } from "node:fs";
 import { validateConfig, type ActivationName, type Llama3RopeScaling, type LlamaConfig } from "../config";
-import { brief, FormatError } from "./format-error";
+import { brief, FormatError, withFileKeys } from "./format-error";
 
 export interface HfLlamaConfig {
   config: LlamaConfig;
@@ -12,6 +12,13 @@ export interface HfLlamaConfig {
 
 export type HfDType = "f32" | "f16" | "bf16";
 const TORCH_DTYPE: Record<HfDType, string> = { f32: "float32", f16: "float16", bf16: "bfloat16" };
+
+// config.json keys of LlamaConfig's fields, for validateConfig's messages.
+const HF_KEYS: Readonly<Record<string, string>> = {
+  dim: "hidden_size", hiddenDim: "intermediate_size", nLayers: "num_hidden_layers", nHeads: "num_attention_heads",
+  nKvHeads: "num_key_value_heads", vocabSize: "vocab_size", seqLen: "max_position_embeddings", ropeTheta: "rope_theta",
+  normEps: "rms_norm_eps",
+};
 
 // hidden_act names (transformers' ACT2FN) we run exactly.
 const HF_ACTIVATIONS: Readonly<Record<string, ActivationName>> = { silu: "silu", swish: "silu", relu: "relu" };
@@ -37,7 +44,8 @@ export function parseHfConfig(json: unknown, file: string): HfLlamaConfig {
   const j = json;
   const archs = j.architectures;
   if (archs !== undefined) {
-    if (!Array.isArray(archs) || !archs.includes("LlamaForCausalLM")) {
+    if (!Array.isArray(archs)) throw new FormatError(file, "architectures", `${brief(archs)} is not a list`);
+    if (!archs.includes("LlamaForCausalLM")) {
       throw new FormatError(file, "architectures", `${brief(archs)} is not supported (only LlamaForCausalLM)`);
     }
   } else if (j.model_type !== "llama") {
@@ -59,6 +67,14 @@ export function parseHfConfig(json: unknown, file: string): HfLlamaConfig {
   for (const key of ["attention_bias", "mlp_bias"]) {
     if (j[key] === true) throw new FormatError(file, key, "biases are not supported");
   }
+  // transformers 5 saves RoPE as rope_parameters {rope_type, rope_theta, …scaling fields}, without the top-level
+  // rope_theta and rope_scaling; it reads a (non-empty) rope_scaling first, and rope_theta inside wins.
+  const legacy = isObject(j.rope_scaling) && Object.keys(j.rope_scaling).length > 0;
+  const ropeKey = !legacy && isObject(j.rope_parameters) ? "rope_parameters" : "rope_scaling";
+  const rope = j[ropeKey];
+  const thetaKey = isObject(rope) && rope.rope_theta !== undefined ? `${ropeKey}.rope_theta` : "rope_theta";
+  const theta = thetaKey === "rope_theta" ? j.rope_theta ?? 10000 : (rope as Record<string, unknown>).rope_theta;
+  if (typeof theta !== "number") throw new FormatError(file, thetaKey, `${brief(theta)} is not a number`);
   const nHeads = int("num_attention_heads");
   const config: LlamaConfig = {
     dim: int("hidden_size"),
@@ -68,30 +84,39 @@ export function parseHfConfig(json: unknown, file: string): HfLlamaConfig {
     nKvHeads: int("num_key_value_heads", nHeads),
     vocabSize: int("vocab_size"),
     seqLen: int("max_position_embeddings"),
-    ropeTheta: num("rope_theta", 10000),
+    ropeTheta: theta,
     normEps: num("rms_norm_eps"),
     activation,
   };
-  const scaling = ropeScaling(j.rope_scaling, file);
+  const scaling = ropeScaling(rope, ropeKey, file);
   if (scaling) config.ropeScaling = scaling;
-  validateConfig(config, file);
-  if (j.head_dim !== undefined && j.head_dim !== null && j.head_dim !== config.dim / nHeads) {
-    throw new FormatError(file, "head_dim", `${brief(j.head_dim)} differs from hidden_size / num_attention_heads = ${config.dim / nHeads}`);
+  withFileKeys(file, HF_KEYS, () => validateConfig(config, file));
+  if (j.head_dim !== undefined && j.head_dim !== null) {
+    const headDim = int("head_dim");
+    if (headDim !== config.dim / nHeads) {
+      throw new FormatError(file, "head_dim", `${headDim} differs from hidden_size / num_attention_heads = ${config.dim / nHeads}`);
+    }
+  }
+  // transformers' RoPE setup rotates only this fraction of each head when it is set; we rotate all of it.
+  const partial = j.partial_rotary_factor;
+  if (partial !== undefined && partial !== null && partial !== 1) {
+    throw new FormatError(file, "partial_rotary_factor", `${brief(partial)} is not supported (RoPE over whole heads only)`);
   }
   const tied = j.tie_word_embeddings ?? false;
   if (typeof tied !== "boolean") throw new FormatError(file, "tie_word_embeddings", `${brief(tied)} is not a boolean`);
   return { config, tied };
 }
 
-function ropeScaling(v: unknown, file: string): Llama3RopeScaling | undefined {
+function ropeScaling(v: unknown, key: "rope_scaling" | "rope_parameters", file: string): Llama3RopeScaling | undefined {
   if (v === undefined || v === null) return undefined;
-  if (!isObject(v)) throw new FormatError(file, "rope_scaling", `${brief(v)} is not an object`);
-  const type = v.rope_type ?? v.type; // transformers renamed "type" to "rope_type"
+  if (!isObject(v)) throw new FormatError(file, key, `${brief(v)} is not an object`);
+  // transformers renamed "type" to "rope_type"; rope_parameters without one is "default".
+  const type = v.rope_type ?? v.type ?? (key === "rope_parameters" ? "default" : undefined);
   if (type === "default") return undefined;
-  if (type !== "llama3") throw new FormatError(file, "rope_scaling", `type ${brief(type)} is not supported (only llama3)`);
-  const positive = (key: string): number => {
-    const x = v[key];
-    if (typeof x !== "number" || !(x > 0) || !Number.isFinite(x)) throw new FormatError(file, `rope_scaling.${key}`, `${brief(x)} is not a positive number`);
+  if (type !== "llama3") throw new FormatError(file, key, `type ${brief(type)} is not supported (only llama3)`);
+  const positive = (field: string): number => {
+    const x = v[field];
+    if (typeof x !== "number" || !(x > 0) || !Number.isFinite(x)) throw new FormatError(file, `${key}.${field}`, `${brief(x)} is not a positive number`);
     return x;
   };
   const s: Llama3RopeScaling = {
@@ -102,7 +127,7 @@ function ropeScaling(v: unknown, file: string): Llama3RopeScaling | undefined {
     originalContext: positive("original_max_position_embeddings"),
   };
   if (!(s.highFreqFactor > s.lowFreqFactor)) {
-    throw new FormatError(file, "rope_scaling.high_freq_factor", `${s.highFreqFactor} must exceed low_freq_factor ${s.lowFreqFactor}`);
+    throw new FormatError(file, `${key}.high_freq_factor`, `${s.highFreqFactor} must exceed low_freq_factor ${s.lowFreqFactor}`);
   }
   return s;
 }

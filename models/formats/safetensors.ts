@@ -118,8 +118,9 @@ const HF_LAYER: Readonly<Record<string, string>> = {
   "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down",
 };
 const LAYER_NAME = /^model\.layers\.(0|[1-9]\d*)\.(.+)\.weight$/;
-// Buffers some exports include: RoPE's inverse frequencies, which we compute.
-const IGNORED = /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/;
+// Buffers some exports include: RoPE's inverse frequencies, which we compute (per layer in older transformers,
+// once per model in newer ones).
+const IGNORED = /^model\.(layers\.\d+\.self_attn\.)?rotary_emb\.inv_freq$/;
 
 /** Canonical name of an HF parameter, null for one we ignore, undefined for one we do not know. */
 export function canonicalName(hf: string): string | null | undefined {
@@ -189,16 +190,22 @@ export function safetensorsCheckpoint(dir: string, config: LlamaConfig, tied: bo
     }
     for (const [hf, t] of shard.tensors) {
       const field = fieldName(hf, "unnamed tensor");
-      if (shard.listed && !shard.listed.has(hf)) throw new FormatError(shard.file, field, "not listed for this shard in the index");
       const name = canonicalName(hf);
+      // Buffers we ignore are ignored whether or not the index lists them (older exports differ on that).
       if (name === null) continue;
+      if (shard.listed && !shard.listed.has(hf)) throw new FormatError(shard.file, field, "not listed for this shard in the index");
+      // With tie_word_embeddings, transformers re-ties lm_head to embed_tokens after loading, so a stored
+      // lm_head.weight is never used: the classifier is the embedding even when the two differ.
+      if (name === "output" && tied) continue;
       const want = name === undefined ? undefined : shapes.get(name);
       if (name === undefined || !want) {
         throw new FormatError(shard.file, field, "unexpected tensor: not part of a LlamaForCausalLM of this config");
       }
       if (tensors.has(name)) throw new FormatError(shard.file, field, "appears twice");
       if (want.length !== t.shape.length || want.some((d, i) => d !== t.shape[i])) {
-        throw new FormatError(shard.file, field, `shape [${t.shape.join(", ")}] but config.json needs [${want.join(", ")}]`);
+        // K/V rows follow num_key_value_heads, which defaults to num_attention_heads when absent: say which it was.
+        const kv = /\.attn_[kv]$/.test(name) ? ` (num_key_value_heads ${config.nKvHeads})` : "";
+        throw new FormatError(shard.file, field, `shape [${t.shape.join(", ")}] but config.json needs [${want.join(", ")}]${kv}`);
       }
       const entry: TensorEntry = { name, dtype: t.dtype, shape: t.shape, fileOffset: t.offset, file: shard.file };
       if (name.endsWith(".attn_q")) entry.permute = { heads: config.nHeads };
