@@ -20,6 +20,11 @@ export interface LlamaConfig {
   reluAfterNorm?: boolean;
   /** Llama 3.1's RoPE frequency scaling (Hugging Face rope_scaling of type llama3); absent: plain RoPE. */
   ropeScaling?: Llama3RopeScaling;
+  /**
+   * The same scaling as llama.cpp stores it (GGUF tensor rope_freqs): frequency j is divided by factor j
+   * (headSize/2 values). Set when read from a GGUF; takes the place of ropeScaling.
+   */
+  ropeFreqFactors?: Float32Array;
 }
 
 export interface Llama3RopeScaling {

@@ -2,13 +2,13 @@
 // Rounded to f32 at each step as llama2.c's run.c computes them, so both engines rotate by the same angles.
 import type { Engine } from "../engine/engine";
 import type { Tensor } from "../engine/tensor";
-import type { Llama3RopeScaling } from "./config";
+import type { Llama3RopeScaling, LlamaConfig } from "./config";
 
 export class RopeTable {
   readonly cos: Tensor;
   readonly sin: Tensor;
 
-  constructor(engine: Engine, seqLen: number, headSize: number, theta: number, scaling?: Llama3RopeScaling) {
+  constructor(engine: Engine, seqLen: number, headSize: number, theta: number, scaling?: RopeScaling) {
     const { cos, sin } = ropeAngles(seqLen, headSize, theta, scaling);
     this.cos = engine.from(cos, [seqLen, headSize / 2]);
     this.sin = engine.from(sin, [seqLen, headSize / 2]);
@@ -21,14 +21,15 @@ export class RopeTable {
 
 /** cos/sin tables [seqLen, headSize/2] (also used by the trainer, so both rotate by the same angles). */
 export function ropeAngles(
-  seqLen: number, headSize: number, theta: number, scaling?: Llama3RopeScaling,
+  seqLen: number, headSize: number, theta: number, scaling?: RopeScaling,
 ): { cos: Float32Array; sin: Float32Array } {
   const half = headSize / 2;
   const cos = new Float32Array(seqLen * half);
   const sin = new Float32Array(seqLen * half);
   for (let j = 0; j < half; j++) {
     const base = Math.fround(1 / Math.fround(Math.pow(theta, Math.fround((2 * j) / headSize))));
-    const freq = scaling ? Math.fround(llama3Frequency(base, scaling)) : base;
+    const freq = scaling instanceof Float32Array ? Math.fround(base / scaling[j]!)
+      : scaling ? Math.fround(llama3Frequency(base, scaling)) : base;
     for (let pos = 0; pos < seqLen; pos++) {
       const angle = Math.fround(pos * freq);
       cos[pos * half + j] = Math.cos(angle);
@@ -36,6 +37,22 @@ export function ropeAngles(
     }
   }
   return { cos, sin };
+}
+
+/** Llama 3.1's scaling by its parameters (Hugging Face) or as per-frequency divisors (llama.cpp's rope_freqs). */
+export type RopeScaling = Llama3RopeScaling | Float32Array;
+
+/** A config's RoPE scaling, if any: llama.cpp's divisors when the file had them, else Hugging Face's parameters. */
+export function ropeScalingOf(c: LlamaConfig): RopeScaling | undefined {
+  return c.ropeFreqFactors ?? c.ropeScaling;
+}
+
+/** llama.cpp's rope_freqs for a llama3 scaling: base frequency / scaled frequency, per frequency of a head. */
+export function llama3FreqFactors(headSize: number, theta: number, s: Llama3RopeScaling): Float32Array {
+  return Float32Array.from({ length: headSize / 2 }, (_, j) => {
+    const base = 1 / Math.pow(theta, (2 * j) / headSize);
+    return base / llama3Frequency(base, s);
+  });
 }
 
 /**

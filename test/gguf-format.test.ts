@@ -1,14 +1,16 @@
 // GGUF: the published stories260K.gguf reads as the same model as stories260K.bin (same logits, same greedy
 // tokens, same tokenizer), and files we write read back through the same code path.
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
 import { quantize } from "../engine/quant";
 import { canonicalShapes, type Checkpoint } from "../models/checkpoint";
+import type { LlamaConfig } from "../models/config";
 import { encodeGgufHeader, ggufCheckpoint, parseGgufHeader, readGgufCheckpoint, readGgufFile, readGgufTokenizer, writeGguf } from "../models/formats/gguf";
 import { metaFloat, metaInt, metaString, type GgufValue } from "../models/formats/gguf-metadata";
 import { readLlama2cCheckpoint } from "../models/formats/llama2c";
+import { writeSafetensors } from "../models/formats/safetensors";
 import { generate } from "../models/generate";
 import { buildModel, loadModel, openCheckpoint } from "../models/load";
 import { Sampler } from "../models/sampler";
@@ -16,6 +18,7 @@ import { readLlama2cTokenizer, type SentencePieceBpeTokenizer } from "../models/
 import { readTensorData } from "../models/weights";
 import { FIXTURES, haveAssets, shared } from "./assets";
 import { lastLogits, relError } from "./model-harness";
+import { randomWeights } from "./train-util";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "dynact-gguf-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -250,5 +253,61 @@ describe("llama.* keys that change the math", () => {
     expect(() => checkpoint([["llama.attention.key_length", u32(8)]]))
       .toThrow(/t\.gguf: llama\.attention\.key_length: 8 differs from embedding_length \/ head_count = 16/);
     expect(() => checkpoint([["llama.attention.value_length", u32(32)]])).toThrow(/llama\.attention\.value_length: 32 differs/);
+  });
+});
+
+// Llama 3.1/3.2 RoPE scaling: Hugging Face keeps its parameters in config.json, llama.cpp a rope_freqs tensor of
+// frequency divisors. A model written both ways runs the same, and a bad rope_freqs is refused by name.
+describe("rope_freqs (llama3 RoPE scaling as llama.cpp stores it)", () => {
+  // originalContext 16 with factor 8: long wavelengths are slowed, short ones kept, the middle ones blended.
+  const config: LlamaConfig = { dim: 64, hiddenDim: 96, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 80, seqLen: 48,
+    ropeTheta: 500000, normEps: 1e-5, activation: "silu",
+    ropeScaling: { type: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 16 } };
+  const weights = randomWeights(config, 11);
+  const tensor = (n: string) => Float32Array.from(weights(n));
+  const hf = path.join(dir, "llama3-hf");
+  writeSafetensors(hf, config, tensor, { dtype: "f32", tied: false });
+  const ids = Array.from({ length: 40 }, (_, i) => (i * 13 + 5) % 80);
+
+  test("a GGUF written from the HF model holds rope_freqs and gives its logits (1e-5 relative)", () => {
+    const file = path.join(dir, "llama3.gguf");
+    writeGguf(file, config, tensor, { dtype: "f32", tied: false });
+    expect(readGgufFile(file).tensors.find((t) => t.name === "rope_freqs.weight")?.shape).toEqual([8]);
+    const ckpt = readGgufCheckpoint(file);
+    const factors = ckpt.config.ropeFreqFactors!;
+    // The highest frequency (wavelength 2π, between 16/4 and 16/1) is blended: 1 / ((1 - s)/8 + s), s = (16/2π - 1)/3;
+    // the lowest is slowed by the whole factor.
+    const s = (16 / (2 * Math.PI) - 1) / 3;
+    expect(factors[0]).toBeCloseTo(1 / ((1 - s) / 8 + s), 5);
+    expect(factors[7]).toBeCloseTo(8, 5);
+    const plain = { ...config, ropeScaling: undefined };
+    const want = lastLogits(buildModel(openCheckpoint(hf)), ids);
+    expect(relError(lastLogits(buildModel(ckpt), ids), want)).toBeLessThan(1e-5);
+    // And the scaling matters here: without it the logits are far off.
+    const unscaled = path.join(dir, "llama3-unscaled.gguf");
+    writeGguf(unscaled, plain, tensor, { dtype: "f32", tied: false });
+    expect(relError(lastLogits(buildModel(readGgufCheckpoint(unscaled)), ids), want)).toBeGreaterThan(1e-3);
+    // GGUF -> GGUF keeps the divisors; config.json cannot hold them.
+    const again = path.join(dir, "llama3-again.gguf");
+    writeGguf(again, ckpt.config, tensor, { dtype: "f32", tied: false });
+    expect(readGgufCheckpoint(again).config.ropeFreqFactors).toEqual(factors);
+    expect(() => writeSafetensors(path.join(dir, "llama3-back"), ckpt.config, tensor, { dtype: "f32", tied: false }))
+      .toThrow(/rope_scaling: the model's RoPE scaling is llama\.cpp's rope_freqs divisors/);
+  });
+
+  test("a rope_freqs of the wrong type, shape or values is a FormatError naming it", () => {
+    const good = path.join(dir, "llama3.gguf");
+    writeGguf(good, config, tensor, { dtype: "f32", tied: false });
+    const g = readGgufFile(good);
+    const t = g.tensors.find((x) => x.name === "rope_freqs.weight")!;
+    expect(() => ggufCheckpoint({ ...g, tensors: g.tensors.map((x) => (x === t ? { ...x, shape: [4] } : x)) }, "t.gguf"))
+      .toThrow(/t\.gguf: rope_freqs\.weight: f32 \[4\]; expected f32 \[8\]/);
+    expect(() => ggufCheckpoint({ ...g, tensors: g.tensors.map((x) => (x === t ? { ...x, dtype: "f16" as const } : x)) }, "t.gguf"))
+      .toThrow(/rope_freqs\.weight: f16 \[8\]; expected f32 \[8\]/);
+    const bytes = Buffer.from(readFileSync(good));
+    bytes.writeFloatLE(-2, t.offset + 12);
+    const bad = path.join(dir, "llama3-bad.gguf");
+    writeFileSync(bad, bytes);
+    expect(() => readGgufCheckpoint(bad)).toThrow(/llama3-bad\.gguf: rope_freqs\.weight: factor 3 is -2; divisors must be finite and positive/);
   });
 });

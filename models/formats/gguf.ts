@@ -9,6 +9,7 @@ import type { Checkpoint, TensorEntry } from "../checkpoint";
 import { canonicalShapes } from "../checkpoint";
 import { headSize, validateConfig, type LlamaConfig } from "../config";
 import { tensorSource } from "../weights";
+import { llama3FreqFactors } from "../rope";
 import { brief, fieldName, FormatError, withFileKeys } from "./format-error";
 import {
   GGUF_TYPES, metaFloat, metaInt, metaString, type GgufArray, type GgufData, type GgufMetadata, type GgufType, type GgufValue,
@@ -173,7 +174,28 @@ export function readGgufFile(path: string): GgufFile {
 }
 
 export function readGgufCheckpoint(path: string): Checkpoint {
-  return ggufCheckpoint(readGgufFile(path), path);
+  const g = readGgufFile(path);
+  const ckpt = ggufCheckpoint(g, path);
+  const freqs = g.tensors.find((t) => t.name === ROPE_FREQS);
+  if (freqs) ckpt.config.ropeFreqFactors = readRopeFreqs(path, freqs.offset, freqs.shape[0]!);
+  return ckpt;
+}
+
+/** llama.cpp's tensor of RoPE frequency divisors (Llama 3.1/3.2 scaling), read with the header: headSize/2 f32. */
+const ROPE_FREQS = "rope_freqs.weight";
+
+function readRopeFreqs(path: string, offset: number, count: number): Float32Array {
+  const bytes = new Uint8Array(4 * count);
+  const fd = openSync(path, "r");
+  try {
+    if (readSync(fd, bytes, 0, bytes.length, offset) !== bytes.length) throw new FormatError(path, ROPE_FREQS, "truncated");
+  } finally {
+    closeSync(fd);
+  }
+  const factors = new Float32Array(bytes.buffer);
+  const bad = factors.findIndex((f) => !(f > 0 && Number.isFinite(f)));
+  if (bad >= 0) throw new FormatError(path, ROPE_FREQS, `factor ${bad} is ${factors[bad]}; divisors must be finite and positive`);
+  return factors;
 }
 
 /** The tokenizer stored in a GGUF file's metadata: SentencePiece ("llama") or byte-level BPE ("gpt2"). */
@@ -381,11 +403,18 @@ export function ggufCheckpoint(g: GgufFile, path: string): Checkpoint {
   const shapes = canonicalShapes(config);
   const tensors = new Map<string, TensorEntry>();
   for (const t of g.tensors) {
+    if (t.name === ROPE_FREQS) {
+      const half = headSize(config) / 2;
+      if (t.dtype !== "f32" || t.shape.length !== 1 || t.shape[0] !== half) {
+        throw new FormatError(path, ROPE_FREQS, `${t.dtype} [${t.shape.join(", ")}]; expected f32 [${half}] (one divisor per RoPE frequency)`);
+      }
+      continue; // read with the header by readGgufCheckpoint: it is part of the config, not a weight
+    }
     const name = t.name.endsWith(".weight") ? t.name.slice(0, -".weight".length) : t.name;
     const want = shapes.get(name);
     if (!want || !t.name.endsWith(".weight")) {
       throw new FormatError(path, fieldName(t.name, "unnamed tensor"),
-        "unexpected tensor: not part of a llama model (biases, RoPE factors and experts are not supported)");
+        "unexpected tensor: not part of a llama model (biases and experts are not supported)");
     }
     if (want.length !== t.shape.length || want.some((d, i) => d !== t.shape[i])) {
       // K/V rows follow head_count_kv, which defaults to head_count when absent: say which it was.
@@ -440,12 +469,15 @@ export function writeGguf(
   path: string, config: LlamaConfig, tensor: (name: string) => Float32Array, opts: GgufWriteOptions,
 ): GgufWriteResult {
   validateConfig(config, path);
-  if (config.ropeScaling) {
-    throw new FormatError(path, "ropeScaling", "llama3 RoPE scaling (llama.cpp's rope_freqs tensor) is not written to GGUF yet");
-  }
+  // Llama 3.1's scaling goes in as llama.cpp writes it: a rope_freqs tensor of frequency divisors.
+  const freqs = config.ropeFreqFactors ?? (config.ropeScaling && llama3FreqFactors(headSize(config), config.ropeTheta, config.ropeScaling));
   const fallbacks: GgufWriteResult["fallbacks"] = [];
   const layout: { name: string; shape: number[]; dtype: GgufDType; offset: number; bytes: number }[] = [];
   let offset = 0;
+  if (freqs) {
+    layout.push({ name: "rope_freqs", shape: [freqs.length], dtype: "f32", offset, bytes: 4 * freqs.length });
+    offset = alignUp(4 * freqs.length, GGUF_ALIGNMENT);
+  }
   for (const [name, shape] of canonicalShapes(config)) {
     if (name === "output" && opts.tied) continue;
     let dtype: GgufDType = shape.length === 1 ? "f32" : opts.dtype;
@@ -485,7 +517,7 @@ export function writeGguf(
     let written = 0;
     for (const t of layout) {
       if (t.offset > written) writeSync(fd, new Uint8Array(t.offset - written));
-      const data = tensor(t.name);
+      const data = t.name === "rope_freqs" ? freqs! : tensor(t.name);
       const size = t.shape.reduce((a, b) => a * b, 1);
       if (data.length !== size) throw new FormatError(path, t.name, `expected ${size} values, got ${data.length}`);
       writeSync(fd, quantize(t.dtype, data));

@@ -137,6 +137,10 @@ export function hfConfigJson(config: LlamaConfig, opts: { tied: boolean; dtype: 
   const act = Object.keys(HF_ACTIVATIONS).find((k) => HF_ACTIVATIONS[k] === config.activation);
   if (!act) throw new FormatError(file, "activation", `${config.activation} has no Hugging Face hidden_act we read back`);
   if (config.reluAfterNorm) throw new FormatError(file, "reluAfterNorm", "transformers' LlamaForCausalLM has no ReLU after the norms");
+  // llama.cpp's divisors do not give back the llama3 parameters config.json holds.
+  if (config.ropeFreqFactors && !config.ropeScaling) {
+    throw new FormatError(file, "rope_scaling", "the model's RoPE scaling is llama.cpp's rope_freqs divisors, which config.json cannot hold (convert to GGUF instead)");
+  }
   const s = config.ropeScaling;
   return {
     architectures: ["LlamaForCausalLM"],
