@@ -70,10 +70,13 @@ export function requireString(v: string | undefined, flag: string): string {
   return v;
 }
 
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+
 export function number(v: string | undefined, flag: string, fallback: number, check: (n: number) => boolean, what: string): number {
   if (v === undefined) return fallback;
   const n = Number(v);
-  if (v.trim() === "" || !Number.isFinite(n) || !check(n)) throw new UsageError(`${flag} must be ${what}, got '${v}'`);
+  // Decimal only: Number() also reads '0x10' as 16 and '0b11' as 3, which nobody means as a count or a fraction.
+  if (!DECIMAL.test(v) || !Number.isFinite(n) || !check(n)) throw new UsageError(`${flag} must be ${what}, got '${v}'`);
   return n;
 }
 

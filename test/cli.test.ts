@@ -47,6 +47,8 @@ test("usage errors exit 2", () => {
   expectFailure(dynact("generate"), 2, /-m\/--model is required/);
   expectFailure(dynact("generate", "-m", "x.bin", "--bogus"), 2, /bogus/);
   expectFailure(dynact("generate", "-m", "x.bin", "-n", "abc"), 2, /-n\/--steps must be/);
+  expectFailure(dynact("generate", "-m", "x.bin", "-n", "0x10"), 2, /-n\/--steps must be .*, got '0x10'/); // read as 16
+  expectFailure(dynact("generate", "-m", "x.bin", "--top-p", " 0.5"), 2, /--top-p must be/);
   expectFailure(dynact("generate", "-m", "x.bin", "--temperature", "-1"), 2, /--temperature/);
   expectFailure(dynact("generate", "-m", "x.bin", "--temperature", "1e39"), 2, /--temperature must be a number from 0 to 3\.4e38, got '1e39'/); // infinite in f32
   expectFailure(dynact("generate", "-m", "x.bin", "--act", "tanh"), 2, /--act must be one of/);
