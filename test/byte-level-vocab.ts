@@ -1,5 +1,12 @@
 // A small byte-level BPE vocabulary with known merges, as tokenizer.json (LLaMA-3 and GPT-2 pre-tokenizer styles):
-// shared by the tokenizer.json tests and the GGUF gpt2 tokenizer tests.
+// shared by the tokenizer.json tests and the GGUF gpt2 tokenizer tests, and a tiny random model carrying it (a
+// model whose BOS is 267, not 1).
+import { writeFileSync } from "node:fs";
+import path from "node:path";
+import type { LlamaConfig } from "../models/config";
+import { writeGguf } from "../models/formats/gguf";
+import { TokenizerJson } from "../models/tokenizer/tokenizer-json";
+import { randomWeights } from "./train-util";
 
 // GPT-2's bytes_to_unicode: printable bytes stand for themselves, the rest for U+0100 onwards in byte order.
 export const BYTE_CHAR = (() => {
@@ -53,4 +60,17 @@ export function byteLevelJson(style: "llama3" | "gpt2") {
       byte_fallback: false, ignore_merges: style === "llama3", vocab, merges: MERGES,
     },
   };
+}
+
+/** A tiny random f32 GGUF with this vocabulary (gpt2 style) embedded, and a short text it tokenizes, in `dir`. */
+export function byteLevelModel(dir: string, name: string, seed: number): { model: string; text: string } {
+  const config: LlamaConfig = { dim: 64, hiddenDim: 96, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 269, seqLen: 40,
+    ropeTheta: 10000, normEps: 1e-5, activation: "silu" };
+  const weights = randomWeights(config, seed);
+  const model = path.join(dir, `${name}.gguf`);
+  writeGguf(model, config, (n) => Float32Array.from(weights(n)), { dtype: "f32", tied: true,
+    tokenizer: new TokenizerJson("t.json", byteLevelJson("gpt2"), {}) });
+  const text = path.join(dir, `${name}.txt`);
+  writeFileSync(text, "hello the world, hello the hell of 2024's world; café naïve\n".repeat(6));
+  return { model, text };
 }

@@ -15,13 +15,9 @@ import { parseGateSpec } from "../models/gates/spec";
 import type { NeuronGate } from "../models/gates/neuron-gate";
 import type { FfnMode } from "../models/ffn";
 import { loadModel } from "../models/load";
-import type { LlamaConfig } from "../models/config";
-import { writeGguf } from "../models/formats/gguf";
-import { TokenizerJson } from "../models/tokenizer/tokenizer-json";
 import { haveAssets, shared } from "./assets";
-import { byteLevelJson } from "./byte-level-vocab";
+import { byteLevelModel } from "./byte-level-vocab";
 import { dynact } from "./cli-harness";
-import { randomWeights } from "./train-util";
 import { lastLogits } from "./model-harness";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "dynact-gates-"));
@@ -188,14 +184,7 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "data/t
 });
 
 describe("a model whose BOS is not 1 (a byte-level vocabulary: BOS 267)", () => {
-  const config: LlamaConfig = { dim: 64, hiddenDim: 96, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 269, seqLen: 40,
-    ropeTheta: 10000, normEps: 1e-5, activation: "silu" };
-  const weights = randomWeights(config, 12);
-  const model = path.join(dir, "bos267.gguf");
-  writeGguf(model, config, (n) => Float32Array.from(weights(n)), { dtype: "f32", tied: true,
-    tokenizer: new TokenizerJson("t.json", byteLevelJson("gpt2"), {}) });
-  const text = path.join(dir, "bos267.txt");
-  writeFileSync(text, "hello the world, hello the hell of 2024's world; café naïve\n".repeat(6));
+  const { model, text } = byteLevelModel(dir, "bos267", 12);
 
   test("calibration traces its windows from the tokenizer's BOS (they started from token 1 whatever the model)", () => {
     const loaded = loadModel(model);

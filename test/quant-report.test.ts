@@ -2,7 +2,7 @@
 // stories260K (first 4096 TinyStories validation tokens): the numbers equal those of `dynact perplexity` on the
 // reference and on the converted files, f16 is lossless, Q8_0 nearly so, Q4_0 visibly not. Without the shared
 // assets: a model compared with itself agrees everywhere, and the CLI contract on a tiny random model.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -10,15 +10,12 @@ import { DynactError } from "../engine/errors";
 import { perplexity } from "../eval/perplexity";
 import { compareModels, quantReport } from "../eval/quant-report";
 import { readTextTokens } from "../eval/text";
-import type { LlamaConfig } from "../models/config";
-import { readGgufCheckpoint, writeGguf } from "../models/formats/gguf";
+import { convertToGguf, readGgufCheckpoint } from "../models/formats/gguf";
 import { buildModel, loadModel, openCheckpoint } from "../models/load";
 import { readLlama2cTokenizer } from "../models/tokenizer/sentencepiece-bpe";
-import { TokenizerJson } from "../models/tokenizer/tokenizer-json";
 import { haveAssets, shared } from "./assets";
-import { byteLevelJson } from "./byte-level-vocab";
+import { byteLevelModel } from "./byte-level-vocab";
 import { dynact, expectFailure } from "./cli-harness";
-import { randomWeights } from "./train-util";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "dynact-quantrep-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -76,14 +73,7 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "data/t
 });
 
 describe("quant-report without the shared assets", () => {
-  const config: LlamaConfig = { dim: 64, hiddenDim: 96, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 269, seqLen: 40,
-    ropeTheta: 10000, normEps: 1e-5, activation: "silu" };
-  const weights = randomWeights(config, 11);
-  const model = path.join(dir, "tiny.gguf");
-  writeGguf(model, config, (n) => Float32Array.from(weights(n)), { dtype: "f32", tied: true,
-    tokenizer: new TokenizerJson("t.json", byteLevelJson("gpt2"), {}) });
-  const text = path.join(dir, "text.txt");
-  writeFileSync(text, "hello the world, hello the hell of 2024's world; café naïve\n".repeat(6));
+  const { model, text } = byteLevelModel(dir, "tiny", 11);
 
   it("a model against itself: full agreement, zero KL, the same perplexity as perplexity()", () => {
     const ckpt = readGgufCheckpoint(model);
@@ -110,10 +100,8 @@ describe("quant-report without the shared assets", () => {
     const ckpt = readGgufCheckpoint(model);
     const ids = readTextTokens(text, loadModel(model).tokenizer, 150);
     const q8 = path.join(dir, "tiny-q8.gguf");
-    writeGguf(q8, config, (n) => Float32Array.from(weights(n)), { dtype: "q8_0", tied: true });
-    const other = path.join(dir, "tiny-other.gguf");
-    const otherWeights = randomWeights(config, 12);
-    writeGguf(other, config, (n) => Float32Array.from(otherWeights(n)), { dtype: "f32", tied: true });
+    convertToGguf(ckpt, q8, "q8_0");
+    const other = byteLevelModel(dir, "tiny-other", 12).model;
     const cands = [q8, other].map((f) => readGgufCheckpoint(f));
     const both = compareModels(buildModel(ckpt), cands.map((c) => buildModel(c)), ids, { ctx: 33, bos: 268 });
     cands.forEach((c, i) => {
@@ -142,7 +130,7 @@ describe("quant-report without the shared assets", () => {
   it("CLI: a table, --json, --help, and usage errors", () => {
     const table = dynact("quant-report", "-m", model, "-d", text, "--ctx", "20", "--dtypes", "q8_0,q4_0", "--threads", "1");
     expect(table.code).toBe(0);
-    expect(table.stdout).toMatch(/^.*tiny\.gguf: \d+ tokens of .*text\.txt, windows of 19 tokens \(context 20\)\ndtype +weights +perplexity/);
+    expect(table.stdout).toMatch(/^.*tiny\.gguf: \d+ tokens of .*tiny\.txt, windows of 19 tokens \(context 20\)\ndtype +weights +perplexity/);
     expect(table.stdout).toMatch(/\nf32 .*\(reference\).*\nq8_0 .*\nq4_0 /);
     const j = dynact("quant-report", "-m", model, "-d", text, "--max-tokens", "64", "--dtypes", "f16", "--json", "--threads", "1");
     expect(j.code).toBe(0);
