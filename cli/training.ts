@@ -138,11 +138,10 @@ export async function runTraining(argv: string[], relufy: boolean, help: string)
 
   const ckpt = openCheckpoint(file);
   const tokenizer = loadTokenizer(ckpt, v.tokenizer);
-  // The input model's tensors, each read (and decoded) once for whoever needs them at setup: the teacher's text,
-  // the teacher, the student. Dropped once the models are built.
+  // The input model's tensors, decoded one at a time for whoever needs them at setup (the teacher's text, the
+  // teacher, the student): each copies them into its own memory, so no decoded copy of the model is kept here.
   const source = tensorSource(ckpt);
-  const read = new Map<string, Float32Array>();
-  const tensor = (name: string): Float32Array => read.get(name) ?? read.set(name, source.tensor(name)).get(name)!;
+  const tensor = source.tensor;
   const resumed: TrainCheckpoint | undefined = v.resume === undefined ? undefined : readTrainCheckpoint(v.resume);
   let config: LlamaConfig;
   let opts: TrainOptions;
@@ -185,7 +184,6 @@ export async function runTraining(argv: string[], relufy: boolean, help: string)
   const teacher = opts.distill > 0
     ? buildTrainModel(ckpt.config, source.tied, tensor, opts.batch, opts.seq)
     : undefined;
-  read.clear();
   if (teacher && teacher.config.vocabSize !== config.vocabSize) throw new DynactError("the teacher's vocabulary differs from the student's");
   const trainer = new Trainer(model, split, opts, tokenizer.bosId, teacher);
   if (resumed) restoreTrainer(trainer, resumed);
