@@ -73,6 +73,7 @@ export function compareModels(reference: LlamaModel, candidates: readonly LlamaM
   // Log-probabilities of one position: the reference's, and the candidate's being compared.
   const p = new Float64Array(V);
   const q = new Float64Array(V);
+  const pr = new Float64Array(V); // the reference's probabilities, once per position for every candidate's KL
   let done = 0;
   for (const w of windows(ids, ctx - 1)) {
     const input = [bos, ...w.ids.slice(0, -1)];
@@ -86,13 +87,14 @@ export function compareModels(reference: LlamaModel, candidates: readonly LlamaM
         const refArgmax = logSoftmax(logits[0]!.subarray(t * V, (t + 1) * V), p);
         nll[0] -= p[target]!;
         if (refArgmax === target) hits[0]++;
+        for (let k = 0; k < V; k++) pr[k] = Math.exp(p[k]!);
         for (let c = 0; c < candidates.length; c++) {
           const argmax = logSoftmax(logits[c + 1]!.subarray(t * V, (t + 1) * V), q);
           nll[c + 1] -= q[target]!;
           if (argmax === target) hits[c + 1]++;
           if (argmax === refArgmax) agree[c]++;
           let d = 0;
-          for (let k = 0; k < V; k++) d += Math.exp(p[k]!) * (p[k]! - q[k]!);
+          for (let k = 0; k < V; k++) d += pr[k]! * (p[k]! - q[k]!);
           kl[c] += d;
           maxKl[c] = Math.max(maxKl[c]!, d);
         }
