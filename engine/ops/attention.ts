@@ -43,11 +43,12 @@ export function attention(
     check("attention", idx.dtype === "i32" && Number.isInteger(count) && count >= 0 && count <= idx.size, () =>
       `a list of ${count} heads in ${idx.dtype} ${shapeOf(idx)}`);
     const ids = idx.i32();
-    // Ascending, so no head is listed twice (its softmax would run twice over the same scores).
-    for (let i = 0; i < count; i++) {
-      check("attention", ids[i] >= 0 && ids[i] < nHeads && (i === 0 || ids[i] > ids[i - 1]), () =>
-        `head list [${Array.from(ids.subarray(0, count))}] of ${nHeads} heads: ids must be ascending and below ${nHeads}`);
-    }
+    // In range (the kernel addresses q, the cache and att by these ids) and ascending, so no head is listed twice
+    // (its softmax would run twice over the same scores). One check after the loop: it runs per layer and token.
+    let i = 0;
+    while (i < count && ids[i] >= 0 && ids[i] < nHeads && (i === 0 || ids[i] > ids[i - 1])) i++;
+    check("attention", i === count, () =>
+      `head list [${Array.from(ids.subarray(0, count))}] of ${nHeads} heads: ids must be ascending and below ${nHeads}`);
   }
   if (valid) {
     check("attention", valid.engine === q.engine, () => "KV hole map from another engine");

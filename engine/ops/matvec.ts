@@ -37,8 +37,8 @@ export function matvecBlocks(out: Tensor, w: Tensor, x: Tensor, blocks: ArrayLik
     check("matvecBlocks", Number.isInteger(b) && b >= 0 && (b + 1) * blockRows <= d, () =>
       `block ${b} of ${blockRows} rows in ${d}`);
   }
+  if (count === 0) return; // before prepare: no block, so no activation to quantize
   const { kernel, xArg } = prepare("matvecBlocks", out, w, x);
-  if (count === 0) return;
   const run = w.engine.kernels[kernel];
   for (let i = 0; i < count; i++) run(out.offset, w.offset, xArg, n, blocks[i] * blockRows, (blocks[i] + 1) * blockRows);
 }
