@@ -13,7 +13,7 @@ import type { FfnStatsSummary } from "../../models/ffn-stats";
 import { modelFingerprint, textFingerprint, writeCalibration } from "../../models/gates/calibration";
 import { parseGateSpec, type GateSpec } from "../../models/gates/spec";
 import type { LlamaModel } from "../../models/llama";
-import { loadModel, loadTokenizer, openCheckpoint, type LoadedModel } from "../../models/load";
+import { loadModel, type LoadedModel } from "../../models/load";
 import { calibrate } from "../calibrate";
 import { buildHeadGate, buildNeuronGate, buildTeal, gateBytes, headGateBytes } from "../gate-factory";
 import { fitHeadPredictors } from "../predictor/fit-heads";
@@ -86,11 +86,7 @@ export async function study(o: StudyOptions): Promise<StudyResult> {
   const evalTokens = o.maxTokens ?? (o.quick ? 1024 : 4096);
   const limit = o.limit ?? (o.quick ? 20 : 200);
   const speedSteps = o.speedSteps ?? (o.quick ? 32 : 64);
-  // The inputs are checked before the output folder is made, so a mistyped path leaves no empty folder behind.
   const tasks: McTask[] = o.tasks.map(readTask);
-  for (const file of o.models) loadTokenizer(openCheckpoint(file), o.tokenizer);
-  if (!existsSync(o.text)) throw new DynactError(`${o.text}: no such file`);
-  for (const sub of ["cells", "calibration", "predictors"]) mkdirSync(path.join(o.outDir, sub), { recursive: true });
   const predictorFiles = new Map(o.models.map((m, i) => [m, path.join(o.outDir, "predictors", `${i}-${path.basename(m)}.pred`)]));
   const headFiles = new Map(o.models.map((m, i) => [m, path.join(o.outDir, "predictors", `${i}-${path.basename(m)}.heads.pred`)]));
   const cells = studyMatrix(o.models, { quick: o.quick, predictors: predictorFiles, headPredictors: headFiles });
@@ -108,6 +104,8 @@ export async function study(o: StudyOptions): Promise<StudyResult> {
     // perplexity() and the fitters given a bare model default to id 1, which is BOS only for LLaMA-2 vocabularies.
     const bos = rows.tokenizer.bosId;
     const ids = readTextTokens(o.text, rows.tokenizer, 2 * evalTokens);
+    // Made once the tasks, the first model and the text have been read: a mistyped path leaves no empty folder.
+    for (const sub of ["cells", "calibration", "predictors"]) mkdirSync(path.join(o.outDir, sub), { recursive: true });
     const evalIds = ids.slice(0, evalTokens);
     const calibIds = ids.slice(evalTokens);
     if (calibIds.length === 0) {
