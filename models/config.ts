@@ -18,13 +18,17 @@ export interface LlamaConfig {
   activation: ActivationName;
   /** ReLU on the outputs of the attention and MLP norms ("ReLU Strikes Back" stage 2); absent: none. */
   reluAfterNorm?: boolean;
-  /** Llama 3.1's RoPE frequency scaling (Hugging Face rope_scaling of type llama3); absent: plain RoPE. */
-  ropeScaling?: Llama3RopeScaling;
   /**
-   * The same scaling as llama.cpp stores it (GGUF tensor rope_freqs): frequency j is divided by factor j
-   * (headSize/2 values). Set when read from a GGUF; takes the place of ropeScaling.
+   * Llama 3.1's RoPE frequency scaling, by its parameters (Hugging Face rope_scaling of type llama3) or as
+   * llama.cpp stores it (a GGUF's rope_freqs divisors); absent: plain RoPE.
    */
-  ropeFreqFactors?: Float32Array;
+  ropeScaling?: Llama3RopeScaling | RopeFreqDivisors;
+}
+
+/** llama.cpp's form of RoPE scaling: frequency j of a head is divided by divisors[j] (headSize/2 values). */
+export interface RopeFreqDivisors {
+  type: "divisors";
+  divisors: Float32Array;
 }
 
 export interface Llama3RopeScaling {

@@ -23,7 +23,7 @@ import { FeedForward, type FfnMode, type FfnTracer } from "./ffn";
 import type { NeuronGate } from "./gates/neuron-gate";
 import { headSize, type LlamaConfig } from "./config";
 import { KVCache } from "./kv-cache";
-import { RopeTable, ropeScalingOf } from "./rope";
+import { RopeTable } from "./rope";
 import type { LlamaWeights } from "./weights";
 
 export interface LlamaModules {
@@ -83,7 +83,7 @@ export class LlamaModel {
     this.cache = new KVCache(engine, config);
     this.s = new RunState(engine, config);
     this.batch = new BatchState(engine, config);
-    this.ropeTable = new RopeTable(engine, config.seqLen, headSize(config), config.ropeTheta, ropeScalingOf(config));
+    this.ropeTable = new RopeTable(engine, config.seqLen, headSize(config), config.ropeTheta, config.ropeScaling);
     this.ffn = new FeedForward(engine, config, modules.activation);
     this.attn = new AttentionBlock(engine, config, this.cache, this.ropeTable);
     this.downNormTensors = Array.from({ length: config.nLayers }, () => engine.tensor([config.hiddenDim]));

@@ -4,6 +4,8 @@ import type { Engine } from "../engine/engine";
 import type { Tensor } from "../engine/tensor";
 import type { Llama3RopeScaling, LlamaConfig } from "./config";
 
+type RopeScaling = NonNullable<LlamaConfig["ropeScaling"]>;
+
 export class RopeTable {
   readonly cos: Tensor;
   readonly sin: Tensor;
@@ -28,7 +30,7 @@ export function ropeAngles(
   const sin = new Float32Array(seqLen * half);
   for (let j = 0; j < half; j++) {
     const base = Math.fround(1 / Math.fround(Math.pow(theta, Math.fround((2 * j) / headSize))));
-    const freq = scaling instanceof Float32Array ? Math.fround(base / scaling[j]!)
+    const freq = scaling?.type === "divisors" ? Math.fround(base / scaling.divisors[j]!)
       : scaling ? Math.fround(llama3Frequency(base, scaling)) : base;
     for (let pos = 0; pos < seqLen; pos++) {
       const angle = Math.fround(pos * freq);
@@ -37,14 +39,6 @@ export function ropeAngles(
     }
   }
   return { cos, sin };
-}
-
-/** Llama 3.1's scaling by its parameters (Hugging Face) or as per-frequency divisors (llama.cpp's rope_freqs). */
-export type RopeScaling = Llama3RopeScaling | Float32Array;
-
-/** A config's RoPE scaling, if any: llama.cpp's divisors when the file had them, else Hugging Face's parameters. */
-export function ropeScalingOf(c: LlamaConfig): RopeScaling | undefined {
-  return c.ropeFreqFactors ?? c.ropeScaling;
 }
 
 /** llama.cpp's rope_freqs for a llama3 scaling: base frequency / scaled frequency, per frequency of a head. */

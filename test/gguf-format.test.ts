@@ -274,7 +274,9 @@ describe("rope_freqs (llama3 RoPE scaling as llama.cpp stores it)", () => {
     writeGguf(file, config, tensor, { dtype: "f32", tied: false });
     expect(readGgufFile(file).tensors.find((t) => t.name === "rope_freqs.weight")?.shape).toEqual([8]);
     const ckpt = readGgufCheckpoint(file);
-    const factors = ckpt.config.ropeFreqFactors!;
+    const scaling = ckpt.config.ropeScaling!;
+    if (scaling.type !== "divisors") throw new Error("rope_freqs not read as divisors");
+    const factors = scaling.divisors;
     // The highest frequency (wavelength 2π, between 16/4 and 16/1) is blended: 1 / ((1 - s)/8 + s), s = (16/2π - 1)/3;
     // the lowest is slowed by the whole factor.
     const s = (16 / (2 * Math.PI) - 1) / 3;
@@ -290,7 +292,7 @@ describe("rope_freqs (llama3 RoPE scaling as llama.cpp stores it)", () => {
     // GGUF -> GGUF keeps the divisors; config.json cannot hold them.
     const again = path.join(dir, "llama3-again.gguf");
     writeGguf(again, ckpt.config, tensor, { dtype: "f32", tied: false });
-    expect(readGgufCheckpoint(again).config.ropeFreqFactors).toEqual(factors);
+    expect(readGgufCheckpoint(again).config.ropeScaling).toEqual(scaling);
     expect(() => writeSafetensors(path.join(dir, "llama3-back"), ckpt.config, tensor, { dtype: "f32", tied: false }))
       .toThrow(/rope_scaling: the model's RoPE scaling is llama\.cpp's rope_freqs divisors/);
   });

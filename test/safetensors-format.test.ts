@@ -119,7 +119,7 @@ describe("config.json", () => {
     expect(() => v5({ rope_type: "default", rope_theta: "1e6" })).toThrow('c.json: rope_parameters.rope_theta: "1e6" is not a number');
     expect(() => v5({ rope_type: "llama3", rope_theta: 5e5, factor: 8 })).toThrow("c.json: rope_parameters.low_freq_factor:");
     // A non-empty rope_scaling is read first, as transformers does.
-    expect(v5({ rope_type: "yarn", factor: 4 }, { rope_scaling: { rope_type: "llama3", ...llama3 } }).ropeScaling?.factor).toBe(8);
+    expect(v5({ rope_type: "yarn", factor: 4 }, { rope_scaling: { rope_type: "llama3", ...llama3 } }).ropeScaling).toMatchObject({ type: "llama3", factor: 8 });
   });
 
   test("messages say what is wrong with the value, in the file's own terms", () => {

@@ -8,7 +8,7 @@ import { quantize } from "../../engine/quant";
 import type { Checkpoint, TensorEntry } from "../checkpoint";
 import { canonicalShapes } from "../checkpoint";
 import { headSize, validateConfig, type LlamaConfig } from "../config";
-import { tensorSource } from "../weights";
+import { readTensorData, tensorSource } from "../weights";
 import { llama3FreqFactors } from "../rope";
 import { brief, fieldName, FormatError, withFileKeys } from "./format-error";
 import {
@@ -176,27 +176,20 @@ export function readGgufFile(path: string): GgufFile {
 export function readGgufCheckpoint(path: string): Checkpoint {
   const g = readGgufFile(path);
   const ckpt = ggufCheckpoint(g, path);
-  const freqs = g.tensors.find((t) => t.name === ROPE_FREQS);
-  if (freqs) ckpt.config.ropeFreqFactors = readRopeFreqs(path, freqs.offset, freqs.shape[0]!);
+  const t = g.tensors.find((x) => x.name === ROPE_FREQS);
+  if (t) {
+    // Read as any tensor is (ggufCheckpoint checked it is f32 [headSize/2]), outside the model's weights.
+    const entry: TensorEntry = { name: ROPE_FREQS, shape: t.shape, dtype: "f32", fileOffset: t.offset };
+    const divisors = readTensorData({ ...ckpt, tensors: new Map([[ROPE_FREQS, entry]]) }, ROPE_FREQS);
+    const bad = divisors.findIndex((f) => !(f > 0 && Number.isFinite(f)));
+    if (bad >= 0) throw new FormatError(path, ROPE_FREQS, `factor ${bad} is ${divisors[bad]}; divisors must be finite and positive`);
+    ckpt.config.ropeScaling = { type: "divisors", divisors };
+  }
   return ckpt;
 }
 
-/** llama.cpp's tensor of RoPE frequency divisors (Llama 3.1/3.2 scaling), read with the header: headSize/2 f32. */
+/** llama.cpp's tensor of RoPE frequency divisors (Llama 3.1/3.2 scaling): part of the config, not a weight. */
 const ROPE_FREQS = "rope_freqs.weight";
-
-function readRopeFreqs(path: string, offset: number, count: number): Float32Array {
-  const bytes = new Uint8Array(4 * count);
-  const fd = openSync(path, "r");
-  try {
-    if (readSync(fd, bytes, 0, bytes.length, offset) !== bytes.length) throw new FormatError(path, ROPE_FREQS, "truncated");
-  } finally {
-    closeSync(fd);
-  }
-  const factors = new Float32Array(bytes.buffer);
-  const bad = factors.findIndex((f) => !(f > 0 && Number.isFinite(f)));
-  if (bad >= 0) throw new FormatError(path, ROPE_FREQS, `factor ${bad} is ${factors[bad]}; divisors must be finite and positive`);
-  return factors;
-}
 
 /** The tokenizer stored in a GGUF file's metadata: SentencePiece ("llama") or byte-level BPE ("gpt2"). */
 export function readGgufTokenizer(path: string): GgufTokenizer {
@@ -470,7 +463,8 @@ export function writeGguf(
 ): GgufWriteResult {
   validateConfig(config, path);
   // Llama 3.1's scaling goes in as llama.cpp writes it: a rope_freqs tensor of frequency divisors.
-  const freqs = config.ropeFreqFactors ?? (config.ropeScaling && llama3FreqFactors(headSize(config), config.ropeTheta, config.ropeScaling));
+  const s = config.ropeScaling;
+  const freqs = s?.type === "divisors" ? s.divisors : s && llama3FreqFactors(headSize(config), config.ropeTheta, s);
   const fallbacks: GgufWriteResult["fallbacks"] = [];
   const layout: { name: string; shape: number[]; dtype: GgufDType; offset: number; bytes: number }[] = [];
   let offset = 0;

@@ -138,10 +138,10 @@ export function hfConfigJson(config: LlamaConfig, opts: { tied: boolean; dtype: 
   if (!act) throw new FormatError(file, "activation", `${config.activation} has no Hugging Face hidden_act we read back`);
   if (config.reluAfterNorm) throw new FormatError(file, "reluAfterNorm", "transformers' LlamaForCausalLM has no ReLU after the norms");
   // llama.cpp's divisors do not give back the llama3 parameters config.json holds.
-  if (config.ropeFreqFactors && !config.ropeScaling) {
+  const s = config.ropeScaling;
+  if (s?.type === "divisors") {
     throw new FormatError(file, "rope_scaling", "the model's RoPE scaling is llama.cpp's rope_freqs divisors, which config.json cannot hold (convert to GGUF instead)");
   }
-  const s = config.ropeScaling;
   return {
     architectures: ["LlamaForCausalLM"],
     model_type: "llama",

@@ -132,10 +132,10 @@ export function writeLlama2cCheckpoint(
   validateConfig(config, path);
   // The header has no field for these, so a model with other values would read back as a different model.
   // (The activation and stage 2's ReLU after the norms go to a sidecar: llama2c-sidecar.ts.)
-  const fixed = { ropeTheta: 10000, normEps: 1e-5, ropeScaling: undefined, ropeFreqFactors: undefined } as const;
+  const fixed = { ropeTheta: 10000, normEps: 1e-5, ropeScaling: undefined } as const;
   for (const [field, value] of Object.entries(fixed)) {
     const got = config[field as keyof typeof fixed];
-    if (got !== value) throw new FormatError(path, field, `llama2.c files can only hold ${value ?? "none"}, got ${got instanceof Float32Array ? "rope_freqs divisors" : JSON.stringify(got)}`);
+    if (got !== value) throw new FormatError(path, field, `llama2.c files can only hold ${value ?? "none"}, got ${typeof got === "object" ? `${got.type} RoPE scaling` : JSON.stringify(got)}`);
   }
   const layout = opts.version === 1 ? v1Layout(config, opts.tied) : v0Layout(config, opts.tied);
   const fd = openSync(path, "w");

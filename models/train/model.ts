@@ -7,7 +7,7 @@
 //   loss = mean CE(Wout · norm(x)) + mean over layers l of λ_l · mean |act(Wgate·n2)|  (over positions, neurons)
 // (with a teacher, forwardDistill: the mean CE becomes the mean of distill.ts's mix of CE and KL to the teacher).
 import { headSize, kvDim, type LlamaConfig } from "../config";
-import { ropeAngles, ropeScalingOf } from "../rope";
+import { ropeAngles } from "../rope";
 import type { TrainActivation } from "./activation";
 import { activationForward, reluBackwardInPlace } from "./activation";
 import type { AttentionShape } from "./attention";
@@ -116,7 +116,7 @@ export class TrainModel {
     this.du = alloc(plan.du);
     this.dh = alloc(plan.dh);
     this.losses = new Float64Array(maxB * maxT);
-    this.rope = ropeAngles(maxT, headSize(c), c.ropeTheta, ropeScalingOf(c));
+    this.rope = ropeAngles(maxT, headSize(c), c.ropeTheta, c.ropeScaling);
   }
 
   /** Sizes of the buffers a TrainModel allocates. */

@@ -16,7 +16,7 @@ import type { Tensor } from "../../engine/tensor";
 import { ACTIVATION_MODULES } from "../activation";
 import { canonicalShapes } from "../checkpoint";
 import { headSize, kvDim, type LlamaConfig } from "../config";
-import { ropeAngles, ropeScalingOf } from "../rope";
+import { ropeAngles } from "../rope";
 import { Sampler } from "../sampler";
 
 export interface SyntheticOptions {
@@ -65,7 +65,7 @@ export function generateStories(
   const [g, u] = [buf(B, Hd), buf(B, Hd)];
   const logits = buf(B, V);
   const scores = buf(c.nHeads, S);
-  const angles = ropeAngles(S, hs, c.ropeTheta, ropeScalingOf(c));
+  const angles = ropeAngles(S, hs, c.ropeTheta, c.ropeScaling);
   const cos = engine.from(angles.cos, [S, hs / 2]), sin = engine.from(angles.sin, [S, hs / 2]);
   const kCache = Array.from({ length: L }, () => buf(B * S, KV));
   const vCache = Array.from({ length: L }, () => buf(B * S, KV));
