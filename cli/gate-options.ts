@@ -5,7 +5,7 @@ import type { ActivationName } from "../models/config";
 import type { FfnMode } from "../models/ffn";
 import type { FfnStatsSummary } from "../models/ffn-stats";
 import { KV_POLICIES, parseHeadGateSpec, type KvPolicy } from "../models/gates/head-gate";
-import { parseGateSpec, type GateSpec } from "../models/gates/spec";
+import { CALIBRATED_KINDS, parseGateSpec, type GateSpec } from "../models/gates/spec";
 import type { LoadedModel } from "../models/load";
 import { buildHeadGate, buildNeuronGate, buildTeal, gateBytes, headGateBytes } from "../eval/gate-factory";
 import { readTextTokens } from "../eval/text";
@@ -44,8 +44,8 @@ export const GATE_HELP = `      --act NAME          silu, relu, relu2 or gelu: r
       --kv-policy P       for skipped heads: keep (K/V still written), skip (no K/V: the cache keeps a hole),
                           mask (full compute, output masked) (default keep)`;
 
-/** Gates fitted on --calib-text when the model is loaded. */
-const CALIBRATED = new Set<GateSpec["kind"]>(["cats", "cett", "cett-global", "teal"]);
+/** Gates fitted on --calib-text when the model is loaded: the calibrated neuron gates and TEAL's input thresholds. */
+const CALIB_TEXT_KINDS: readonly GateSpec["kind"][] = [...CALIBRATED_KINDS, "teal"];
 
 export interface GateChoice {
   activation?: ActivationName;
@@ -88,8 +88,8 @@ export function parseGateOptions(v: Record<string, unknown>): GateChoice {
   if (v["kv-policy"] !== undefined && headGate === "dense") {
     throw new UsageError("--kv-policy applies to the heads a --head-gate skips; the dense head gate skips none");
   }
-  if ((v["calib-text"] !== undefined || v["calib-tokens"] !== undefined) && !CALIBRATED.has(spec.kind)) {
-    throw new UsageError(`--calib-text/--calib-tokens calibrate ${[...CALIBRATED].join(", ")} gates; --ffn-gate ${spec.kind} takes no calibration`);
+  if ((v["calib-text"] !== undefined || v["calib-tokens"] !== undefined) && !CALIB_TEXT_KINDS.includes(spec.kind)) {
+    throw new UsageError(`--calib-text/--calib-tokens calibrate ${CALIB_TEXT_KINDS.join(", ")} gates; --ffn-gate ${spec.kind} takes no calibration`);
   }
   return {
     activation: act, headGate, kvPolicy, spec, mode, downDType,

@@ -11,13 +11,13 @@ import { gather, scatterAxpy } from "../engine/ops/sparse";
 import { selectThreshold } from "../engine/ops/select";
 import type { Tensor } from "../engine/tensor";
 import { modelFingerprint, textFingerprint, type Calibration } from "../models/gates/calibration";
-import { formatGateSpec, type GateSpec } from "../models/gates/spec";
+import { CALIBRATED_KINDS, formatGateSpec, isCalibratedSpec, type CalibratedSpec } from "../models/gates/spec";
 import type { ScoreKind } from "../models/gates/threshold-gate";
 import type { LlamaModel } from "../models/llama";
 import { windows } from "./text";
 import { matrixValues } from "../engine/quant";
 
-export type CalibratedSpec = Extract<GateSpec, { kind: "cats" | "cett" | "cett-global" }>;
+export type { CalibratedSpec };
 
 export interface CalibrateOptions {
   ctx?: number;
@@ -31,14 +31,12 @@ export interface CalibrateOptions {
   onProgress?: (stage: string, done: number, total: number) => void;
 }
 
-const CALIBRATED_KINDS: readonly string[] = ["cats", "cett", "cett-global"];
-
 const BISECTION_STEPS = 30;
 
 export function calibrate(model: LlamaModel, ids: readonly number[], spec: CalibratedSpec, opts: CalibrateOptions = {}): Calibration {
   const { nLayers, hiddenDim: h } = model.config;
   // Another spec (parseGateSpec returns any) fell through to cett-global with an undefined target: thresholds of nothing.
-  if (!CALIBRATED_KINDS.includes(spec.kind)) {
+  if (!isCalibratedSpec(spec)) {
     throw new DynactError(`${formatGateSpec(spec)} is not calibrated: calibrate takes ${CALIBRATED_KINDS.map((k) => `${k}:…`).join(", ")}`);
   }
   const score: ScoreKind = spec.kind === "cats" ? "act" : "act-downnorm";

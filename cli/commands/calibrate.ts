@@ -1,7 +1,7 @@
-import { calibrate, type CalibratedSpec } from "../../eval/calibrate";
+import { calibrate } from "../../eval/calibrate";
 import { readTextTokens } from "../../eval/text";
 import { writeCalibration } from "../../models/gates/calibration";
-import { parseGateSpec } from "../../models/gates/spec";
+import { CALIBRATED_KINDS, isCalibratedSpec, parseGateSpec } from "../../models/gates/spec";
 import { loadModel } from "../../models/load";
 import { ctxWithin, isPosInt, number, outputFile, parse, requireString, TEXT_FIT_OPTIONS, textFitArgs } from "../args";
 import { progressLine } from "../gate-options";
@@ -40,8 +40,8 @@ export async function run(argv: string[]): Promise<void> {
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
-  if (spec.kind !== "cats" && spec.kind !== "cett" && spec.kind !== "cett-global") {
-    throw new UsageError(`--ffn-gate ${v["ffn-gate"]}: only cats, cett and cett-global gates are calibrated`);
+  if (!isCalibratedSpec(spec)) {
+    throw new UsageError(`--ffn-gate ${v["ffn-gate"]}: only ${CALIBRATED_KINDS.join(", ")} gates are calibrated`);
   }
   const samples = number(v.samples, "--samples", 1024, isPosInt, "a positive integer");
   outputFile(out, "-o");
@@ -49,7 +49,7 @@ export async function run(argv: string[]): Promise<void> {
   const log = (line: string) => logLine(line);
   const loaded = loadModel(a.model, { tokenizer: v.tokenizer, activation: a.activation, contextLength: a.ctx, threads: a.threads });
   const ids = readTextTokens(a.data, loaded.tokenizer, a.maxTokens);
-  const c = calibrate(loaded.model, ids, spec as CalibratedSpec, { maxSamples: samples, bos: loaded.tokenizer.bosId, onProgress: progressLine(log) });
+  const c = calibrate(loaded.model, ids, spec, { maxSamples: samples, bos: loaded.tokenizer.bosId, onProgress: progressLine(log) });
   writeCalibration(out, c);
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
   log(`wrote ${out}: ${c.gate}, thresholds ${c.thresholds.map((t) => t.toPrecision(4)).join(" ")}`);

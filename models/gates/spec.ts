@@ -15,6 +15,14 @@ export type GateSpec =
   /** keep null: logit > 0; a fraction F: the top F of the logits. */
   | { kind: "predictor"; file: string; keep: number | null };
 
+/** Gates whose per-layer thresholds are fitted on text (dynact calibrate; threshold:FILE reads what it writes). */
+export const CALIBRATED_KINDS = ["cats", "cett", "cett-global"] as const;
+export type CalibratedSpec = Extract<GateSpec, { kind: (typeof CALIBRATED_KINDS)[number] }>;
+
+export function isCalibratedSpec(spec: GateSpec): spec is CalibratedSpec {
+  return (CALIBRATED_KINDS as readonly string[]).includes(spec.kind);
+}
+
 export const GATE_KINDS =
   "dense, cats:S, cett:T, cett-global:T, topk:F, threshold:FILE, griffin:F, tda:T, teal:S, predictor:FILE, predictor:FILE:topk:F";
 
