@@ -36,21 +36,35 @@ export function entryBytes(e: TensorEntry): number {
   return tensorBytes(e.dtype, e.shape);
 }
 
-/** Canonical shapes of every tensor of a model of this config ([out, in] for linears). */
-export function canonicalShapes(c: LlamaConfig): Map<string, number[]> {
-  const kv = (c.dim / c.nHeads) * c.nKvHeads;
-  const m = new Map<string, number[]>([
-    ["token_embd", [c.vocabSize, c.dim]],
-    ["output_norm", [c.dim]],
-    ["output", [c.vocabSize, c.dim]],
-  ]);
-  for (let l = 0; l < c.nLayers; l++) {
-    const layer: Record<(typeof LAYER_TENSORS)[number], number[]> = {
-      attn_norm: [c.dim], attn_q: [c.dim, c.dim], attn_k: [kv, c.dim], attn_v: [kv, c.dim],
-      attn_output: [c.dim, c.dim], ffn_norm: [c.dim], ffn_gate: [c.hiddenDim, c.dim],
-      ffn_up: [c.hiddenDim, c.dim], ffn_down: [c.dim, c.hiddenDim],
-    };
-    for (const [k, s] of Object.entries(layer)) m.set(`blk.${l}.${k}`, s);
+/**
+ * Canonical names of every tensor of a model of this config, lazily: a reader checking a header stops at the first
+ * one missing, so a header's bogus layer count costs nothing (a list of 9 × 2^24 names would exhaust the heap).
+ */
+export function* canonicalNames(c: LlamaConfig): Generator<string> {
+  yield* ["token_embd", "output_norm", "output"];
+  for (let l = 0; l < c.nLayers; l++) for (const k of LAYER_TENSORS) yield `blk.${l}.${k}`;
+}
+
+/** The canonical shape ([out, in] for linears) of the tensor of this name, or undefined if the model has none. */
+export function canonicalShape(c: LlamaConfig, name: string): number[] | undefined {
+  switch (name) {
+    case "token_embd": case "output": return [c.vocabSize, c.dim];
+    case "output_norm": return [c.dim];
   }
-  return m;
+  const m = /^blk\.(0|[1-9][0-9]*)\.([a-z_]+)$/.exec(name);
+  if (!m || Number(m[1]) >= c.nLayers) return undefined;
+  const kv = (c.dim / c.nHeads) * c.nKvHeads;
+  switch (m[2] as (typeof LAYER_TENSORS)[number]) {
+    case "attn_norm": case "ffn_norm": return [c.dim];
+    case "attn_q": case "attn_output": return [c.dim, c.dim];
+    case "attn_k": case "attn_v": return [kv, c.dim];
+    case "ffn_gate": case "ffn_up": return [c.hiddenDim, c.dim];
+    case "ffn_down": return [c.dim, c.hiddenDim];
+    default: return undefined;
+  }
+}
+
+/** Canonical shapes of every tensor of a model of this config, for writers (readers use canonicalShape). */
+export function canonicalShapes(c: LlamaConfig): Map<string, number[]> {
+  return new Map([...canonicalNames(c)].map((name) => [name, canonicalShape(c, name)!]));
 }

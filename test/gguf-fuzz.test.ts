@@ -238,4 +238,9 @@ test("hand-made lies name their field", () => {
   expect(fieldOf((h) => h.write("k", at("blk.0.attn_q.weight") + 11))).toBe("blk.0.attn_k.weight"); // duplicated
   expect(fieldOf((h) => h.write("llama.block_count", at("general.alignment")))).toBe("llama.block_count"); // duplicated
   expect(fieldOf((h) => h.writeUInt32LE(48, at("general.alignment") + 21))).toBe("general.alignment"); // not a power of 2
+  // 2^24 blocks (the most validateConfig allows): the first missing tensor is named at once, with no list of 9 × 2^24
+  // names built first (that exhausted the heap in a CI run when the fuzzer flipped this byte).
+  const blocks = at("llama.block_count") + "llama.block_count".length + 4;
+  expect(bytes.readUInt32LE(blocks)).toBe(tiny.nLayers);
+  expect(fieldOf((h) => h.writeUInt32LE(2 ** 24, blocks))).toBe("blk.2.attn_norm.weight");
 });

@@ -215,6 +215,10 @@ describe.runIf(haveAssets("models/stories260K.bin"))("stories260K as a Hugging F
     writeSafetensors(hf2, bin.config, fromBin, { dtype: "f32", tied: true });
     writeFileSync(path.join(hf2, "config.json"), JSON.stringify({ ...json, tie_word_embeddings: false }));
     expect(() => readSafetensorsCheckpoint(hf2)).toThrow(/lm_head\.weight: missing/);
+    // 2^24 layers (the most validateConfig allows): the first missing layer is named at once, with no list of
+    // 9 × 2^24 names built first (that exhausts the heap).
+    writeFileSync(path.join(hf2, "config.json"), JSON.stringify({ ...json, tie_word_embeddings: true, num_hidden_layers: 2 ** 24 }));
+    expect(() => readSafetensorsCheckpoint(hf2)).toThrow(new RegExp(`model\\.layers\\.${bin.config.nLayers}\\.input_layernorm\\.weight: missing`));
   });
 
   test.each(["f16", "bf16"] as const)("%s: every tensor stored in that dtype, values within its rounding", (dtype) => {

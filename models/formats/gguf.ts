@@ -6,7 +6,7 @@ import { closeSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
 import { isQuantized, QK, tensorBytes, type DType } from "../../engine/dtype";
 import { quantize } from "../../engine/quant";
 import type { Checkpoint, TensorEntry } from "../checkpoint";
-import { canonicalShapes } from "../checkpoint";
+import { canonicalNames, canonicalShape, canonicalShapes } from "../checkpoint";
 import { headSize, validateConfig, type LlamaConfig } from "../config";
 import { readTensorData, tensorSource } from "../weights";
 import { llama3FreqFactors } from "../rope";
@@ -393,7 +393,6 @@ export function ggufCheckpoint(g: GgufFile, path: string): Checkpoint {
     throw new FormatError(path, "llama.vocab_size", `${vocab} disagrees with token_embd's ${config.vocabSize} rows`);
   }
 
-  const shapes = canonicalShapes(config);
   const tensors = new Map<string, TensorEntry>();
   for (const t of g.tensors) {
     if (t.name === ROPE_FREQS) {
@@ -404,7 +403,7 @@ export function ggufCheckpoint(g: GgufFile, path: string): Checkpoint {
       continue; // read with the header by readGgufCheckpoint: it is part of the config, not a weight
     }
     const name = t.name.endsWith(".weight") ? t.name.slice(0, -".weight".length) : t.name;
-    const want = shapes.get(name);
+    const want = canonicalShape(config, name);
     if (!want || !t.name.endsWith(".weight")) {
       throw new FormatError(path, fieldName(t.name, "unnamed tensor"),
         "unexpected tensor: not part of a llama model (biases and experts are not supported)");
@@ -417,7 +416,7 @@ export function ggufCheckpoint(g: GgufFile, path: string): Checkpoint {
     }
     tensors.set(name, { name, dtype: t.dtype, shape: t.shape, fileOffset: t.offset });
   }
-  for (const name of shapes.keys()) {
+  for (const name of canonicalNames(config)) {
     if (name !== "output" && !tensors.has(name)) throw new FormatError(path, `${name}.weight`, "tensor missing");
   }
   return { path, format: "gguf", config, tensors };

@@ -3,7 +3,7 @@
 // file offset; the bytes themselves are read later, straight into engine memory.
 import { closeSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
 import type { Checkpoint, TensorEntry } from "../checkpoint";
-import { canonicalShapes } from "../checkpoint";
+import { canonicalShape } from "../checkpoint";
 import { validateConfig, type LlamaConfig } from "../config";
 import { FormatError } from "./format-error";
 import { readSidecar, writeSidecar } from "./llama2c-sidecar";
@@ -81,12 +81,11 @@ interface Layout {
 
 // Builds entries in file order; `skip` adds unused bytes (llama2.c v0's precomputed RoPE tables).
 function layoutBuilder(config: LlamaConfig) {
-  const shapes = canonicalShapes(config);
   const entries: TensorEntry[] = [];
   let offset = 0;
   return {
     add(name: string) {
-      const shape = shapes.get(name)!;
+      const shape = canonicalShape(config, name)!;
       entries.push({ name, dtype: "f32", shape, fileOffset: offset });
       offset += shape.reduce((a, b) => a * b, 1) * 4;
     },

@@ -8,7 +8,7 @@ import path from "node:path";
 import { tensorBytes, type DType } from "../../engine/dtype";
 import { quantize } from "../../engine/quant";
 import type { Checkpoint, TensorEntry } from "../checkpoint";
-import { canonicalShapes } from "../checkpoint";
+import { canonicalNames, canonicalShape, canonicalShapes } from "../checkpoint";
 import { validateConfig, type LlamaConfig } from "../config";
 import { brief, fieldName, FormatError } from "./format-error";
 import { hfConfigJson, readHfConfig, type HfDType } from "./hf-config";
@@ -182,7 +182,6 @@ function readShards(dir: string): Shard[] {
 
 /** The checkpoint the shards' headers describe for this config (every check except reading the files). */
 export function safetensorsCheckpoint(dir: string, config: LlamaConfig, tied: boolean, shards: Shard[]): Checkpoint {
-  const shapes = canonicalShapes(config);
   const tensors = new Map<string, TensorEntry>();
   for (const shard of shards) {
     for (const name of shard.listed ?? []) {
@@ -197,7 +196,7 @@ export function safetensorsCheckpoint(dir: string, config: LlamaConfig, tied: bo
       // With tie_word_embeddings, transformers re-ties lm_head to embed_tokens after loading, so a stored
       // lm_head.weight is never used: the classifier is the embedding even when the two differ.
       if (name === "output" && tied) continue;
-      const want = name === undefined ? undefined : shapes.get(name);
+      const want = name === undefined ? undefined : canonicalShape(config, name);
       if (name === undefined || !want) {
         throw new FormatError(shard.file, field, "unexpected tensor: not part of a LlamaForCausalLM of this config");
       }
@@ -213,7 +212,7 @@ export function safetensorsCheckpoint(dir: string, config: LlamaConfig, tied: bo
       tensors.set(name, entry);
     }
   }
-  for (const name of shapes.keys()) {
+  for (const name of canonicalNames(config)) {
     if (!tensors.has(name) && !(name === "output" && tied)) {
       throw new FormatError(dir, hfName(name), name === "output" ? "missing (tie_word_embeddings is false)" : "missing");
     }
