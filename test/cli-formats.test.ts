@@ -4,8 +4,15 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
+import type { Llama3RopeScaling, LlamaConfig } from "../models/config";
+import { writeGguf } from "../models/formats/gguf";
+import { writeSafetensors } from "../models/formats/safetensors";
+import { buildModel, openCheckpoint } from "../models/load";
+import { llama3FreqFactors } from "../models/rope";
 import { FIXTURES, haveAssets, shared } from "./assets";
 import { dynact, expectFailure } from "./cli-harness";
+import { lastLogits } from "./model-harness";
+import { randomWeights } from "./train-util";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "dynact-clif-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -108,4 +115,31 @@ describe.runIf(haveAssets("models/stories260K.gguf", "models/stories260K.bin", "
     writeFileSync(configFile, JSON.stringify({ ...config, rope_theta: 500000 }));
     expectFailure(dynact("convert", "-m", hf, "-o", path.join(dir, "t.bin"), "--to", "llama2c"), 1, /ropeTheta: llama2\.c files can only hold 10000/);
   });
+});
+
+// Llama 3.1 RoPE scaling through the CLI: HF folder -> GGUF (rope_freqs for llama.cpp, the parameters for us) ->
+// HF folder again, the same logits at every step; inspect says which form a file holds.
+test("convert keeps llama3 RoPE scaling through GGUF and back; inspect shows it", () => {
+  const config: LlamaConfig = { dim: 64, hiddenDim: 96, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 80, seqLen: 48,
+    ropeTheta: 500000, normEps: 1e-5, activation: "silu",
+    ropeScaling: { type: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 16 } };
+  const weights = randomWeights(config, 5);
+  const hf = path.join(dir, "l3-hf");
+  writeSafetensors(hf, config, (n) => Float32Array.from(weights(n)), { dtype: "f32", tied: false });
+  const g = path.join(dir, "l3.gguf");
+  const back = path.join(dir, "l3-back");
+  expect(dynact("convert", "-m", hf, "-o", g, "--to", "gguf").code).toBe(0);
+  expect(dynact("convert", "-m", g, "-o", back, "--to", "safetensors").code).toBe(0);
+  const logits = (m: string) => lastLogits(buildModel(openCheckpoint(m)), [1, 7, 30, 41]); // no tokenizer to prompt with
+  expect(logits(g)).toEqual(logits(hf));
+  expect(logits(back)).toEqual(logits(hf));
+  expect(JSON.parse(readFileSync(path.join(back, "config.json"), "utf8")).rope_scaling).toMatchObject(
+    { rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 });
+  expect(dynact("inspect", "-m", g).stdout).toMatch(/\n  rope scaling llama3: factor 8, low_freq_factor 1, high_freq_factor 4, original context 16\n/);
+  // A llama.cpp file holds the divisors alone: --json gives them as a list.
+  const cpp = path.join(dir, "l3-cpp.gguf");
+  const divisors = llama3FreqFactors(16, 500000, config.ropeScaling as Llama3RopeScaling);
+  writeGguf(cpp, { ...config, ropeScaling: { type: "divisors", divisors } }, (n) => Float32Array.from(weights(n)), { dtype: "f32", tied: false });
+  expect(JSON.parse(dynact("inspect", "-m", cpp, "--json").stdout).config.ropeScaling).toEqual({ type: "divisors", divisors: [...divisors] });
+  expect(dynact("inspect", "-m", cpp).stdout).toMatch(/\n  rope scaling llama\.cpp rope_freqs: 8 frequency divisors from 1\.\d+ to 8\n/);
 });

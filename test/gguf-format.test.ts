@@ -16,6 +16,7 @@ import { buildModel, loadModel, openCheckpoint } from "../models/load";
 import { Sampler } from "../models/sampler";
 import { readLlama2cTokenizer, type SentencePieceBpeTokenizer } from "../models/tokenizer/sentencepiece-bpe";
 import { readTensorData } from "../models/weights";
+import { llama3FreqFactors } from "../models/rope";
 import { FIXTURES, haveAssets, shared } from "./assets";
 import { lastLogits, relError } from "./model-harness";
 import { randomWeights } from "./train-util";
@@ -257,44 +258,80 @@ describe("llama.* keys that change the math", () => {
 });
 
 // Llama 3.1/3.2 RoPE scaling: Hugging Face keeps its parameters in config.json, llama.cpp a rope_freqs tensor of
-// frequency divisors. A model written both ways runs the same, and a bad rope_freqs is refused by name.
+// frequency divisors. Our GGUF holds both (the parameters in dynact.rope.llama3.* keys); a llama.cpp GGUF has the
+// divisors alone. Each runs as its source does, and a bad rope_freqs or key is refused by name.
 describe("rope_freqs (llama3 RoPE scaling as llama.cpp stores it)", () => {
   // originalContext 16 with factor 8: long wavelengths are slowed, short ones kept, the middle ones blended.
+  const llama3 = { type: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 16 } as const;
   const config: LlamaConfig = { dim: 64, hiddenDim: 96, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 80, seqLen: 48,
-    ropeTheta: 500000, normEps: 1e-5, activation: "silu",
-    ropeScaling: { type: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 16 } };
+    ropeTheta: 500000, normEps: 1e-5, activation: "silu", ropeScaling: llama3 };
   const weights = randomWeights(config, 11);
   const tensor = (n: string) => Float32Array.from(weights(n));
   const hf = path.join(dir, "llama3-hf");
   writeSafetensors(hf, config, tensor, { dtype: "f32", tied: false });
   const ids = Array.from({ length: 40 }, (_, i) => (i * 13 + 5) % 80);
+  const want = () => lastLogits(buildModel(openCheckpoint(hf)), ids);
 
-  test("a GGUF written from the HF model holds rope_freqs and gives its logits (1e-5 relative)", () => {
+  test("a GGUF written from the HF model holds rope_freqs and the parameters: the HF model's logits exactly, and back to config.json", () => {
     const file = path.join(dir, "llama3.gguf");
     writeGguf(file, config, tensor, { dtype: "f32", tied: false });
-    expect(readGgufFile(file).tensors.find((t) => t.name === "rope_freqs.weight")?.shape).toEqual([8]);
+    const g = readGgufFile(file);
+    const entry = g.tensors.find((t) => t.name === "rope_freqs.weight")!;
+    expect(entry.shape).toEqual([8]);
     const ckpt = readGgufCheckpoint(file);
-    const scaling = ckpt.config.ropeScaling!;
-    if (scaling.type !== "divisors") throw new Error("rope_freqs not read as divisors");
-    const factors = scaling.divisors;
-    // The highest frequency (wavelength 2π, between 16/4 and 16/1) is blended: 1 / ((1 - s)/8 + s), s = (16/2π - 1)/3;
-    // the lowest is slowed by the whole factor.
+    expect(ckpt.config.ropeScaling).toEqual(llama3);
+    // What llama.cpp reads: the highest frequency (wavelength 2π, between 16/4 and 16/1) is blended,
+    // 1 / ((1 - s)/8 + s) with s = (16/2π - 1)/3; the lowest is slowed by the whole factor.
+    const factors = new Float32Array(Uint8Array.from(readFileSync(file).subarray(entry.offset, entry.offset + 32)).buffer);
     const s = (16 / (2 * Math.PI) - 1) / 3;
     expect(factors[0]).toBeCloseTo(1 / ((1 - s) / 8 + s), 5);
     expect(factors[7]).toBeCloseTo(8, 5);
-    const plain = { ...config, ropeScaling: undefined };
-    const want = lastLogits(buildModel(openCheckpoint(hf)), ids);
-    expect(relError(lastLogits(buildModel(ckpt), ids), want)).toBeLessThan(1e-5);
+    expect(lastLogits(buildModel(ckpt), ids)).toEqual(want());
+    // GGUF -> config.json gives the parameters back, and the same model.
+    const back = path.join(dir, "llama3-back");
+    writeSafetensors(back, ckpt.config, tensor, { dtype: "f32", tied: false });
+    expect(openCheckpoint(back).config.ropeScaling).toEqual(llama3);
+    expect(lastLogits(buildModel(openCheckpoint(back)), ids)).toEqual(want());
+  });
+
+  test("a llama.cpp GGUF (rope_freqs alone) runs by its divisors: the HF model's logits to 1e-5, kept GGUF to GGUF", () => {
+    const divisors = llama3FreqFactors(config.dim / config.nHeads, config.ropeTheta, llama3);
+    const file = path.join(dir, "llama3-cpp.gguf");
+    writeGguf(file, { ...config, ropeScaling: { type: "divisors", divisors } }, tensor, { dtype: "f32", tied: false });
+    expect([...readGgufFile(file).metadata.keys()].filter((k) => k.startsWith("dynact."))).toEqual([]);
+    const ckpt = readGgufCheckpoint(file);
+    expect(ckpt.config.ropeScaling).toEqual({ type: "divisors", divisors });
+    // The divisors are rounded to f32 from frequencies the HF path computes otherwise: close, not equal.
+    expect(relError(lastLogits(buildModel(ckpt), ids), want())).toBeLessThan(1e-5);
     // And the scaling matters here: without it the logits are far off.
     const unscaled = path.join(dir, "llama3-unscaled.gguf");
-    writeGguf(unscaled, plain, tensor, { dtype: "f32", tied: false });
-    expect(relError(lastLogits(buildModel(readGgufCheckpoint(unscaled)), ids), want)).toBeGreaterThan(1e-3);
-    // GGUF -> GGUF keeps the divisors; config.json cannot hold them.
+    writeGguf(unscaled, { ...config, ropeScaling: undefined }, tensor, { dtype: "f32", tied: false });
+    expect(relError(lastLogits(buildModel(readGgufCheckpoint(unscaled)), ids), want())).toBeGreaterThan(1e-3);
     const again = path.join(dir, "llama3-again.gguf");
     writeGguf(again, ckpt.config, tensor, { dtype: "f32", tied: false });
-    expect(readGgufCheckpoint(again).config.ropeScaling).toEqual(scaling);
-    expect(() => writeSafetensors(path.join(dir, "llama3-back"), ckpt.config, tensor, { dtype: "f32", tied: false }))
+    expect(readGgufCheckpoint(again).config.ropeScaling).toEqual(ckpt.config.ropeScaling);
+    expect(() => writeSafetensors(path.join(dir, "llama3-cpp-back"), ckpt.config, tensor, { dtype: "f32", tied: false }))
       .toThrow(/rope_scaling: the model's RoPE scaling is llama\.cpp's rope_freqs divisors/);
+  });
+
+  test("dynact.rope.llama3 keys: all four or none, with their rope_freqs, agreeing with it", () => {
+    const file = path.join(dir, "llama3.gguf");
+    writeGguf(file, config, tensor, { dtype: "f32", tied: false });
+    const g = readGgufFile(file);
+    expect(() => ggufCheckpoint({ ...g, tensors: g.tensors.filter((t) => t.name !== "rope_freqs.weight") }, "t.gguf"))
+      .toThrow(/t\.gguf: rope_freqs\.weight: tensor missing \(the dynact\.rope\.llama3 keys come with it\)/);
+    const without = (key: string) => new Map([...g.metadata].filter(([k]) => k !== key));
+    expect(() => ggufCheckpoint({ ...g, metadata: without("dynact.rope.llama3.factor") }, "t.gguf"))
+      .toThrow(/t\.gguf: dynact\.rope\.llama3\.factor: missing/);
+    const swapped = new Map(g.metadata).set("dynact.rope.llama3.low_freq_factor", { type: "f64", value: 5 });
+    expect(() => ggufCheckpoint({ ...g, metadata: swapped }, "t.gguf"))
+      .toThrow(/dynact\.rope\.llama3\.high_freq_factor: 4 must exceed dynact\.rope\.llama3\.low_freq_factor 5/);
+    const t = g.tensors.find((x) => x.name === "rope_freqs.weight")!;
+    const bytes = Buffer.from(readFileSync(file));
+    bytes.writeFloatLE(2.5, t.offset + 12);
+    const edited = path.join(dir, "llama3-edited.gguf");
+    writeFileSync(edited, bytes);
+    expect(() => readGgufCheckpoint(edited)).toThrow(/llama3-edited\.gguf: rope_freqs\.weight: divisor 3 is 2\.5 but the dynact\.rope\.llama3 keys give /);
   });
 
   test("a rope_freqs of the wrong type, shape or values is a FormatError naming it", () => {

@@ -183,7 +183,18 @@ export function readGgufCheckpoint(path: string): Checkpoint {
     const divisors = readTensorData({ ...ckpt, tensors: new Map([[ROPE_FREQS, entry]]) }, ROPE_FREQS);
     const bad = divisors.findIndex((f) => !(f > 0 && Number.isFinite(f)));
     if (bad >= 0) throw new FormatError(path, ROPE_FREQS, `factor ${bad} is ${divisors[bad]}; divisors must be finite and positive`);
-    ckpt.config.ropeScaling = { type: "divisors", divisors };
+    const s = ckpt.config.ropeScaling;
+    if (s?.type !== "llama3") {
+      ckpt.config.ropeScaling = { type: "divisors", divisors };
+    } else {
+      // Our writer stores both forms: the parameters (exact) run the model, and must be what llama.cpp runs
+      // (to f32 rounding: freq_base is stored as an f32, and the divisors were computed from the model's own).
+      const want = llama3FreqFactors(headSize(ckpt.config), ckpt.config.ropeTheta, s);
+      const off = want.findIndex((w, j) => !(Math.abs(w - divisors[j]!) <= 1e-6 * w));
+      if (off >= 0) {
+        throw new FormatError(path, ROPE_FREQS, `divisor ${off} is ${divisors[off]} but the dynact.rope.llama3 keys give ${want[off]}`);
+      }
+    }
   }
   return ckpt;
 }
@@ -376,6 +387,10 @@ export function ggufCheckpoint(g: GgufFile, path: string): Checkpoint {
     ...readDynactKeys(m, path),
   };
   withFileKeys(path, GGUF_KEYS, () => validateConfig(config, path));
+  if (config.ropeScaling && !g.tensors.some((t) => t.name === ROPE_FREQS)) {
+    // llama.cpp would run this file unscaled: its scaling lives in rope_freqs alone.
+    throw new FormatError(path, ROPE_FREQS, "tensor missing (the dynact.rope.llama3 keys come with it)");
+  }
   const ropeDims = metaInt(m, "llama.rope.dimension_count", path, headSize(config));
   if (ropeDims !== headSize(config)) {
     throw new FormatError(path, "llama.rope.dimension_count", `${ropeDims} differs from the head size ${headSize(config)} (partial RoPE is not supported)`);
