@@ -13,14 +13,16 @@ export interface Kernels {
   quantize_q8_0(dst: number, x: number, n: number): void;
   /** x: n f32 (n a multiple of 32) -> the activation of the quantized products (ACT_BLOCK_BYTES per 32) at dst. */
   quantize_act_q8_0(dst: number, x: number, n: number): void;
-  /** xa: x quantized by quantize_act_q8_0. */
+  /** The same for the Q4_0 products (their own layout of the same quantized values). */
+  quantize_act_q4_0(dst: number, x: number, n: number): void;
+  /** xa: x quantized by quantize_act_q8_0 (quantize_act_q4_0 for matvec_q4_0). */
   matvec_q8_0(out: number, w: number, xa: number, n: number, rowStart: number, rowEnd: number): void;
   matvec_q4_0(out: number, w: number, xa: number, n: number, rowStart: number, rowEnd: number): void;
   /** out[t, r] = w[r,:] · x[t,:] for t < tokens, rows [rowStart, rowEnd); out rows outStride floats apart. */
   gemm_f32(out: number, w: number, x: number, n: number, rowStart: number, rowEnd: number, tokens: number, outStride: number): void;
   gemm_f16(out: number, w: number, x: number, n: number, rowStart: number, rowEnd: number, tokens: number, outStride: number): void;
   gemm_bf16(out: number, w: number, x: number, n: number, rowStart: number, rowEnd: number, tokens: number, outStride: number): void;
-  /** xa: `tokens` rows quantized by quantize_act_q8_0, one after another. */
+  /** xa: `tokens` rows quantized by quantize_act_q8_0 (_q4_0 for Q4_0 weights), one after another. */
   gemm_q8_0(out: number, w: number, xa: number, n: number, rowStart: number, rowEnd: number, tokens: number, outStride: number): void;
   gemm_q4_0(out: number, w: number, xa: number, n: number, rowStart: number, rowEnd: number, tokens: number, outStride: number): void;
   sum_f32(x: number, n: number): number;
@@ -42,7 +44,7 @@ export interface Kernels {
   matvec_rows_f16(out: number, w: number, x: number, n: number, idx: number, count: number): void;
   matvec_rows_bf16(out: number, w: number, x: number, n: number, idx: number, count: number): void;
   scatter_axpy_f32(out: number, wt: number, a: number, idx: number, count: number, dim: number): void;
-  /** xa: x quantized by quantize_act_q8_0; rows S[k] of a Q8_0 / Q4_0 matrix. */
+  /** xa: x quantized by quantize_act_q8_0 / _q4_0 (as the weights); rows S[k] of a Q8_0 / Q4_0 matrix. */
   matvec_rows_q8_0(out: number, w: number, xa: number, n: number, idx: number, count: number): void;
   matvec_rows_q4_0(out: number, w: number, xa: number, n: number, idx: number, count: number): void;
   /** wt: Q8_0 [hidden, dim] (dim a multiple of 32). */

@@ -102,7 +102,7 @@ export function gemm_f32(out: usize, w: usize, x: usize, n: i32, rowStart: i32, 
 }
 
 // 16-bit and quantized weights: the GEMV kernels' own loops with a token loop inside each block of four rows.
-// x of the quantized ones is `tokens` activations quantized by quantize_act_q8_0, one after another.
+// x of the quantized ones is `tokens` activations quantized by quantize_act_q8_0 / _q4_0, one after another.
 export function gemm_f16(out: usize, w: usize, x: usize, n: i32, rowStart: i32, rowEnd: i32, tokens: i32, outStride: i32): void {
   matvecHalf(out, w, x, n, rowStart, rowEnd, tokens, outStride, false);
 }

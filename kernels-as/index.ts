@@ -2,7 +2,7 @@
 // and never allocate.
 export { matvec_f32 } from "./matvec";
 export { matvec_f16, matvec_bf16, matvec_rows_f16, matvec_rows_bf16 } from "./matvec_half";
-export { quantize_q8_0, quantize_act_q8_0, matvec_q8_0, matvec_q4_0 } from "./matvec_quant";
+export { quantize_q8_0, quantize_act_q8_0, quantize_act_q4_0, matvec_q8_0, matvec_q4_0 } from "./matvec_quant";
 export { gemm_f32, gemm_f16, gemm_bf16, gemm_q8_0, gemm_q4_0 } from "./gemm";
 export { sum_f32, mul_add_f32 } from "./sum";
 export { rmsnorm_f32 } from "./norm";

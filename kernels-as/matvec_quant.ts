@@ -1,11 +1,12 @@
 // Matrix-vector products with Q8_0 / Q4_0 weights, as llama.cpp does them: the activation x is quantized once
-// per product to Q8_0 values (quantize_act_q8_0, into a scratch buffer the caller owns), then each block of a row
+// per product to Q8_0 values (quantize_act_q8_0 / _q4_0, into a scratch buffer the caller owns), then each block of a row
 // is an exact integer dot product of int8 weights with int8 activations (widened to i16, i32x4.dot_i16x8_s),
 // scaled by d_w·d_x and accumulated in f32. Same row-range contract as matvec_f32; xa is the quantized activation.
 //
-// The activation is kept in a kernel-private layout (ACT_BLOCK_BYTES per block, see quantize_act_q8_0): its quants
-// already widened to i16, its scales already f32, and Q4_0's offset term -8·Σq precomputed, since every row of the
-// product reuses them. The values are exactly ggml's Q8_0 activation (quantize_q8_0 writes that format itself).
+// The activation is kept in a kernel-private layout (ACT_BLOCK_BYTES per block, see quantize_act_q8_0 and _q4_0):
+// its quants already widened to i16 (for Q4_0, combined so that its nibbles need no shifts), its scales already
+// f32, and Q4_0's offset term precomputed, since every row of the product reuses them. The values are exactly
+// ggml's Q8_0 activation (quantize_q8_0 writes that format itself).
 //
 // Four rows share each block of x. Their four integer sums are reduced into one i32x4 (lane i = row i), their
 // four f16 scales converted in one SIMD step, and lane i of one f32 accumulator collects row i block by block:
@@ -76,16 +77,29 @@ export function quantize_q8_0(dst: usize, x: usize, n: i32): void {
   return i32x4.trunc_sat_f32x4_s(f32x4.add(t, v128.and(up, one)));
 }
 
-// x (n f32, n a multiple of 32) -> the activation layout of the products below, n/32 blocks:
-//   bytes [0, 64·nb)        block b's 32 quants as i16 at 64·b (values of quantize_q8_0, sign-extended)
+// x (n f32, n a multiple of 32) -> the activation layout of the Q8_0 products below, n/32 blocks:
+//   bytes [0, 64·nb)        block b's 32 quants q as i16 at 64·b (values of quantize_q8_0, sign-extended)
 //   bytes [64·nb, 68·nb)    block b's scale as f32 (the f16 that quantize_q8_0 stores, converted exactly)
-//   bytes [68·nb, 72·nb)    block b's -8·Σq as i32 (Q4_0's nibble offset of 8, applied once per block of rows)
+//   bytes [68·nb, 72·nb)    unused
 export function quantize_act_q8_0(dst: usize, x: usize, n: i32): void {
+  quantizeAct(dst, x, n, false);
+}
+
+// The same quantized x in the layout of the Q4_0 products (blockDot's Q4_0 branch says why):
+//   bytes [0, 64·nb)        block b's 16·q[0..16) - q[16..32) and q[16..32) as i16
+//   bytes [64·nb, 68·nb)    block b's scale / 16 as f32 (exact: a power of two, far from f32's subnormals)
+//   bytes [68·nb, 72·nb)    block b's -128·Σq as i32: 16 times Q4_0's nibble offset of 8, applied once per block of rows
+export function quantize_act_q4_0(dst: usize, x: usize, n: i32): void {
+  quantizeAct(dst, x, n, true);
+}
+
+@inline function quantizeAct(dst: usize, x: usize, n: i32, q4: bool): void {
   const signBit = i32x4.splat(<i32>0x80000000);
   const nb = n / QK;
   const scales = dst + (<usize>nb << 6);
   const offsets = scales + (<usize>nb << 2);
-  const m8 = i16x8.splat(-8);
+  const m128 = i16x8.splat(-128);
+  const s16 = i16x8.splat(16);
   for (let b = 0; b < nb; b++) {
     const xb = x + (<usize>b << 7);
     const yb = dst + (<usize>b << 6);
@@ -93,19 +107,27 @@ export function quantize_act_q8_0(dst: usize, x: usize, n: i32): void {
     const v4 = v128.load(xb, 64), v5 = v128.load(xb, 80), v6 = v128.load(xb, 96), v7 = v128.load(xb, 112);
     const d = absMax8(v0, v1, v2, v3, v4, v5, v6, v7) / <f32>127;
     const id = f32x4.splat(inverse(d));
-    store<f32>(scales + (<usize>b << 2), f16_to_f32(f32_to_f16(d)));
     const q0 = i16x8.narrow_i32x4_s(roundAway(f32x4.mul(v0, id), signBit), roundAway(f32x4.mul(v1, id), signBit));
     const q1 = i16x8.narrow_i32x4_s(roundAway(f32x4.mul(v2, id), signBit), roundAway(f32x4.mul(v3, id), signBit));
     const q2 = i16x8.narrow_i32x4_s(roundAway(f32x4.mul(v4, id), signBit), roundAway(f32x4.mul(v5, id), signBit));
     const q3 = i16x8.narrow_i32x4_s(roundAway(f32x4.mul(v6, id), signBit), roundAway(f32x4.mul(v7, id), signBit));
-    v128.store(yb, q0);
-    v128.store(yb, q1, 16);
+    const scale = f16_to_f32(f32_to_f16(d));
+    if (q4) {
+      // |16·q - q'| <= 17·127 < 2^15
+      v128.store(yb, i16x8.sub(i16x8.mul(q0, s16), q2));
+      v128.store(yb, i16x8.sub(i16x8.mul(q1, s16), q3), 16);
+      store<f32>(scales + (<usize>b << 2), scale * <f32>0.0625);
+      const c = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(q0, m128), i32x4.dot_i16x8_s(q1, m128)),
+        i32x4.add(i32x4.dot_i16x8_s(q2, m128), i32x4.dot_i16x8_s(q3, m128)));
+      store<i32>(offsets + (<usize>b << 2), i32x4.extract_lane(c, 0) + i32x4.extract_lane(c, 1) +
+        i32x4.extract_lane(c, 2) + i32x4.extract_lane(c, 3));
+    } else {
+      v128.store(yb, q0);
+      v128.store(yb, q1, 16);
+      store<f32>(scales + (<usize>b << 2), scale);
+    }
     v128.store(yb, q2, 32);
     v128.store(yb, q3, 48);
-    const c = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(q0, m8), i32x4.dot_i16x8_s(q1, m8)),
-      i32x4.add(i32x4.dot_i16x8_s(q2, m8), i32x4.dot_i16x8_s(q3, m8)));
-    store<i32>(offsets + (<usize>b << 2), i32x4.extract_lane(c, 0) + i32x4.extract_lane(c, 1) +
-      i32x4.extract_lane(c, 2) + i32x4.extract_lane(c, 3));
   }
 }
 
@@ -117,18 +139,21 @@ export function matvec_q4_0(out: usize, w: usize, xa: usize, n: i32, rowStart: i
   matvecQuant(out, w, xa, n, rowStart, rowEnd, 1, 0, true);
 }
 
-// Integer dot product of one block of quants at p with the activation block x0..x3 (values 0-7, 8-15, 16-23,
-// 24-31 as i16), as four i32 partial sums. Q8_0: load8x8_s loads and sign-extends eight quants in one
-// instruction. Q4_0: the nibbles are widened unsigned (0..15) to i16 and masked/shifted there (the low nibbles of
-// bytes 0-15 are values 0-15, the high ones 16-31); their offset of 8 is added per block of rows by the caller.
+// Integer dot product of one block of quants at p with the activation block x0..x3, as four i32 partial sums.
+// Q8_0: x0..x3 are the quants 0-7, 8-15, 16-23, 24-31 as i16, and load8x8_s loads and sign-extends eight weights
+// in one instruction. Q4_0: byte k holds value k in its low nibble l_k and value 16+k in its high one h_k; widened
+// unsigned to i16 it is a_k = l_k + 16·h_k. With x0, x1 = 16·q[0..16) - q[16..32) and x2, x3 = q[16..32)
+// (quantize_act_q4_0), (l·x0 + a·x2) summed is 16·Σ(l_k q_k + h_k q_{16+k}): sixteen times the block's dot
+// product, with one mask per half and no shifts (the 16 is taken back in the activation's scale; the nibbles'
+// offset of 8 is added per block of rows by the caller). Products stay within i16 × i16 -> i32: 15·2159, 255·127.
 @inline export function blockDot(p: usize, x0: v128, x1: v128, x2: v128, x3: v128, q4: bool): v128 {
   if (q4) {
     const q = v128.load(p);
     const a = i16x8.extend_low_i8x16_u(q), b = i16x8.extend_high_i8x16_u(q);
     const low = i16x8.splat(15);
     return i32x4.add(
-      i32x4.add(i32x4.dot_i16x8_s(v128.and(a, low), x0), i32x4.dot_i16x8_s(v128.and(b, low), x1)),
-      i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_u(a, 4), x2), i32x4.dot_i16x8_s(i16x8.shr_u(b, 4), x3)),
+      i32x4.add(i32x4.dot_i16x8_s(v128.and(a, low), x0), i32x4.dot_i16x8_s(a, x2)),
+      i32x4.add(i32x4.dot_i16x8_s(v128.and(b, low), x1), i32x4.dot_i16x8_s(b, x3)),
     );
   }
   return i32x4.add(

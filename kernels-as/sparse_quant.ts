@@ -3,10 +3,10 @@
 //   scatter_axpy_q8_0         out    = Σ_k a[k] · Wt[S[k], :]   (column scatter over a Q8_0 W_downᵀ)
 //   scatter_axpy_f16          the same over an F16 W_downᵀ
 //
-// Row gather: x is quantized once by the caller (quantize_act_q8_0), then each gathered row is the dense kernel's
-// computation (matvec_quant.ts, whose block helpers it shares): per block an exact integer dot of int8 weights with
-// int8 activations, scaled by fl(d_w·d_x) and accumulated in f32 block by block in order, four rows sharing each
-// block of x. A row's
+// Row gather: x is quantized once by the caller (quantize_act_q8_0 / _q4_0), then each gathered row is the dense
+// kernel's computation (matvec_quant.ts, whose block helpers it shares): per block an exact integer dot of int8
+// weights with int8 activations, scaled by fl(d_w·d_x) and accumulated in f32 block by block in order, four rows
+// sharing each block of x. A row's
 // value is therefore fl(acc + fl(S_b · fl(d_w·d_x))) over its blocks — the same formula the dense kernel documents.
 //
 // Column scatter: W_down is [dim, hidden] with Q8_0 blocks along hidden; transposed at load ([hidden, dim]) its

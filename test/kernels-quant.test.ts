@@ -387,29 +387,34 @@ describe("matvecBlocks", () => {
   });
 });
 
-describe("quantize_act_q8_0", () => {
-  it("writes quantize_q8_0's values: i16 quants, the f16 scale as f32, and -8·Σq per block", () => {
+describe("quantize_act_q8_0 / _q4_0", () => {
+  // Both hold quantize_q8_0's values q and scale d, per block b of 32: Q8_0's as they are; Q4_0's as
+  // 16·q[0..16) - q[16..32) then q[16..32), d/16 and 16 times the nibble offset term -8·Σq.
+  it("write quantize_q8_0's values, each in its products' layout", () => {
     fc.assert(fc.property(fc.integer({ min: 1, max: MAX_BLOCKS }).chain((nb) => vec(32 * nb)), (x) => {
       const n = x.length;
+      const nb = n / 32;
       const engine = harnessEngine();
       const xt = place(1, [n], 0, x);
-      const a = placeBytes(3, "u8", [activationBytes(n)], 0);
-      engine.kernels.quantize_act_q8_0(a.offset, xt.offset, n);
-      expectGuards("quantize_act_q8_0", a);
       const ref = quantizeQ8_0(x);
-      const view = new DataView(engine.memory.buffer, a.offset, activationBytes(n));
-      const nb = n / 32;
       const want = dequantize("q8_0", ref, n);
-      for (let b = 0; b < nb; b++) {
-        const scale = view.getFloat32(64 * nb + 4 * b, true);
-        let sum = 0;
-        for (let j = 0; j < 32; j++) {
-          const q = view.getInt16(64 * b + 2 * j, true);
-          expect(q).toBe(new Int8Array(ref.buffer, ref.byteOffset + 34 * b + 2, 32)[j]);
-          expect(Math.fround(scale * q) === want[32 * b + j]).toBe(true); // (-0 and 0 alike)
-          sum += q;
+      for (const q4 of [false, true]) {
+        const a = placeBytes(3, "u8", [activationBytes(n)], 0);
+        (q4 ? engine.kernels.quantize_act_q4_0 : engine.kernels.quantize_act_q8_0)(a.offset, xt.offset, n);
+        expectGuards(q4 ? "quantize_act_q4_0" : "quantize_act_q8_0", a);
+        const view = new DataView(engine.memory.buffer, a.offset, activationBytes(n));
+        for (let b = 0; b < nb; b++) {
+          const q = new Int8Array(ref.buffer, ref.byteOffset + 34 * b + 2, 32);
+          const scale = view.getFloat32(64 * nb + 4 * b, true) * (q4 ? 16 : 1);
+          let sum = 0;
+          for (let j = 0; j < 32; j++) {
+            const stored = view.getInt16(64 * b + 2 * j, true);
+            expect(stored).toBe(q4 && j < 16 ? 16 * q[j]! - q[j + 16]! : q[j]);
+            expect(Math.fround(scale * q[j]!) === want[32 * b + j]).toBe(true); // (-0 and 0 alike)
+            sum += q[j]!;
+          }
+          if (q4) expect(view.getInt32(68 * nb + 4 * b, true)).toBe((-128 * sum) | 0);
         }
-        expect(view.getInt32(68 * nb + 4 * b, true)).toBe((-8 * sum) | 0);
       }
     }), { numRuns: 150 });
   });

@@ -59,8 +59,8 @@ function prepare(op: string, out: Tensor, w: Tensor, x: Tensor): { kernel: Matve
 
 /**
  * The x argument of w's row kernels (GEMV, GEMM, row gather): x itself for f32/f16/bf16 weights; for q8_0/q4_0
- * weights its `tokens` rows quantized (quantize_act_q8_0, once per product, as llama.cpp does) into the engine's
- * scratch under `op`. Other dtypes are a ShapeError.
+ * weights its `tokens` rows quantized (quantize_act_q8_0 / _q4_0, once per product, as llama.cpp does) into the
+ * engine's scratch under `op`. Other dtypes are a ShapeError.
  */
 export function kernelInput(op: string, w: Tensor, x: Tensor, tokens = 1): number {
   switch (w.dtype) {
@@ -73,7 +73,8 @@ export function kernelInput(op: string, w: Tensor, x: Tensor, tokens = 1): numbe
       const n = w.shape[1];
       const rb = activationBytes(n);
       const xa = w.engine.scratch(op, tokens * rb);
-      for (let t = 0; t < tokens; t++) w.engine.kernels.quantize_act_q8_0(xa + t * rb, x.offset + 4 * t * n, n);
+      const quantizeAct = w.dtype === "q4_0" ? w.engine.kernels.quantize_act_q4_0 : w.engine.kernels.quantize_act_q8_0;
+      for (let t = 0; t < tokens; t++) quantizeAct(xa + t * rb, x.offset + 4 * t * n, n);
       return xa;
     }
     default:
