@@ -38,7 +38,8 @@ export function runGatedDecodeBench(opts: {
   const steps = opts.steps ?? 128;
   const log = opts.log ?? (() => {});
   const file = randomLlama2cModel(opts.shape.name, { ...opts.shape.config, seqLen: Math.max(steps, opts.shape.config.seqLen) });
-  const dense = buildModel(openCheckpoint(file));
+  // A llama2.c model: BOS 1, as its tokenizer.bin has it (predictors and thresholds are fitted from it).
+  const dense = buildModel(openCheckpoint(file), { bosId: 1 });
   const vocab = opts.shape.config.vocabSize;
   const ids = Array.from({ length: opts.calibrationTokens ?? 128 }, (_, i) => 3 + ((i * 7919) % (vocab - 3)));
   // Predictors are fitted on the dense instance first: their tensors are reserved when the sparse one is loaded.
@@ -55,7 +56,7 @@ export function runGatedDecodeBench(opts: {
     predictors.set(spec, `predictor:${pfile}:topk:${keep}`);
   }
   const reserve = [...predictors.values()].reduce((n, g) => n + gateBytes(parseGateSpec(g)), 0);
-  const sparse = buildModel(openCheckpoint(file), { transposeDown: true, reserveBytes: reserve });
+  const sparse = buildModel(openCheckpoint(file), { transposeDown: true, reserveBytes: reserve, bosId: 1 });
   const gates = new Map<string, NeuronGate | null>();
   for (const spec of opts.gates) {
     const parsed = parseGateSpec(predictors.get(spec) ?? spec);

@@ -19,7 +19,8 @@ export interface PerplexityBenchRow {
 export function runPerplexityBench(opts: { shapes: BenchShape[]; tokens?: number; rounds?: number; log?: (l: string) => void }): PerplexityBenchRow[] {
   const tokens = opts.tokens ?? 512;
   return opts.shapes.map((shape) => {
-    const model = buildModel(openCheckpoint(randomLlama2cModel(shape.name, shape.config)));
+    // A llama2.c model: BOS 1, as its tokenizer.bin has it.
+    const model = buildModel(openCheckpoint(randomLlama2cModel(shape.name, shape.config)), { bosId: 1 });
     const ids = Array.from({ length: tokens }, (_, i) => 3 + ((i * 7919) % (shape.config.vocabSize - 3)));
     const all = Array.from({ length: shape.config.hiddenDim }, (_, i) => i);
     const batched: number[] = [];

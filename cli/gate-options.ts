@@ -114,14 +114,14 @@ export function applyGate(loaded: LoadedModel, g: GateChoice, log: (line: string
   const { model, tokenizer } = loaded;
   const gate = buildNeuronGate(g.spec, model, {
     calibrationIds: g.calibText ? () => readTextTokens(g.calibText!, tokenizer, g.calibTokens) : undefined,
-    bos: tokenizer.bosId, onProgress: progressLine(log),
+    onProgress: progressLine(log),
   });
   if (g.mode === "gather" && !model.weights.layers[0].downTransposed) {
     throw new DynactError("internal: gather mode needs a model loaded with transposeDown");
   }
   model.configureFfn({ gate, mode: g.mode, measureCett: g.mode === "mask" && gate !== null });
   model.configureTeal(buildTeal(g.spec, model, {
-    calibrationIds: g.calibText ? () => readTextTokens(g.calibText!, tokenizer, g.calibTokens) : undefined, bos: tokenizer.bosId,
+    calibrationIds: g.calibText ? () => readTextTokens(g.calibText!, tokenizer, g.calibTokens) : undefined,
   }));
   model.configureHeads(buildHeadGate(g.headGate, model), g.kvPolicy);
 }

@@ -21,11 +21,6 @@ export type { CalibratedSpec };
 
 export interface CalibrateOptions {
   ctx?: number;
-  /**
-   * BOS id each window starts from (default 1, llama2.c's and LLaMA-2's): pass the tokenizer's bosId. The traces
-   * of a model whose BOS is another id were taken after token 1.
-   */
-  bos?: number;
   /** Tokens whose activations are kept for fitting (evenly spaced over the text); default 1024. */
   maxSamples?: number;
   onProgress?: (stage: string, done: number, total: number) => void;
@@ -108,12 +103,13 @@ export function sampleCount(tokens: number, maxSamples?: number): number {
   return Math.ceil(tokens / sampleStride(tokens, maxSamples));
 }
 
-/** Dense passes over the text in windows from BOS (no gate); `visit` sees every k-th token's layers. */
+/** Dense passes over the text in windows from the model's BOS (no gate); `visit` sees every k-th token's layers. */
 export function traceSamples(model: LlamaModel, ids: readonly number[], opts: CalibrateOptions, visit: SampleVisitor): void {
   const ctx = opts.ctx ?? model.config.seqLen;
   if (!Number.isInteger(ctx) || ctx < 1 || ctx > model.config.seqLen) {
     throw new DynactError(`ctx ${ctx} must be an integer from 1 to the model's context of ${model.config.seqLen}`);
   }
+  const bos = model.bosId;
   const every = sampleStride(ids.length, opts.maxSamples);
   let position = 0; // index of the current token in ids
   let sample = -1;
@@ -123,7 +119,7 @@ export function traceSamples(model: LlamaModel, ids: readonly number[], opts: Ca
   model.configureFfn({ gate: null, mode: "mask" });
   try {
     for (const w of windows(ids, ctx)) {
-      let token = opts.bos ?? 1;
+      let token = bos;
       for (let pos = 0; pos < w.ids.length; pos++, position++) {
         // The activations of input token `token` at this position; sample the text tokens evenly.
         sample = position % every === 0 ? position / every : -1;

@@ -73,7 +73,7 @@ export function buildTeal(spec: GateSpec, model: LlamaModel, opts: GateFactoryOp
   if (!opts.calibrationIds) {
     throw new DynactError(`--ffn-gate ${formatGateSpec(spec)}: TEAL needs calibration: pass --calib-text FILE`);
   }
-  return calibrateTeal(model, opts.calibrationIds(), spec.sparsity, { ctx: opts.ctx, bos: opts.bos });
+  return calibrateTeal(model, opts.calibrationIds(), spec.sparsity, { ctx: opts.ctx });
 }
 
 /** Head gate specs: dense, topk:F, norm:F, predictor:FILE[:topk:F] (default: the fraction it was fitted for). */

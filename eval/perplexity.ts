@@ -8,8 +8,6 @@ import { checkScoredIds, windows } from "./text";
 export interface PerplexityOptions {
   /** Positions per window including BOS (default: the model's context). */
   ctx?: number;
-  /** BOS id (default: the tokenizer's when given a loaded model, else 1, llama2.c's and LLaMA-2's). */
-  bos?: number;
   /** For prompt-based gates (griffin, tda): the first N positions of each window are its prompt. */
   promptLength?: number;
   onProgress?: (done: number, total: number) => void;
@@ -23,23 +21,22 @@ export interface PerplexityResult {
 }
 
 /**
- * Score `ids` (token ids without BOS). Given a loaded model (as generate and evaluate take it), BOS is its
- * tokenizer's, as `dynact perplexity` has it; a bare LlamaModel cannot know it and takes 1 unless opts.bos says.
+ * Score `ids` (token ids without BOS), each window from the model's BOS (model.bosId: its tokenizer's, set by
+ * loadModel). Takes the loaded model, as generate and evaluate do, or its model alone: the same BOS either way.
  */
 export function perplexity(
-  loaded: LlamaModel | Pick<LoadedModel, "model" | "tokenizer">, ids: readonly number[], opts: PerplexityOptions = {},
+  loaded: LlamaModel | Pick<LoadedModel, "model">, ids: readonly number[], opts: PerplexityOptions = {},
 ): PerplexityResult {
-  const model = "tokenizer" in loaded ? loaded.model : loaded;
+  const model = "model" in loaded ? loaded.model : loaded;
   const { seqLen, vocabSize } = model.config;
   const ctx = opts.ctx ?? seqLen;
-  const bos = opts.bos ?? ("tokenizer" in loaded ? loaded.tokenizer.bosId : 1);
+  const bos = model.bosId;
   const promptLength = opts.promptLength ?? 0;
   // Checked up front: a bad ctx or prompt length surfaced as a window length or positions the caller never passed.
   checkScoredIds(ids, vocabSize);
   if (!Number.isInteger(ctx) || ctx < 2 || ctx > seqLen) {
     throw new DynactError(`ctx ${ctx} must be an integer from 2 (BOS and one token) to the model's context of ${seqLen}`);
   }
-  if (!Number.isInteger(bos) || bos < 0 || bos >= vocabSize) throw new DynactError(`BOS ${bos} outside the vocabulary of ${vocabSize}`);
   if (!Number.isInteger(promptLength) || promptLength < 0) {
     throw new DynactError(`prompt length must be a non-negative integer, got ${promptLength}`);
   }

@@ -43,14 +43,14 @@ export interface Comparison {
 export interface CompareOptions {
   /** Positions per window including BOS (default: the reference's context). */
   ctx?: number;
-  bos?: number;
   onProgress?: (done: number, total: number) => void;
 }
 
 /**
  * Score `ids` with the reference and every candidate on perplexity()'s windows ([BOS, t0 … t_{n-2}] from a fresh
- * KV cache, every text token scored), all in lockstep so the reference runs once: each model's perplexity and
- * top-1 accuracy, and how each candidate's distributions differ from the reference's.
+ * KV cache, every text token scored; BOS is the models' bosId, which must be the same), all in lockstep so the
+ * reference runs once: each model's perplexity and top-1 accuracy, and how each candidate's distributions differ
+ * from the reference's.
  */
 export function compareModels(reference: LlamaModel, candidates: readonly LlamaModel[], ids: readonly number[], opts: CompareOptions = {}): Comparison {
   const V = reference.config.vocabSize;
@@ -61,7 +61,11 @@ export function compareModels(reference: LlamaModel, candidates: readonly LlamaM
   checkScoredIds(ids, V);
   const models = [reference, ...candidates];
   const ctx = opts.ctx ?? reference.config.seqLen;
-  const bos = opts.bos ?? 1;
+  // Every model must start its windows from the same BOS, the reference's (its tokenizer's).
+  const bos = reference.bosId;
+  for (const c of candidates) {
+    if (c.bosId !== bos) throw new DynactError(`BOS ids differ: ${bos} and ${c.bosId}`);
+  }
   const maxCtx = Math.min(...models.map((m) => m.config.seqLen));
   if (ctx < 2 || ctx > maxCtx) throw new DynactError(`context ${ctx} must be from 2 to the models' ${maxCtx}`);
   const chunk = Math.min(...models.map((m) => m.chunkSize));
@@ -153,7 +157,8 @@ export interface QuantReport {
 export interface QuantReportOptions {
   dtypes: readonly GgufDType[];
   ctx?: number;
-  bos?: number;
+  /** BOS id of the tokenizer `ids` come from: the checkpoint's models are built with it (model.bosId). */
+  bosId: number;
   threads?: number;
   /** Where the converted files go, created if needed (default: a temporary folder, removed afterwards). */
   dir?: string;
@@ -172,7 +177,7 @@ export function quantReport(ckpt: Checkpoint, ids: readonly number[], opts: Quan
   const ctx = opts.ctx ?? ckpt.config.seqLen;
   const maxBytes = opts.maxBytes ?? 6 * 2 ** 30;
   // The windows need ctx positions: a shorter KV cache than the checkpoint's leaves the logits unchanged.
-  const load = (c: Checkpoint) => buildModel(c, { contextLength: ctx, threads: opts.threads ?? 1 });
+  const load = (c: Checkpoint) => buildModel(c, { contextLength: ctx, threads: opts.threads ?? 1, bosId: opts.bosId });
   const dir = opts.dir ?? mkdtempSync(path.join(os.tmpdir(), "dynact-quant-"));
   mkdirSync(dir, { recursive: true });
   const models: LlamaModel[] = [];
@@ -205,7 +210,7 @@ export function quantReport(ckpt: Checkpoint, ids: readonly number[], opts: Quan
         return m;
       });
       const label = `scoring ${pass.map((c) => c.dtype).join(", ")}`;
-      const r = compareModels(models[0]!, candidates, ids, { ctx, bos: opts.bos, onProgress: (d, t) => opts.onProgress?.(label, d, t) });
+      const r = compareModels(models[0]!, candidates, ids, { ctx, onProgress: (d, t) => opts.onProgress?.(label, d, t) });
       reference = r.reference;
       results.push(...r.candidates);
       for (const m of candidates) m.close();

@@ -6,14 +6,14 @@ import { quantile } from "./calibrate";
 import { perplexity } from "./perplexity";
 
 export function calibrateTeal(
-  model: LlamaModel, ids: readonly number[], sparsity: number, opts: { ctx?: number; bos?: number; maxSamples?: number } = {},
+  model: LlamaModel, ids: readonly number[], sparsity: number, opts: { ctx?: number; maxSamples?: number } = {},
 ): TealSparsifier {
   const every = Math.max(1, Math.ceil(ids.length / (opts.maxSamples ?? 512)));
   const recorder = new TealRecorder(model.config.nLayers, every);
   model.configureFfn({ gate: null, mode: "mask" });
   model.configureTeal(recorder);
   try {
-    perplexity(model, ids, { ctx: opts.ctx, bos: opts.bos });
+    perplexity(model, ids, { ctx: opts.ctx });
   } finally {
     model.configureTeal(null);
   }

@@ -79,6 +79,7 @@ export class LlamaModel {
     readonly config: LlamaConfig,
     readonly weights: LlamaWeights,
     readonly modules: LlamaModules = { activation: ACTIVATION_MODULES[config.activation] },
+    private readonly bos?: number,
   ) {
     this.cache = new KVCache(engine, config);
     this.s = new RunState(engine, config);
@@ -101,6 +102,18 @@ export class LlamaModel {
     return KVCache.bytes(c) + RopeTable.bytes(c.seqLen, headSize(c)) + RunState.bytes(c) + FeedForward.bytes(c) +
       AttentionBlock.bytes(c) + BatchState.bytes(c) + LlamaModel.scratchBytes(c) + 64 +
       c.nLayers * (4 * c.hiddenDim + 64);
+  }
+
+  /**
+   * The BOS id every window and prompt starts from: the tokenizer's (loadModel sets it from the tokenizer it loads;
+   * LLaMA-3's is 128000, not 1). A model built without one (buildModel with no bosId) has none: asking is an error,
+   * where a default of 1 silently scored other vocabularies after the wrong token.
+   */
+  get bosId(): number {
+    if (this.bos === undefined) {
+      throw new DynactError("this model has no BOS id: load it with loadModel (its tokenizer's) or build it with buildModel(checkpoint, { bosId })");
+    }
+    return this.bos;
   }
 
   /**

@@ -46,6 +46,12 @@ export interface LoadOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
+/** buildModel's options: loadModel's, with the BOS id a tokenizer would give (loadModel takes its tokenizer's). */
+export interface BuildOptions extends Omit<LoadOptions, "tokenizer"> {
+  /** The model's BOS id (model.bosId), which eval/ starts every window from; without it, model.bosId throws. */
+  bosId?: number;
+}
+
 export interface LoadedModel {
   checkpoint: Checkpoint;
   model: LlamaModel;
@@ -86,17 +92,26 @@ const LLAMA2C_HEADER_FIELDS = new Set(["header", "version", "dim", "hiddenDim", 
 export function loadModel(file: string, opts: LoadOptions = {}): LoadedModel {
   const checkpoint = openCheckpoint(file);
   const tokenizer = loadTokenizer(checkpoint, opts.tokenizer);
-  return { checkpoint, model: buildModel(checkpoint, opts), tokenizer, stopAtBos: checkpoint.format === "llama2c" };
+  // The model carries its tokenizer's BOS: perplexity, calibration, TEAL and the predictor fitters start from it.
+  const model = buildModel(checkpoint, { ...opts, bosId: tokenizer.bosId });
+  return { checkpoint, model, tokenizer, stopAtBos: checkpoint.format === "llama2c" };
 }
 
-/** Size an engine for the checkpoint, stream its weights in and build the model (no tokenizer). */
-export function buildModel(checkpoint: Checkpoint, opts: Omit<LoadOptions, "tokenizer"> = {}): LlamaModel {
+/**
+ * Size an engine for the checkpoint, stream its weights in and build the model (no tokenizer: pass `bosId`, the
+ * tokenizer's BOS, if the model is to be scored or calibrated).
+ */
+export function buildModel(checkpoint: Checkpoint, opts: BuildOptions = {}): LlamaModel {
   const config = runConfig(checkpoint.config, opts);
   const reserve = opts.reserveBytes ?? 0;
   // A NaN reserve reached WebAssembly.Memory as a TypeError; a negative one shrank the room for the model itself.
   if (!Number.isSafeInteger(reserve) || reserve < 0) throw new DynactError(`reserveBytes must be a non-negative integer, got ${reserve}`);
   if (opts.downDType !== undefined && opts.downDType !== "q8_0" && opts.downDType !== "f16") {
     throw new DynactError(`downDType must be q8_0 or f16, got ${JSON.stringify(opts.downDType)}`);
+  }
+  const bos = opts.bosId;
+  if (bos !== undefined && (!Number.isInteger(bos) || bos < 0 || bos >= config.vocabSize)) {
+    throw new DynactError(`BOS ${bos} outside the vocabulary of ${config.vocabSize}`);
   }
   const need = memoryNeed(checkpoint, config, opts, reserve).total;
   if (need > ENGINE_LIMIT) {
@@ -109,7 +124,7 @@ export function buildModel(checkpoint: Checkpoint, opts: Omit<LoadOptions, "toke
     onProgress: opts.onProgress, transposeDown: opts.transposeDown, transposeWo: opts.transposeWo, downDType: opts.downDType,
     transposeInputs: opts.transposeInputs,
   });
-  return new LlamaModel(engine, config, weights, { activation: ACTIVATION_MODULES[config.activation] });
+  return new LlamaModel(engine, config, weights, { activation: ACTIVATION_MODULES[config.activation] }, bos);
 }
 
 function runConfig(c: LlamaConfig, opts: LoadOptions): LlamaConfig {

@@ -1,13 +1,13 @@
 // Neuron gates on the real stories260K: exact reproduction where nothing is dropped, calibration that hits its
 // target on held-out text, and calibration files bound to their model.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import fc from "fast-check";
 import { afterAll, describe, expect, test } from "vitest";
 import { DynactError } from "../engine/errors";
 import { calibrate, quantile, type CalibratedSpec } from "../eval/calibrate";
-import { buildNeuronGate, buildTeal } from "../eval/gate-factory";
+import { buildNeuronGate } from "../eval/gate-factory";
 import { perplexity } from "../eval/perplexity";
 import { readTextTokens } from "../eval/text";
 import { readCalibration, writeCalibration } from "../models/gates/calibration";
@@ -16,8 +16,6 @@ import type { NeuronGate } from "../models/gates/neuron-gate";
 import type { FfnMode } from "../models/ffn";
 import { loadModel } from "../models/load";
 import { haveAssets, shared } from "./assets";
-import { byteLevelModel } from "./byte-level-vocab";
-import { dynact } from "./cli-harness";
 import { lastLogits } from "./model-harness";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "dynact-gates-"));
@@ -180,27 +178,6 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "data/t
     const gate = buildNeuronGate(parseGateSpec("topk:0.5"), rows.model);
     expect(() => rows.model.configureFfn({ gate, mode: "sparse" as FfnMode })).toThrow(new DynactError('FFN mode must be mask or gather, got "sparse"'));
     expect(rows.model.ffnGateSpec).toBe("dense"); // left as it was
-  });
-});
-
-describe("a model whose BOS is not 1 (a byte-level vocabulary: BOS 267)", () => {
-  const { model, text } = byteLevelModel(dir, "bos267", 12);
-
-  test("calibration traces its windows from the tokenizer's BOS (they started from token 1 whatever the model)", () => {
-    const loaded = loadModel(model);
-    expect(loaded.tokenizer.bosId).toBe(267);
-    const ids = readTextTokens(text, loaded.tokenizer);
-    const spec = { kind: "cats", sparsity: 0.5 } as const;
-    const c = calibrate(loaded.model, ids, spec, { bos: 267 });
-    expect(c.thresholds).not.toEqual(calibrate(loaded.model, ids, spec).thresholds); // the option is used
-    // The CLI passes the tokenizer's BOS.
-    const out = path.join(dir, "bos267.json");
-    const r = dynact("calibrate", "-m", model, "-d", text, "--ffn-gate", "cats:0.5", "-o", out, "--threads", "1");
-    expect(r.code, r.stderr).toBe(0);
-    expect(JSON.parse(readFileSync(out, "utf8")).thresholds).toEqual(c.thresholds);
-    // TEAL's calibration too (through perplexity's windows).
-    const teal = (bos?: number) => buildTeal(parseGateSpec("teal:0.5"), loaded.model, { calibrationIds: () => ids, bos })!.thresholds;
-    expect(teal(267)).not.toEqual(teal());
   });
 });
 

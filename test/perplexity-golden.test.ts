@@ -9,8 +9,7 @@ import { describe, expect, test } from "vitest";
 import { perplexity } from "../eval/perplexity";
 import { readTextTokens } from "../eval/text";
 import { DynactError } from "../engine/errors";
-import { loadModel } from "../models/load";
-import type { Tokenizer } from "../models/tokenizer/tokenizer";
+import { buildModel, loadModel, openCheckpoint } from "../models/load";
 import { FIXTURES, haveAssets, shared } from "./assets";
 
 interface Reference {
@@ -61,14 +60,13 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "data/t
     expect(Math.abs(out.perplexity - Math.exp(golden.ctx["512"].mean_nll))).toBeLessThan(1e-3);
   });
 
-  test("given the loaded model, BOS is its tokenizer's (as the CLI passes it), not always 1", () => {
+  test("BOS is the model's, its tokenizer's: the loaded model and its model alone score the same", () => {
     const few = ids.slice(0, 100);
-    expect(perplexity(loaded, few, { ctx: 64 })).toEqual(perplexity(loaded.model, few, { ctx: 64, bos: 1 }));
-    // A tokenizer whose BOS is not 1 (LLaMA-3's is 128000): perplexity(model, ids) scored after token 1 anyway.
-    const other = { model: loaded.model, tokenizer: { ...loaded.tokenizer, bosId: 5 } as Tokenizer };
-    const r = perplexity(other, few, { ctx: 64 });
-    expect(r).toEqual(perplexity(loaded.model, few, { ctx: 64, bos: 5 }));
-    expect(r.mean_nll).not.toBe(perplexity(loaded.model, few, { ctx: 64 }).mean_nll);
+    expect(loaded.model.bosId).toBe(1);
+    expect(perplexity(loaded, few, { ctx: 64 })).toEqual(perplexity(loaded.model, few, { ctx: 64 }));
+    // Another BOS (LLaMA-3's is 128000) is another score (test/bos.test.ts: every entry point starts from it).
+    const other = buildModel(openCheckpoint(model), { bosId: 5 });
+    expect(perplexity(other, few, { ctx: 64 }).mean_nll).not.toBe(perplexity(loaded, few, { ctx: 64 }).mean_nll);
   });
 
   test("bad arguments are typed errors naming the argument, not NaN or positions the caller never passed", () => {
@@ -83,7 +81,7 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "data/t
     fails(() => perplexity(m, ids, { ctx: 1000 }), /ctx 1000 must be an integer from 2 .* context of 512/); // was "positions 512…575"
     fails(() => perplexity(m, ids, { ctx: 1 }), /ctx 1 must be/); // was "window length … got 0"
     fails(() => perplexity(m, ids, { ctx: 2.5 }), /ctx 2\.5 must be/);
-    fails(() => perplexity(m, ids, { bos: 512 }), /BOS 512 outside the vocabulary/);
+    fails(() => buildModel(openCheckpoint(model), { bosId: 512 }), /BOS 512 outside the vocabulary/);
     fails(() => perplexity(m, ids, { promptLength: -1 }), /prompt length must be a non-negative integer, got -1/); // was "positions -1…-1"
     // readTextTokens(…, -5) kept all but the last 5 tokens of the file; 0 gave none, 2.5 two
     for (const n of [-5, 0, 2.5, NaN]) fails(() => readTextTokens(text, loaded.tokenizer, n), /the number of tokens to read must be a positive integer/);

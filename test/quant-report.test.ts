@@ -25,16 +25,16 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "data/t
   const ckpt = openCheckpoint(bin);
   const ids = readTextTokens(shared("data/tinystories_val.txt"), readLlama2cTokenizer(shared("models/tok512.bin")), 4096);
   const keep = path.join(dir, "keep");
-  const r = quantReport(ckpt, ids, { dtypes: ["f16", "q8_0", "q4_0"], dir: keep });
+  const r = quantReport(ckpt, ids, { dtypes: ["f16", "q8_0", "q4_0"], dir: keep, bosId: 1 });
   const row = (d: string) => r.rows.find((x) => x.dtype === d)!;
 
   it("reference and converted perplexities are dynact perplexity's", () => {
     expect(r).toMatchObject({ tokens: 4096, ctx: 512, reference_dtypes: ["f32"] });
-    const ref = perplexity(buildModel(ckpt), ids, { bos: 1 });
+    const ref = perplexity(buildModel(ckpt, { bosId: 1 }), ids);
     expect(r.reference.mean_nll).toBeCloseTo(ref.mean_nll, 12);
     for (const d of ["f16", "q8_0", "q4_0"]) {
       const file = path.join(keep, `stories260K-${d}.gguf`);
-      const p = perplexity(buildModel(readGgufCheckpoint(file)), ids, { bos: 1 });
+      const p = perplexity(buildModel(readGgufCheckpoint(file), { bosId: 1 }), ids);
       expect(row(d).mean_nll, d).toBeCloseTo(p.mean_nll, 12);
     }
   });
@@ -78,7 +78,8 @@ describe("quant-report without the shared assets", () => {
   it("a model against itself: full agreement, zero KL, the same perplexity as perplexity()", () => {
     const ckpt = readGgufCheckpoint(model);
     const ids = readTextTokens(text, loadModel(model).tokenizer, 150);
-    const c = compareModels(buildModel(ckpt), [buildModel(ckpt), buildModel(ckpt)], ids, { ctx: 33, bos: 268 });
+    const build = () => buildModel(ckpt, { bosId: 268 });
+    const c = compareModels(build(), [build(), build()], ids, { ctx: 33 });
     expect(c.tokens).toBe(150);
     expect(c.candidates).toHaveLength(2);
     for (const k of c.candidates) {
@@ -86,7 +87,7 @@ describe("quant-report without the shared assets", () => {
       expect(k.mean_kl).toBe(0);
       expect(k.scores).toEqual(c.reference);
     }
-    expect(c.reference.mean_nll).toBeCloseTo(perplexity(buildModel(ckpt), ids, { ctx: 33, bos: 268 }).mean_nll, 12);
+    expect(c.reference.mean_nll).toBeCloseTo(perplexity(build(), ids, { ctx: 33 }).mean_nll, 12);
   });
 
   it("no ids, or an id outside the vocabulary, is a typed error (the scores were NaN)", () => {
@@ -103,15 +104,16 @@ describe("quant-report without the shared assets", () => {
     convertToGguf(ckpt, q8, "q8_0");
     const other = byteLevelModel(dir, "tiny-other", 12).model;
     const cands = [q8, other].map((f) => readGgufCheckpoint(f));
-    const both = compareModels(buildModel(ckpt), cands.map((c) => buildModel(c)), ids, { ctx: 33, bos: 268 });
+    const build = (c: typeof ckpt) => buildModel(c, { bosId: 268 });
+    const both = compareModels(build(ckpt), cands.map(build), ids, { ctx: 33 });
     cands.forEach((c, i) => {
-      const alone = compareModels(buildModel(ckpt), [buildModel(c)], ids, { ctx: 33, bos: 268 });
+      const alone = compareModels(build(ckpt), [build(c)], ids, { ctx: 33 });
       expect(both.candidates[i]).toEqual(alone.candidates[0]);
       expect(both.reference).toEqual(alone.reference);
     });
     expect(both.candidates[0]!.mean_kl).toBeGreaterThan(0);
     expect(both.candidates[1]!.mean_kl).toBeGreaterThan(both.candidates[0]!.mean_kl);
-    const opts = { dtypes: ["f16", "q8_0", "q4_0"] as const, ctx: 33, bos: 268 };
+    const opts = { dtypes: ["f16", "q8_0", "q4_0"] as const, ctx: 33, bosId: 268 };
     const onePass = quantReport(ckpt, ids, opts);
     const stages: string[] = [];
     const perDtype = quantReport(ckpt, ids, { ...opts, maxBytes: 1, onProgress: (s) => void stages.push(s) });

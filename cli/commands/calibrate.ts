@@ -49,7 +49,7 @@ export async function run(argv: string[]): Promise<void> {
   const log = (line: string) => logLine(line);
   const loaded = loadModel(a.model, { tokenizer: v.tokenizer, activation: a.activation, contextLength: a.ctx, threads: a.threads });
   const ids = readTextTokens(a.data, loaded.tokenizer, a.maxTokens);
-  const c = calibrate(loaded.model, ids, spec, { maxSamples: samples, bos: loaded.tokenizer.bosId, onProgress: progressLine(log) });
+  const c = calibrate(loaded.model, ids, spec, { maxSamples: samples, onProgress: progressLine(log) });
   writeCalibration(out, c);
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
   log(`wrote ${out}: ${c.gate}, thresholds ${c.thresholds.map((t) => t.toPrecision(4)).join(" ")}`);

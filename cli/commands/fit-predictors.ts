@@ -86,9 +86,9 @@ export async function run(argv: string[]): Promise<void> {
   });
   const ids = readTextTokens(a.data, loaded.tokenizer, a.maxTokens);
   const p = v.heads
-    ? fitHeadPredictors(loaded.model, ids, { keep, rank, sigma, ctx, bos: loaded.tokenizer.bosId, train, onProgress: progressLine(log) })
+    ? fitHeadPredictors(loaded.model, ids, { keep, rank, sigma, ctx, train, onProgress: progressLine(log) })
     : fitPredictors(loaded.model, ids, {
-      label, rank, sigma, lookahead: v.lookahead!, ctx, bos: loaded.tokenizer.bosId, train, onProgress: progressLine(log),
+      label, rank, sigma, lookahead: v.lookahead!, ctx, train, onProgress: progressLine(log),
     });
   writePredictor(out, p);
   if (v.json) return void console.log(JSON.stringify(p.header));

@@ -59,7 +59,7 @@ export async function run(argv: string[]): Promise<void> {
   if (zeros) loaded.model.traceFfn(zeros.tracer);
   const progress = progressLine(log);
   const t0 = performance.now();
-  const r = perplexity(loaded.model, ids, { ctx, bos: loaded.tokenizer.bosId, promptLength, onProgress: (d, t) => progress("scoring", d, t) });
+  const r = perplexity(loaded.model, ids, { ctx, promptLength, onProgress: (d, t) => progress("scoring", d, t) });
   const seconds = (performance.now() - t0) / 1000;
   const ffn = loaded.model.ffnStats.summary();
   if (v.json) {

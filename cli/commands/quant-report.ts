@@ -52,7 +52,7 @@ export async function run(argv: string[]): Promise<void> {
   const log = (line: string) => logLine(line);
   const progress = progressLine(log);
   const r = quantReport(ckpt, ids, {
-    dtypes: dtypes as GgufDType[], ctx, bos: tokenizer.bosId, threads, dir: v.keep,
+    dtypes: dtypes as GgufDType[], ctx, bosId: tokenizer.bosId, threads, dir: v.keep,
     onProgress: progress,
   });
   if (v.json) return void console.log(JSON.stringify(r));

@@ -16,9 +16,8 @@ export interface FitHeadsOptions {
   keep: number;
   rank: number;
   sigma: Sigma;
+  /** Positions per window including BOS (default: the model's context). */
   ctx?: number;
-  /** BOS id each window starts from (default 1): pass the tokenizer's bosId. */
-  bos?: number;
   maxSamples?: number;
   train?: Partial<TrainOptions>;
   onProgress?: (stage: string, done: number, total: number) => void;
@@ -45,7 +44,7 @@ export function fitHeadPredictors(model: LlamaModel, ids: readonly number[], opt
     ys[l].push(y);
   });
   try {
-    perplexity(model, ids, { ctx: opts.ctx, bos: opts.bos, onProgress: (d, t) => opts.onProgress?.("tracing", d, t) });
+    perplexity(model, ids, { ctx: opts.ctx, onProgress: (d, t) => opts.onProgress?.("tracing", d, t) });
   } finally {
     model.traceHeads(null);
   }

@@ -18,8 +18,6 @@ export interface FitOptions {
   lookahead: boolean;
   /** Positions per window including BOS (default: the model's context). */
   ctx?: number;
-  /** BOS id each window starts from (default 1): pass the tokenizer's bosId. */
-  bos?: number;
   /** Tokens traced, evenly spaced over the text (default: every token). */
   maxSamples?: number;
   train?: Partial<TrainOptions>;
@@ -28,16 +26,16 @@ export interface FitOptions {
 
 export function fitPredictors(model: LlamaModel, ids: readonly number[], opts: FitOptions): Predictor {
   const { nLayers, dim, hiddenDim: hidden, activation } = model.config;
-  const { label, rank, sigma, lookahead, ctx, bos, onProgress } = opts;
+  const { label, rank, sigma, lookahead, ctx, onProgress } = opts;
   if (!Number.isInteger(rank) || rank < 1) throw new DynactError(`predictor rank must be a positive integer, got ${rank}`);
   if (label.kind === "relu" && activation !== "relu" && activation !== "relu2") {
     throw new DynactError(`relu labels need a ReLU-family activation (this model uses ${activation}: try --act relu)`);
   }
   const thresholds = label.kind === "cett"
-    ? calibrate(model, ids, { kind: "cett", target: label.target }, { ctx, bos, onProgress }).thresholds
+    ? calibrate(model, ids, { kind: "cett", target: label.target }, { ctx, onProgress }).thresholds
     : null;
   const labeler = new Labeler(label, hidden, thresholds, thresholds && model.downNorms().map((t) => t.read()));
-  const { samples, layers } = collectLabelledTraces(model, ids, labeler, { ctx, bos, maxSamples: opts.maxSamples ?? ids.length, onProgress });
+  const { samples, layers } = collectLabelledTraces(model, ids, labeler, { ctx, maxSamples: opts.maxSamples ?? ids.length, onProgress });
   const train = { ...TRAIN_DEFAULTS, ...opts.train };
   const shape = { dim, hidden, rank, sigma };
   const trained = layers.map((tr, l) => {

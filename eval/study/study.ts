@@ -100,9 +100,6 @@ export async function study(o: StudyOptions): Promise<StudyResult> {
     const rows = loadModel(file, { tokenizer: o.tokenizer });
     const ctx = Math.min(o.ctx ?? rows.model.config.seqLen, rows.model.config.seqLen);
     ctxUsed = ctx;
-    // Every window starts from the tokenizer's BOS, as `dynact perplexity`, calibrate and fit-predictors have it:
-    // perplexity() and the fitters given a bare model default to id 1, which is BOS only for LLaMA-2 vocabularies.
-    const bos = rows.tokenizer.bosId;
     const ids = readTextTokens(o.text, rows.tokenizer, 2 * evalTokens);
     // Made once the tasks, the first model and the text have been read: a mistyped path leaves no empty folder.
     for (const sub of ["cells", "calibration", "predictors"]) mkdirSync(path.join(o.outDir, sub), { recursive: true });
@@ -119,7 +116,7 @@ export async function study(o: StudyOptions): Promise<StudyResult> {
       log(`${path.basename(file)}: fitting predictors`);
       const label: LabelRule = rows.model.config.activation === "relu" ? { kind: "relu" } : { kind: "cett", target: 0.2 };
       writePredictor(predictorFile, fitPredictors(rows.model, calibIds, {
-        label, rank: o.quick ? 16 : 32, sigma: "relu", lookahead: false, ctx, bos, maxSamples: o.quick ? 1024 : 2048,
+        label, rank: o.quick ? 16 : 32, sigma: "relu", lookahead: false, ctx, maxSamples: o.quick ? 1024 : 2048,
       }));
     }
     const headFile = headFiles.get(file)!;
@@ -127,7 +124,7 @@ export async function study(o: StudyOptions): Promise<StudyResult> {
       log(`${path.basename(file)}: fitting head predictors`);
       const fitter = loadModel(file, { tokenizer: o.tokenizer, transposeWo: true });
       writePredictor(headFile, fitHeadPredictors(fitter.model, calibIds, {
-        keep: 0.5, rank: o.quick ? 16 : 32, sigma: "relu", ctx, bos, maxSamples: o.quick ? 1024 : 2048,
+        keep: 0.5, rank: o.quick ? 16 : 32, sigma: "relu", ctx, maxSamples: o.quick ? 1024 : 2048,
       }));
     }
     const sparse = loadModel(file, {
@@ -137,7 +134,7 @@ export async function study(o: StudyOptions): Promise<StudyResult> {
     calibCount = calibIds.length;
     const fingerprint = modelFingerprint(rows.model);
     const base = { text: textFingerprint(evalIds), calib: textFingerprint(calibIds), ctx, limit, speedSteps, tasks: o.tasks };
-    models.push(summarize(file, rows, zeroFraction(rows.model, evalIds, ctx, bos)));
+    models.push(summarize(file, rows, zeroFraction(rows.model, evalIds, ctx)));
     for (const cell of cells.filter((c) => c.model === file)) {
       const key = createHash("sha256").update(JSON.stringify({ cell, fingerprint, base, v: 1 })).digest("hex").slice(0, 24);
       const cached = path.join(o.outDir, "cells", `${key}.json`);
@@ -147,7 +144,7 @@ export async function study(o: StudyOptions): Promise<StudyResult> {
       } else {
         const t0 = performance.now();
         const gateFile = calibrationFile(o.outDir, fingerprint, cell.ffnGate);
-        result = runCell(cell, rows, sparse, { evalIds, calibIds, ctx, bos, tasks, limit, speedSteps, gateFile, log });
+        result = runCell(cell, rows, sparse, { evalIds, calibIds, ctx, tasks, limit, speedSteps, gateFile, log });
         result.seconds = (performance.now() - t0) / 1000;
         writeFileSync(`${cached}.tmp`, JSON.stringify(result));
         renameSync(`${cached}.tmp`, cached);
@@ -169,8 +166,6 @@ interface CellContext {
   evalIds: number[];
   calibIds: number[];
   ctx: number;
-  /** The tokenizer's BOS id, which every window starts from. */
-  bos: number;
   tasks: McTask[];
   limit: number;
   speedSteps: number;
@@ -186,12 +181,12 @@ function runCell(cell: CellSpec, rows: LoadedModel, sparse: LoadedModel, c: Cell
   const dense = cell.family === "dense";
   // One gate for both runs (a predictor's tensors are allocated once, in the reserved engine bytes).
   const gate = dense ? null : buildNeuronGate(calibrated(spec, model, c), model);
-  model.configureTeal(buildTeal(spec, model, { calibrationIds: () => c.calibIds, ctx: c.ctx, bos: c.bos }));
+  model.configureTeal(buildTeal(spec, model, { calibrationIds: () => c.calibIds, ctx: c.ctx }));
   // Accuracy: mask mode (heads: the policy itself — keep and mask give identical outputs; skip loses the holes).
   const acc = dense ? rows.model : model;
   acc.configureFfn({ gate, mode: "mask", measureCett: !dense });
   if (!dense) acc.configureHeads(heads, cell.kvPolicy);
-  const ppl = perplexity(acc, c.evalIds, { ctx: c.ctx, bos: c.bos, promptLength });
+  const ppl = perplexity(acc, c.evalIds, { ctx: c.ctx, promptLength });
   const ffn = acc.ffnStats.summary();
   const attention = acc.attentionStats;
   const taskResults = c.tasks.map((t) => {
@@ -202,7 +197,7 @@ function runCell(cell: CellSpec, rows: LoadedModel, sparse: LoadedModel, c: Cell
   const speed = dense ? rows.model : model;
   speed.configureFfn({ gate, mode: dense ? "mask" : "gather" });
   if (!dense) speed.configureHeads(heads, cell.kvPolicy);
-  const tps = decodeSpeed(speed, c.speedSteps, promptLength > 0, c.bos);
+  const tps = decodeSpeed(speed, c.speedSteps, promptLength > 0);
   const mean = (a: number[]) => (a.length ? a.reduce((x, y) => x + y, 0) / a.length : 0);
   const macFraction = mean(speed.ffnStats.summary().ffn_mac_fraction);
   return {
@@ -218,7 +213,7 @@ function calibrated(spec: GateSpec, model: LlamaModel, c: CellContext): GateSpec
   const file = c.gateFile;
   if (!existsSync(file)) {
     c.log(`calibrating ${spec.kind}:${spec.kind === "cats" ? spec.sparsity : spec.target}`);
-    writeCalibration(file, calibrate(model, c.calibIds, spec, { ctx: c.ctx, bos: c.bos }));
+    writeCalibration(file, calibrate(model, c.calibIds, spec, { ctx: c.ctx }));
   }
   return { kind: "threshold", file };
 }
@@ -227,12 +222,12 @@ function calibrationFile(dir: string, fingerprint: string, gate: string): string
   return path.join(dir, "calibration", `${fingerprint.slice(0, 12)}-${gate.replace(/[^a-z0-9.]/gi, "_")}.json`);
 }
 
-/** Greedy decode from BOS; tokens/s after the first token. Prompt-based gates: the first half is the prompt. */
-function decodeSpeed(model: LlamaModel, steps: number, promptHalf: boolean, bos: number): number {
+/** Greedy decode from the model's BOS; tokens/s after the first token. Prompt-based gates: the first half is the prompt. */
+function decodeSpeed(model: LlamaModel, steps: number, promptHalf: boolean): number {
   const n = Math.min(steps, model.config.seqLen);
   const prompt = promptHalf ? Math.floor(n / 2) : 1;
   model.beginSequence();
-  let token = bos;
+  let token = model.bosId;
   let start = 0;
   for (let pos = 0; pos < n; pos++) {
     if (pos === prompt) {
@@ -245,7 +240,7 @@ function decodeSpeed(model: LlamaModel, steps: number, promptHalf: boolean, bos:
 }
 
 /** Fraction of exact zeros of act(W_gate x) per layer over the evaluation tokens, dense. */
-function zeroFraction(model: LlamaModel, ids: number[], ctx: number, bos: number): number[] {
+function zeroFraction(model: LlamaModel, ids: number[], ctx: number): number[] {
   const zeros = new Array<number>(model.config.nLayers).fill(0);
   const seen = new Array<number>(model.config.nLayers).fill(0);
   model.configureFfn({ gate: null, mode: "mask" });
@@ -257,7 +252,7 @@ function zeroFraction(model: LlamaModel, ids: number[], ctx: number, bos: number
     seen[l] += v.length;
   });
   try {
-    perplexity(model, ids, { ctx, bos });
+    perplexity(model, ids, { ctx });
   } finally {
     model.traceFfn(null);
   }
