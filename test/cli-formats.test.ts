@@ -11,6 +11,7 @@ import { buildModel, openCheckpoint } from "../models/load";
 import { llama3FreqFactors } from "../models/rope";
 import { FIXTURES, haveAssets, shared } from "./assets";
 import { dynact, expectFailure } from "./cli-harness";
+import { BOT, byteLevelModel, EOT } from "./byte-level-vocab";
 import { lastLogits } from "./model-harness";
 import { randomWeights } from "./train-util";
 
@@ -129,10 +130,14 @@ test("convert keeps llama3 RoPE scaling through GGUF and back; inspect shows it"
   const g = path.join(dir, "l3.gguf");
   const back = path.join(dir, "l3-back");
   expect(dynact("convert", "-m", hf, "-o", g, "--to", "gguf").code).toBe(0);
-  expect(dynact("convert", "-m", g, "-o", back, "--to", "safetensors").code).toBe(0);
+  const r = dynact("convert", "-m", g, "-o", back, "--to", "safetensors");
+  expect(r.code).toBe(0);
+  expect(r.stderr).toMatch(/note: config\.json gets no bos_token_id \/ eos_token_id \(/);
   const logits = (m: string) => lastLogits(buildModel(openCheckpoint(m)), [1, 7, 30, 41]); // no tokenizer to prompt with
   expect(logits(g)).toEqual(logits(hf));
   expect(logits(back)).toEqual(logits(hf));
+  // No tokenizer anywhere: config.json leaves the special ids to transformers' defaults rather than guess them.
+  expect(readFileSync(path.join(back, "config.json"), "utf8")).not.toMatch(/_token_id/);
   expect(JSON.parse(readFileSync(path.join(back, "config.json"), "utf8")).rope_scaling).toMatchObject(
     { rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 });
   expect(dynact("inspect", "-m", g).stdout).toMatch(/\n  rope scaling llama3: factor 8, low_freq_factor 1, high_freq_factor 4, original context 16\n/);
@@ -142,4 +147,11 @@ test("convert keeps llama3 RoPE scaling through GGUF and back; inspect shows it"
   writeGguf(cpp, { ...config, ropeScaling: { type: "divisors", divisors } }, (n) => Float32Array.from(weights(n)), { dtype: "f32", tied: false });
   expect(JSON.parse(dynact("inspect", "-m", cpp, "--json").stdout).config.ropeScaling).toEqual({ type: "divisors", divisors: [...divisors] });
   expect(dynact("inspect", "-m", cpp).stdout).toMatch(/\n  rope scaling llama\.cpp rope_freqs: 8 frequency divisors from 1\.\d+ to 8\n/);
+});
+
+test("convert --to safetensors writes the tokenizer's BOS and EOS ids into config.json (not always 1 and 2)", () => {
+  const { model } = byteLevelModel(dir, "bytes", 3); // a GGUF with a byte-level tokenizer: BOS 267, EOS 268
+  const hf = path.join(dir, "bytes-hf");
+  expect(dynact("convert", "-m", model, "-o", hf, "--to", "safetensors").code).toBe(0);
+  expect(JSON.parse(readFileSync(path.join(hf, "config.json"), "utf8"))).toMatchObject({ bos_token_id: BOT, eos_token_id: EOT });
 });

@@ -71,7 +71,7 @@ export async function run(argv: string[]): Promise<void> {
     fallbacks = convertToGguf(ckpt, out, dtype as GgufDType, tokenizer).fallbacks;
     for (const f of fallbacks) note(`note: ${f.name} written as ${f.dtype}: ${f.reason}`);
   } else if (to === "safetensors") {
-    writeSafetensors(out, ckpt.config, tensor, { dtype: dtype as HfDType, tied });
+    writeSafetensors(out, ckpt.config, tensor, { dtype: dtype as HfDType, tied, specialIds: specialIds(ckpt, note) });
   } else {
     writeLlama2cCheckpoint(out, ckpt.config, tensor, { version: 0, tied });
   }
@@ -100,6 +100,18 @@ function sameFile(a: string, b: string): boolean {
     return x.dev === y.dev && x.ino === y.ino;
   } catch {
     return false; // the output does not exist yet
+  }
+}
+
+// config.json's bos_token_id / eos_token_id: those of the tokenizer the model loads with (LLaMA-3's are not 1 and 2).
+function specialIds(ckpt: Checkpoint, note: (line: string) => void): { bos: number; eos: number } | undefined {
+  try {
+    const tok = loadTokenizer(ckpt, undefined);
+    return { bos: tok.bosId, eos: tok.eosId };
+  } catch (e) {
+    if (!(e instanceof DynactError)) throw e;
+    note(`note: config.json gets no bos_token_id / eos_token_id (${e.message})`);
+    return undefined;
   }
 }
 

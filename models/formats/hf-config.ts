@@ -132,8 +132,15 @@ function ropeScaling(v: unknown, key: "rope_scaling" | "rope_parameters", file: 
   return s;
 }
 
+export interface HfWriteOptions {
+  tied: boolean;
+  dtype: HfDType;
+  /** The tokenizer's BOS and EOS ids, for config.json's bos_token_id / eos_token_id (absent: not written). */
+  specialIds?: { bos: number; eos: number };
+}
+
 /** The config.json transformers writes for this model. */
-export function hfConfigJson(config: LlamaConfig, opts: { tied: boolean; dtype: HfDType }, file: string): Record<string, unknown> {
+export function hfConfigJson(config: LlamaConfig, opts: HfWriteOptions, file: string): Record<string, unknown> {
   const act = Object.keys(HF_ACTIVATIONS).find((k) => HF_ACTIVATIONS[k] === config.activation);
   if (!act) throw new FormatError(file, "activation", `${config.activation} has no Hugging Face hidden_act we read back`);
   if (config.reluAfterNorm) throw new FormatError(file, "reluAfterNorm", "transformers' LlamaForCausalLM has no ReLU after the norms");
@@ -161,8 +168,8 @@ export function hfConfigJson(config: LlamaConfig, opts: { tied: boolean; dtype: 
     attention_bias: false,
     mlp_bias: false,
     tie_word_embeddings: opts.tied,
-    bos_token_id: 1,
-    eos_token_id: 2,
+    // Only when known: a wrong id written out is worse than transformers' defaults (1 and 2) for an absent one.
+    ...(opts.specialIds ? { bos_token_id: opts.specialIds.bos, eos_token_id: opts.specialIds.eos } : {}),
     torch_dtype: TORCH_DTYPE[opts.dtype],
   };
 }

@@ -11,7 +11,7 @@ import type { Checkpoint, TensorEntry } from "../checkpoint";
 import { canonicalNames, canonicalShape, canonicalShapes } from "../checkpoint";
 import { validateConfig, type LlamaConfig } from "../config";
 import { brief, fieldName, FormatError } from "./format-error";
-import { hfConfigJson, readHfConfig, type HfDType } from "./hf-config";
+import { hfConfigJson, readHfConfig, type HfDType, type HfWriteOptions } from "./hf-config";
 import { interleavedToHalfSplit } from "./hf-permute";
 
 // The safetensors library refuses headers above 100 MB; so do we, before reading one.
@@ -225,7 +225,7 @@ export function safetensorsCheckpoint(dir: string, config: LlamaConfig, tied: bo
  * order, as transformers would save this model. `tensor(name)` returns each canonical tensor's f32 values.
  */
 export function writeSafetensors(
-  dir: string, config: LlamaConfig, tensor: (name: string) => Float32Array, opts: { dtype: HfDType; tied: boolean },
+  dir: string, config: LlamaConfig, tensor: (name: string) => Float32Array, opts: HfWriteOptions,
 ): void {
   validateConfig(config, dir);
   const json = hfConfigJson(config, opts, dir);
