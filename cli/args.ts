@@ -7,7 +7,6 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { MAX_THREADS } from "../engine/engine";
 import { DynactError } from "../engine/errors";
 import { ACTIVATIONS, type ActivationName } from "../models/config";
-import { openCheckpoint } from "../models/load";
 import { UsageError } from "./usage-error";
 
 export type Options = NonNullable<ParseArgsConfig["options"]>;
@@ -122,25 +121,13 @@ export function activationOption(v: string | undefined): ActivationName | undefi
   return v as ActivationName | undefined;
 }
 
-/** --ctx N: positions per window including BOS, at least `min`; undefined: the model's context. */
+/**
+ * --ctx N: the context (KV cache positions; for windows over a text, positions per window including BOS), at least
+ * `min`; undefined: the model's context. Whether the model has that many positions is checked where the model is
+ * loaded (models/load.ts runContextLength), with the one message for every command.
+ */
 export function ctxOption(v: string | undefined, min = 1): number | undefined {
   return v === undefined ? undefined : number(v, "--ctx", 0, (n) => isPosInt(n) && n >= min, min === 1 ? "a positive integer" : `an integer >= ${min}`);
-}
-
-/** A --ctx value checked against the model: at most its context, a usage error as in windowCtxOption. */
-export function ctxWithin(ctx: number | undefined, model: string): number | undefined {
-  if (ctx === undefined) return undefined;
-  const seqLen = openCheckpoint(model).config.seqLen;
-  if (ctx > seqLen) throw new UsageError(`--ctx ${ctx} is longer than the model's context of ${seqLen}`);
-  return ctx;
-}
-
-/** --ctx N for windows over a text: from 2 (BOS and one scored token) to the model's context; undefined: its context. */
-export function windowCtxOption(v: string | undefined, seqLen: number): number | undefined {
-  if (v === undefined) return undefined;
-  const ctx = number(v, "--ctx", 0, (n) => isPosInt(n) && n >= 2, "an integer >= 2");
-  if (ctx > seqLen) throw new UsageError(`--ctx ${ctx} is longer than the model's context of ${seqLen}`);
-  return ctx;
 }
 
 /** The options of commands that run a model over a text: -d FILE, --ctx N, --max-tokens N. */

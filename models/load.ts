@@ -83,15 +83,21 @@ export function openCheckpoint(spec: string): Checkpoint {
 // The header checks a file that is no model fails first (a model's own bad header fails later ones, or on its size).
 const LLAMA2C_HEADER_FIELDS = new Set(["header", "version", "dim", "hiddenDim", "nLayers", "nHeads", "vocabSize", "seqLen"]);
 
-export function loadModel(file: string, opts: LoadOptions = {}): LoadedModel {
-  const checkpoint = openCheckpoint(file);
+/** A checkpoint's path (or `hf:` name), or one openCheckpoint already read (its header is not read again). */
+export function loadModel(source: string | Checkpoint, opts: LoadOptions = {}): LoadedModel {
+  const checkpoint = typeof source === "string" ? openCheckpoint(source) : source;
+  // The options are checked against the header first: a bad context or activation fails before the tokenizer is read.
+  const config = runConfig(checkpoint.config, opts);
   const tokenizer = loadTokenizer(checkpoint, opts.tokenizer);
-  return { checkpoint, model: buildModel(checkpoint, opts), tokenizer, stopAtBos: checkpoint.format === "llama2c" };
+  return { checkpoint, model: build(checkpoint, config, opts), tokenizer, stopAtBos: checkpoint.format === "llama2c" };
 }
 
 /** Size an engine for the checkpoint, stream its weights in and build the model (no tokenizer). */
 export function buildModel(checkpoint: Checkpoint, opts: Omit<LoadOptions, "tokenizer"> = {}): LlamaModel {
-  const config = runConfig(checkpoint.config, opts);
+  return build(checkpoint, runConfig(checkpoint.config, opts), opts);
+}
+
+function build(checkpoint: Checkpoint, config: LlamaConfig, opts: Omit<LoadOptions, "tokenizer">): LlamaModel {
   const reserve = opts.reserveBytes ?? 0;
   // A NaN reserve reached WebAssembly.Memory as a TypeError; a negative one shrank the room for the model itself.
   if (!Number.isSafeInteger(reserve) || reserve < 0) throw new DynactError(`reserveBytes must be a non-negative integer, got ${reserve}`);
@@ -112,11 +118,27 @@ export function buildModel(checkpoint: Checkpoint, opts: Omit<LoadOptions, "toke
   return new LlamaModel(engine, config, weights, { activation: ACTIVATION_MODULES[config.activation] });
 }
 
-function runConfig(c: LlamaConfig, opts: LoadOptions): LlamaConfig {
-  const seqLen = opts.contextLength === undefined ? c.seqLen : opts.contextLength;
-  if (!Number.isInteger(seqLen) || seqLen < 1 || seqLen > c.seqLen) {
-    throw new DynactError(`context length ${seqLen} must be an integer from 1 to the model's ${c.seqLen}`);
+/** A context length longer than the model's (LoadOptions.contextLength, the CLI's --ctx; the CLI exits 2 on it). */
+export class ContextLengthError extends DynactError {
+  constructor(readonly contextLength: number, readonly modelContext: number) {
+    super(`--ctx ${contextLength} is longer than the model's context of ${modelContext}`);
   }
+}
+
+/**
+ * The context (KV cache positions) a model runs at: `contextLength`, else the checkpoint's. The one check of a
+ * requested context against the model's, made by loadModel and buildModel, and by whoever needs the context
+ * before loading (the CLI's windows over a text) or builds no model from the request.
+ */
+export function runContextLength(c: LlamaConfig, contextLength: number | undefined): number {
+  if (contextLength === undefined) return c.seqLen;
+  if (!Number.isInteger(contextLength) || contextLength < 1) throw new DynactError(`context length ${contextLength} must be a positive integer`);
+  if (contextLength > c.seqLen) throw new ContextLengthError(contextLength, c.seqLen);
+  return contextLength;
+}
+
+function runConfig(c: LlamaConfig, opts: LoadOptions): LlamaConfig {
+  const seqLen = runContextLength(c, opts.contextLength);
   // An unknown name loaded, then failed at the first forward() as a TypeError.
   const activation = opts.activation ?? c.activation;
   if (!ACTIVATIONS.includes(activation)) {

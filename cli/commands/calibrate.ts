@@ -3,7 +3,7 @@ import { readTextTokens } from "../../eval/text";
 import { writeCalibration } from "../../models/gates/calibration";
 import { CALIBRATED_KINDS, isCalibratedSpec, parseGateSpec } from "../../models/gates/spec";
 import { loadModel } from "../../models/load";
-import { ctxWithin, isPosInt, number, outputFile, parse, requireString, TEXT_FIT_OPTIONS, textFitArgs } from "../args";
+import { isPosInt, number, outputFile, parse, requireString, TEXT_FIT_OPTIONS, textFitArgs } from "../args";
 import { progressLine } from "../gate-options";
 import { logLine } from "../log";
 import { UsageError } from "../usage-error";
@@ -45,7 +45,6 @@ export async function run(argv: string[]): Promise<void> {
   }
   const samples = number(v.samples, "--samples", 1024, isPosInt, "a positive integer");
   outputFile(out, "-o");
-  ctxWithin(a.ctx, a.model);
   const log = (line: string) => logLine(line);
   const loaded = loadModel(a.model, { tokenizer: v.tokenizer, activation: a.activation, contextLength: a.ctx, threads: a.threads });
   const ids = readTextTokens(a.data, loaded.tokenizer, a.maxTokens);

@@ -5,7 +5,7 @@ import { readTextTokens } from "../../eval/text";
 import { parseLabelRule, type LabelRule } from "../../models/gates/label-rule";
 import { writePredictor } from "../../models/gates/predictor-file";
 import { loadModel } from "../../models/load";
-import { ctxWithin, isPosInt, number, outputFile, parse, TEXT_FIT_OPTIONS, textFitArgs } from "../args";
+import { isPosInt, number, outputFile, parse, TEXT_FIT_OPTIONS, textFitArgs } from "../args";
 import { progressLine } from "../gate-options";
 import { logLine } from "../log";
 import { UsageError } from "../usage-error";
@@ -80,7 +80,6 @@ export async function run(argv: string[]): Promise<void> {
   if (v.heads && (v.label !== undefined || v.lookahead)) throw new UsageError(`--${v.label !== undefined ? "label" : "lookahead"} is for neuron predictors: --heads labels the top --keep fraction of heads`);
   if (!v.heads && v.keep !== undefined) throw new UsageError("--keep is for head predictors (--heads); neuron labels come from --label");
   outputFile(out, "-o");
-  ctxWithin(ctx, a.model);
   const loaded = loadModel(a.model, {
     tokenizer: v.tokenizer, activation: a.activation, contextLength: ctx, threads: a.threads, transposeWo: v.heads,
   });

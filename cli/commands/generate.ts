@@ -1,7 +1,7 @@
 import { generate } from "../../models/generate";
 import { loadModel } from "../../models/load";
 import { Sampler } from "../../models/sampler";
-import { ctxOption, ctxWithin, isNonNegInt, isPosInt, MODEL_OPTIONS, number, parse, requireString, threadsOption } from "../args";
+import { ctxOption, isNonNegInt, isPosInt, MODEL_OPTIONS, number, parse, requireString, threadsOption } from "../args";
 import { applyGate, ffnStatLines, GATE_HELP, GATE_OPTIONS, headStatLines, layoutFor, parseGateOptions } from "../gate-options";
 import { logLine } from "../log";
 
@@ -49,7 +49,6 @@ export async function run(argv: string[]): Promise<void> {
   const gates = parseGateOptions(v);
   const log = (line: string) => logLine(line);
 
-  ctxWithin(ctx, model);
   const loaded = loadModel(model, {
     tokenizer: v.tokenizer, activation: gates.activation, contextLength: ctx, ...layoutFor(gates),
     threads: threadsOption(v.threads),

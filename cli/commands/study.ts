@@ -1,6 +1,6 @@
 import { study } from "../../eval/study/study";
 import { PLOTS, writeReport } from "../../eval/study/report";
-import { isPosInt, number, outputDir, parse, requireString } from "../args";
+import { ctxOption, isPosInt, number, outputDir, parse, requireString } from "../args";
 import { logLine, progressText } from "../log";
 import { UsageError } from "../usage-error";
 
@@ -50,7 +50,7 @@ export async function run(argv: string[]): Promise<void> {
   const [maxTokens, limit, speedSteps] = (["max-tokens", "limit", "speed-steps"] as const).map(opt);
   // The griffin and tda cells take the first half of each window after BOS as their prompt: at least one
   // position, and one scored after it.
-  const ctx = v.ctx === undefined ? undefined : number(v.ctx, "--ctx", 0, (n) => isPosInt(n) && n >= 3, "an integer >= 3");
+  const ctx = ctxOption(v.ctx, 3);
   outputDir(out, "-o"); // study() makes it once the inputs are known good
   const tty = process.stderr.isTTY === true;
   const result = await study({
