@@ -11,19 +11,35 @@ import { UsageError } from "./usage-error";
 
 export type Options = NonNullable<ParseArgsConfig["options"]>;
 
-/** -m MODEL, --json and -h; the options of a command that reads a checkpoint without running it (inspect). */
-export const CHECKPOINT_OPTIONS = {
+/** The options several commands take, each one's spec written here once; commands pick theirs with `options`. */
+const SHARED_OPTIONS = {
   model: { type: "string", short: "m" },
+  tokenizer: { type: "string", short: "t" },
+  data: { type: "string", short: "d" },
+  output: { type: "string", short: "o" },
+  threads: { type: "string" },
+  ctx: { type: "string" },
+  "max-tokens": { type: "string" },
+  act: { type: "string" },
   json: { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
 } as const satisfies Options;
 
+/** The named shared options (-m, -t, -d, -o, --threads, --ctx, --max-tokens, --act, --json, -h), as parse takes them. */
+export function options<K extends keyof typeof SHARED_OPTIONS>(...names: K[]): Pick<typeof SHARED_OPTIONS, K> {
+  return Object.fromEntries(names.map((n) => [n, SHARED_OPTIONS[n]])) as Pick<typeof SHARED_OPTIONS, K>;
+}
+
+/** Options that each take one value (--NAME VALUE), by name: a command's own. */
+export function valueOptions<const N extends string>(...names: N[]): { [K in N]: { type: "string" } } {
+  return Object.fromEntries(names.map((n) => [n, { type: "string" }])) as { [K in N]: { type: "string" } };
+}
+
+/** -m MODEL, --json and -h; the options of a command that reads a checkpoint without running it (inspect). */
+export const CHECKPOINT_OPTIONS = options("model", "json", "help");
+
 /** And -t TOKENIZER, --threads N: a command that runs the model. */
-export const MODEL_OPTIONS = {
-  ...CHECKPOINT_OPTIONS,
-  tokenizer: { type: "string", short: "t" },
-  threads: { type: "string" },
-} as const satisfies Options;
+export const MODEL_OPTIONS = { ...CHECKPOINT_OPTIONS, ...options("tokenizer", "threads") };
 
 export function parse<O extends Options>(argv: string[], options: O) {
   let parsed;
@@ -105,12 +121,20 @@ export function outputDir(dir: string, flag: string): string {
   return dir;
 }
 
-/** Most threads --threads accepts: the engine's limit. */
-export { MAX_THREADS };
+// A thread count: from 1 to the engine's limit.
+const isThreadCount = (n: number) => isPosInt(n) && n <= MAX_THREADS;
 
 /** --threads N: threads for the matrix products; default: the machine's cores. */
 export function threadsOption(v: string | undefined): number {
-  return number(v, "--threads", availableParallelism(), (n) => isPosInt(n) && n <= MAX_THREADS, `an integer from 1 to ${MAX_THREADS}`);
+  return number(v, "--threads", availableParallelism(), isThreadCount, `an integer from 1 to ${MAX_THREADS}`);
+}
+
+/** --threads in a command's --help (as threadsOption reads it). */
+export const THREADS_HELP = "      --threads N         threads for the matrix products (default: the number of cores)";
+
+/** --threads T,U (bench): thread counts to run at, each as threadsOption takes it; default: the `fallback` list. */
+export function threadListOption(v: string | undefined, fallback: string): number[] {
+  return (v ?? fallback).split(",").map((t) => number(t, "--threads", 1, isThreadCount, `comma-separated integers from 1 to ${MAX_THREADS}`));
 }
 
 /** --act NAME: the activation to swap in for the checkpoint's; undefined keeps the checkpoint's. */
@@ -131,19 +155,10 @@ export function ctxOption(v: string | undefined, min = 1): number | undefined {
 }
 
 /** The options of commands that run a model over a text: -d FILE, --ctx N, --max-tokens N. */
-export const TEXT_OPTIONS = {
-  ...MODEL_OPTIONS,
-  data: { type: "string", short: "d" },
-  "max-tokens": { type: "string" },
-  ctx: { type: "string" },
-} as const satisfies Options;
+export const TEXT_OPTIONS = { ...MODEL_OPTIONS, ...options("data", "max-tokens", "ctx") };
 
 /** The options of commands that fit something on a text and write it to a file (calibrate, fit-predictors). */
-export const TEXT_FIT_OPTIONS = {
-  ...TEXT_OPTIONS,
-  output: { type: "string", short: "o" },
-  act: { type: "string" },
-} as const satisfies Options;
+export const TEXT_FIT_OPTIONS = { ...TEXT_OPTIONS, ...options("output", "act") };
 
 export interface TextFitArgs {
   model: string;

@@ -1,7 +1,7 @@
 import { generate } from "../../models/generate";
 import { loadModel } from "../../models/load";
 import { Sampler } from "../../models/sampler";
-import { ctxOption, isNonNegInt, isPosInt, MODEL_OPTIONS, number, parse, requireString, threadsOption } from "../args";
+import { ctxOption, isNonNegInt, isPosInt, MODEL_OPTIONS, number, options, parse, requireString, threadsOption, THREADS_HELP } from "../args";
 import { applyGate, ffnStatLines, GATE_HELP, GATE_OPTIONS, headStatLines, layoutFor, parseGateOptions } from "../gate-options";
 import { logLine } from "../log";
 
@@ -20,7 +20,7 @@ Generate text from a prompt. Writes only the continuation to stdout; statistics 
       --seed S            RNG seed, a positive integer (default: from the clock, printed to stderr)
 ${GATE_HELP}
       --ctx N             cap the context length (KV cache positions)
-      --threads N         threads for the matrix products (default: the number of cores)
+${THREADS_HELP}
       --json              print one JSON object instead of text
 Generation stops at EOS, and for llama2.c checkpoints also at BOS (as llama2.c's run.c does).`;
 
@@ -33,7 +33,7 @@ export async function run(argv: string[]): Promise<void> {
     "top-p": { type: "string" },
     "top-k": { type: "string" },
     seed: { type: "string" },
-    ctx: { type: "string" },
+    ...options("ctx"),
     ...GATE_OPTIONS,
   });
   if (v.help) return void console.log(help);

@@ -2,7 +2,7 @@ import { ActivationZeros } from "../../eval/act-stats";
 import { perplexity } from "../../eval/perplexity";
 import { readTextTokens } from "../../eval/text";
 import { loadModel, openCheckpoint, runContextLength } from "../../models/load";
-import { ctxOption, isPosInt, number, parse, requireString, TEXT_OPTIONS, threadsOption } from "../args";
+import { ctxOption, isPosInt, number, parse, requireString, TEXT_OPTIONS, threadsOption, THREADS_HELP } from "../args";
 import { applyGate, ffnStatLines, GATE_HELP, headStatLines, GATE_OPTIONS, layoutFor, parseGateOptions, progressLine } from "../gate-options";
 import { logLine } from "../log";
 import { UsageError } from "../usage-error";
@@ -20,7 +20,7 @@ token is scored. Prints mean NLL (nats), perplexity and per-layer MLP statistics
       --act-stats         also print the fraction of exact zeros of act(W_gate x) per layer (JSON: act_zero_fraction)
 ${GATE_HELP}
       --json              {"mean_nll","perplexity","tokens","windows":[…],"ffn":{…}}
-      --threads N         threads for the matrix products (default: the number of cores)`;
+${THREADS_HELP}`;
 
 export async function run(argv: string[]): Promise<void> {
   const { values: v } = parse(argv, {

@@ -3,7 +3,7 @@ import { quantReport } from "../../eval/quant-report";
 import { readTextTokens } from "../../eval/text";
 import type { GgufDType } from "../../models/formats/gguf";
 import { loadTokenizer, openCheckpoint, runContextLength } from "../../models/load";
-import { ctxOption, isPosInt, number, outputDir, parse, requireString, TEXT_OPTIONS, threadsOption } from "../args";
+import { ctxOption, isPosInt, number, outputDir, parse, requireString, TEXT_OPTIONS, threadsOption, THREADS_HELP } from "../args";
 import { progressLine } from "../gate-options";
 import { logLine } from "../log";
 import { UsageError } from "../usage-error";
@@ -26,7 +26,7 @@ against the text. Dense model, no gates.
                           them (default: a temporary folder, removed)
       --json              {"model","reference_dtypes","tokens","ctx","reference":{…},"rows":[{"dtype","perplexity",
                           "delta_perplexity","delta_perplexity_rel","top1_agreement","mean_kl","max_kl",…}]}
-      --threads N         threads for the matrix products (default: the number of cores)`;
+${THREADS_HELP}`;
 
 const DTYPES: readonly GgufDType[] = ["f16", "bf16", "q8_0", "q4_0"];
 

@@ -1,6 +1,6 @@
 import { study } from "../../eval/study/study";
 import { PLOTS, writeReport } from "../../eval/study/report";
-import { ctxOption, isPosInt, number, outputDir, parse, requireString } from "../args";
+import { CHECKPOINT_OPTIONS, ctxOption, isPosInt, number, options, outputDir, parse, requireString } from "../args";
 import { logLine, progressText } from "../log";
 import { UsageError } from "../usage-error";
 
@@ -28,17 +28,12 @@ Give a SiLU model and its ReLU counterpart as two -m to compare them side by sid
 
 export async function run(argv: string[]): Promise<void> {
   const { values: v } = parse(argv, {
-    model: { type: "string", short: "m", multiple: true },
-    tokenizer: { type: "string", short: "t" },
-    data: { type: "string", short: "d" },
+    ...options("tokenizer", "data", "output", "max-tokens", "ctx", "help"),
+    model: { ...CHECKPOINT_OPTIONS.model, multiple: true },
     task: { type: "string", multiple: true },
-    output: { type: "string", short: "o" },
     quick: { type: "boolean", default: false },
-    "max-tokens": { type: "string" },
     limit: { type: "string" },
-    ctx: { type: "string" },
     "speed-steps": { type: "string" },
-    help: { type: "boolean", short: "h", default: false },
   });
   if (v.help) return void console.log(help);
   const models = v.model ?? [];
