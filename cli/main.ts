@@ -44,7 +44,8 @@ commands:
   study      the dynamic-activation study: a matrix of gates, a report with plots
   relufy     fine-tune a SiLU model into its ReLU counterpart (optional L1 sparsity penalty, distillation)
   train      continue training a checkpoint on a text
-  bench      benchmarks: decode (vs llama2.c, llama.cpp), kernels, ffn, gated, attention, prefill
+  bench      benchmarks: decode (vs llama2.c, llama.cpp), kernels, ffn, gated, attention, prefill (vs llama.cpp),
+             load, perplexity, train
 
 Exit status: 0 success, 1 failure, 2 bad usage.`;
 

@@ -59,7 +59,8 @@ export const TRAIN_HELP = `  -m, --model PATH        the checkpoint to start fro
       --lr LR             peak learning rate (default 2e-3); linear warm-up, cosine decay to LR/10
       --warmup N          warm-up steps (default: steps/10, at most 100)
       --batch B           sequences per step (default 8)
-      --seq T             positions per sequence, BOS first (default 128)
+      --seq T             positions per sequence, BOS first, at most the model's context (default 128, or the
+                          context if shorter)
       --l1 λ              L1 penalty λ·mean|act(W_gate x)| on the MLP activations (default 0)
       --l1-warmup N       steps over which λ ramps up linearly from 0 (default 0: full λ from the start)
       --sparsity F        lower λ for layers past a fraction F of exact zeros of act(W_gate x): a layer at zero

@@ -30,7 +30,8 @@ across machines. Suites (default: kernels, the first in ../shared/DESIGN.md's \`
   kernels    every matvec kernel (f32, f16, bf16, q8_0, q4_0) at the stories110M and a 1B-class shape, weights
              rotated through more memory than the caches hold, next to the measured read bandwidth and f32 mul + add
              peak; then the sparse FFN block (dense vs gather) at sparsity 0–99%.
-             --json: {"kernels":[…],"read_gbps","peak_gflops","ffn":[{"shape","dtype","path","sparsity","dense_ms","gather_ms"}…]}
+             --json: {"kernels":[…],"read_gbps","peak_gflops","ffn":[{"shape","dtype","path","sparsity","dense_ms","gather_ms"}…],
+             "crossover":[{"shape","dtype","path","sparsity"}…]} (sparsity: the lowest at which gather is not slower, or null)
   ffn        the sparse FFN block alone (as in kernels): known (gate, up, down gathered) and gate-dense paths,
              f32 and q8_0  --shapes stories110M,1B  --dtypes f32,q8_0
   gated      end-to-end decode at the stories110M shape: dense vs neuron gates in gather mode (calibrated on

@@ -32,7 +32,8 @@ input, the top --keep fraction of heads by their contribution ‖W_o,h · o_h‖
       --lookahead         layer l's predictor reads layer l-1's input: the set is chosen one layer ahead
       --heads             fit head predictors (labels: top --keep fraction of heads by contribution norm)
       --keep F            with --heads: the kept fraction of heads (default 0.5)
-      --max-tokens N      trace the first N tokens of the text, every one a sample (default 4096)
+      --max-tokens N      trace the first N tokens of the text (default 4096), every one a sample (--heads: at
+                          most 2048, spread over them)
       --ctx N             positions per window including BOS, from 2 (default: the model's context)
       --epochs N          at most N epochs (default ${T.epochs}); early stopping after ${T.patience} without progress
       --batch N           minibatch rows (default ${T.batch})

@@ -9,7 +9,8 @@ export const help = `dynact generate -m MODEL [-t TOKENIZER] [-p PROMPT] [-n STE
 
 Generate text from a prompt. Writes only the continuation to stdout; statistics go to stderr.
 
-  -m, --model PATH        llama2.c checkpoint (.bin), .gguf, or Hugging Face folder (config.json + safetensors)
+  -m, --model PATH        llama2.c checkpoint (.bin), .gguf, Hugging Face folder (config.json + safetensors), or
+                          hf:OWNER/REPO[/FILE] (downloaded once into the Hugging Face cache)
   -t, --tokenizer FILE    tokenizer.bin, .gguf, tokenizer.json or a folder with one (default: the GGUF's own, or
                           tokenizer.bin beside a llama2.c file, or tokenizer.json/tokenizer.bin in the model's folder)
   -p, --prompt TEXT       prompt (default: empty; BOS is always prepended)

@@ -8,6 +8,7 @@ export const help = `dynact logits -m MODEL [-t TOKENIZER] -p PROMPT [--top K] [
 Run BOS + the encoded prompt and print the logits at the last position: one "id<TAB>logit" line per token
 (--top K: only the K largest, with their pieces). --json: {"ids":[…], "logits":[…]}, with --top K also
 "top":[{"id","logit","piece"}…], the K largest.
+
 ${THREADS_HELP}`;
 
 export async function run(argv: string[]): Promise<void> {

@@ -23,7 +23,8 @@ Give a SiLU model and its ReLU counterpart as two -m to compare them side by sid
       --quick          a small matrix (50/90% sparsity, CETT 0.2, heads at 50%), 1024 tokens, 20 task items
       --max-tokens N   evaluation tokens (default 4096; quick 1024)
       --limit N        task items per task (default 200; quick 20)
-      --ctx N          positions per window, from 3, at most each model's context (default: the model's context)
+      --ctx N          positions per window, from 3; a model with a shorter context uses its own (default: each
+                       model's context)
       --speed-steps N  decode positions per speed measurement (default 64; quick 32)`;
 
 export async function run(argv: string[]): Promise<void> {
