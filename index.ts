@@ -4,7 +4,7 @@
 export { DynactError, MemoryLimitError, ShapeError } from "./engine/errors";
 export { FormatError } from "./models/formats/format-error";
 
-export { loadModel, type LoadedModel, type LoadOptions } from "./models/load";
+export { ContextLengthError, loadModel, type LoadedModel, type LoadOptions } from "./models/load";
 export type { LlamaModel, FfnOptions } from "./models/llama";
 export type { ActivationName, LlamaConfig } from "./models/config";
 export type { Tokenizer } from "./models/tokenizer/tokenizer";

@@ -7,24 +7,39 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { MAX_THREADS } from "../engine/engine";
 import { DynactError } from "../engine/errors";
 import { ACTIVATIONS, type ActivationName } from "../models/config";
-import { openCheckpoint } from "../models/load";
 import { UsageError } from "./usage-error";
 
 export type Options = NonNullable<ParseArgsConfig["options"]>;
 
-/** -m MODEL, --json and -h; the options of a command that reads a checkpoint without running it (inspect). */
-export const CHECKPOINT_OPTIONS = {
+/** The options several commands take, each one's spec written here once; commands pick theirs with `options`. */
+const SHARED_OPTIONS = {
   model: { type: "string", short: "m" },
+  tokenizer: { type: "string", short: "t" },
+  data: { type: "string", short: "d" },
+  output: { type: "string", short: "o" },
+  threads: { type: "string" },
+  ctx: { type: "string" },
+  "max-tokens": { type: "string" },
+  act: { type: "string" },
   json: { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
 } as const satisfies Options;
 
+/** The named shared options (-m, -t, -d, -o, --threads, --ctx, --max-tokens, --act, --json, -h), as parse takes them. */
+export function options<K extends keyof typeof SHARED_OPTIONS>(...names: K[]): Pick<typeof SHARED_OPTIONS, K> {
+  return Object.fromEntries(names.map((n) => [n, SHARED_OPTIONS[n]])) as Pick<typeof SHARED_OPTIONS, K>;
+}
+
+/** Options that each take one value (--NAME VALUE), by name: a command's own. */
+export function valueOptions<const N extends string>(...names: N[]): { [K in N]: { type: "string" } } {
+  return Object.fromEntries(names.map((n) => [n, { type: "string" }])) as { [K in N]: { type: "string" } };
+}
+
+/** -m MODEL, --json and -h; the options of a command that reads a checkpoint without running it (inspect). */
+export const CHECKPOINT_OPTIONS = options("model", "json", "help");
+
 /** And -t TOKENIZER, --threads N: a command that runs the model. */
-export const MODEL_OPTIONS = {
-  ...CHECKPOINT_OPTIONS,
-  tokenizer: { type: "string", short: "t" },
-  threads: { type: "string" },
-} as const satisfies Options;
+export const MODEL_OPTIONS = { ...CHECKPOINT_OPTIONS, ...options("tokenizer", "threads") };
 
 export function parse<O extends Options>(argv: string[], options: O) {
   let parsed;
@@ -106,12 +121,20 @@ export function outputDir(dir: string, flag: string): string {
   return dir;
 }
 
-/** Most threads --threads accepts: the engine's limit. */
-export { MAX_THREADS };
+// A thread count: from 1 to the engine's limit.
+const isThreadCount = (n: number) => isPosInt(n) && n <= MAX_THREADS;
 
 /** --threads N: threads for the matrix products; default: the machine's cores. */
 export function threadsOption(v: string | undefined): number {
-  return number(v, "--threads", availableParallelism(), (n) => isPosInt(n) && n <= MAX_THREADS, `an integer from 1 to ${MAX_THREADS}`);
+  return number(v, "--threads", availableParallelism(), isThreadCount, `an integer from 1 to ${MAX_THREADS}`);
+}
+
+/** --threads in a command's --help (as threadsOption reads it). */
+export const THREADS_HELP = "      --threads N         threads for the matrix products (default: the number of cores)";
+
+/** --threads T,U (bench): thread counts to run at, each as threadsOption takes it; default: the `fallback` list. */
+export function threadListOption(v: string | undefined, fallback: string): number[] {
+  return (v ?? fallback).split(",").map((t) => number(t, "--threads", 1, isThreadCount, `comma-separated integers from 1 to ${MAX_THREADS}`));
 }
 
 /** --act NAME: the activation to swap in for the checkpoint's; undefined keeps the checkpoint's. */
@@ -122,41 +145,20 @@ export function activationOption(v: string | undefined): ActivationName | undefi
   return v as ActivationName | undefined;
 }
 
-/** --ctx N: positions per window including BOS, at least `min`; undefined: the model's context. */
+/**
+ * --ctx N: the context (KV cache positions; for windows over a text, positions per window including BOS), at least
+ * `min`; undefined: the model's context. Whether the model has that many positions is checked where the model is
+ * loaded (models/load.ts runContextLength), with the one message for every command.
+ */
 export function ctxOption(v: string | undefined, min = 1): number | undefined {
   return v === undefined ? undefined : number(v, "--ctx", 0, (n) => isPosInt(n) && n >= min, min === 1 ? "a positive integer" : `an integer >= ${min}`);
 }
 
-/** A --ctx value checked against the model: at most its context, a usage error as in windowCtxOption. */
-export function ctxWithin(ctx: number | undefined, model: string): number | undefined {
-  if (ctx === undefined) return undefined;
-  const seqLen = openCheckpoint(model).config.seqLen;
-  if (ctx > seqLen) throw new UsageError(`--ctx ${ctx} is longer than the model's context of ${seqLen}`);
-  return ctx;
-}
-
-/** --ctx N for windows over a text: from 2 (BOS and one scored token) to the model's context; undefined: its context. */
-export function windowCtxOption(v: string | undefined, seqLen: number): number | undefined {
-  if (v === undefined) return undefined;
-  const ctx = number(v, "--ctx", 0, (n) => isPosInt(n) && n >= 2, "an integer >= 2");
-  if (ctx > seqLen) throw new UsageError(`--ctx ${ctx} is longer than the model's context of ${seqLen}`);
-  return ctx;
-}
-
 /** The options of commands that run a model over a text: -d FILE, --ctx N, --max-tokens N. */
-export const TEXT_OPTIONS = {
-  ...MODEL_OPTIONS,
-  data: { type: "string", short: "d" },
-  "max-tokens": { type: "string" },
-  ctx: { type: "string" },
-} as const satisfies Options;
+export const TEXT_OPTIONS = { ...MODEL_OPTIONS, ...options("data", "max-tokens", "ctx") };
 
 /** The options of commands that fit something on a text and write it to a file (calibrate, fit-predictors). */
-export const TEXT_FIT_OPTIONS = {
-  ...TEXT_OPTIONS,
-  output: { type: "string", short: "o" },
-  act: { type: "string" },
-} as const satisfies Options;
+export const TEXT_FIT_OPTIONS = { ...TEXT_OPTIONS, ...options("output", "act") };
 
 export interface TextFitArgs {
   model: string;

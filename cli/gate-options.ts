@@ -9,13 +9,13 @@ import { CALIBRATED_KINDS, parseGateSpec, type GateSpec } from "../models/gates/
 import type { LoadedModel } from "../models/load";
 import { buildHeadGate, buildNeuronGate, buildTeal, gateBytes, headGateBytes } from "../eval/gate-factory";
 import { readTextTokens } from "../eval/text";
-import { activationOption, isPosInt, number } from "./args";
+import { activationOption, isPosInt, number, options } from "./args";
 import { progressText } from "./log";
 import { UsageError } from "./usage-error";
 import { DynactError } from "../engine/errors";
 
 export const GATE_OPTIONS = {
-  act: { type: "string" },
+  ...options("act"),
   "ffn-gate": { type: "string" },
   "ffn-mode": { type: "string" },
   "down-dtype": { type: "string" },

@@ -1,6 +1,7 @@
 // The dynact command: dispatch to a subcommand; map errors to exit codes (2 usage, 1 failure) with one line on
 // stderr — never a stack trace unless DYNACT_DEBUG is set.
 import { DynactError } from "../engine/errors";
+import { ContextLengthError } from "../models/load";
 import * as bench from "./commands/bench";
 import * as calibrate from "./commands/calibrate";
 import * as convert from "./commands/convert";
@@ -43,7 +44,8 @@ commands:
   study      the dynamic-activation study: a matrix of gates, a report with plots
   relufy     fine-tune a SiLU model into its ReLU counterpart (optional L1 sparsity penalty, distillation)
   train      continue training a checkpoint on a text
-  bench      benchmarks: decode (vs llama2.c, llama.cpp), kernels, ffn, gated, attention, prefill
+  bench      benchmarks: decode (vs llama2.c, llama.cpp), kernels, ffn, gated, attention, prefill (vs llama.cpp),
+             load, perplexity, train
 
 Exit status: 0 success, 1 failure, 2 bad usage.`;
 
@@ -60,7 +62,9 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     if (process.env.DYNACT_DEBUG) console.error(e);
-    if (e instanceof UsageError) {
+    // The model's context is known once its header is read (by the loader, which makes the check): a --ctx beyond
+    // it is bad usage all the same.
+    if (e instanceof UsageError || e instanceof ContextLengthError) {
       logLine(`dynact: ${e.message}\n${command ? `see 'dynact ${name} --help'` : "see 'dynact --help'"}`);
       return 2;
     }

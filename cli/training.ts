@@ -11,7 +11,7 @@ import { readTrainCheckpoint, restoreTrainer, writeTrainCheckpoint, type TrainCh
 import { generateStories } from "../models/train/synthetic";
 import { ADDED_OPTION_DEFAULTS, Trainer, type EvalResult, type TrainOptions } from "../models/train/trainer";
 import { tensorSource } from "../models/weights";
-import { CHECKPOINT_OPTIONS, isNonNegInt, isPosInt, number, outputFile, parse, requireString } from "./args";
+import { isNonNegInt, isPosInt, number, options, outputFile, parse, requireString, valueOptions } from "./args";
 import { progressLine } from "./gate-options";
 import { logLine } from "./log";
 import { UsageError } from "./usage-error";
@@ -19,32 +19,33 @@ import { UsageError } from "./usage-error";
 /** Most teacher-generated tokens --synthetic accepts. */
 const MAX_SYNTHETIC = 100_000_000;
 
+// Each training option's flag and the check on its value.
+const RULES = {
+  steps: ["steps", (n) => isPosInt(n) && n <= MAX_STEPS, `a positive integer up to ${MAX_STEPS}`],
+  lr: ["lr", (n) => n > 0, "a number > 0"],
+  warmup: ["warmup", isNonNegInt, "a non-negative integer"],
+  batch: ["batch", isPosInt, "a positive integer"],
+  seq: ["seq", (n) => isPosInt(n) && n >= 2, "an integer >= 2"],
+  l1: ["l1", (n) => n >= 0, "a number >= 0"],
+  l1Warmup: ["l1-warmup", isNonNegInt, "a non-negative integer"],
+  sparsity: ["sparsity", (n) => n >= 0 && n < 1, "a fraction in [0, 1)"],
+  seed: ["seed", (n) => isNonNegInt(n) && n <= MAX_SEED, `an integer from 0 to ${MAX_SEED}`],
+  evalEvery: ["eval-every", isPosInt, "a positive integer"],
+  heldout: ["heldout", isPosInt, "a positive integer"],
+  weightDecay: ["weight-decay", (n) => n >= 0, "a number >= 0"],
+  gradClip: ["grad-clip", (n) => n > 0, "a number > 0"],
+  distill: ["distill", (n) => n >= 0 && n <= 1, "a number in [0, 1]"],
+  distillTemp: ["distill-temp", (n) => n > 0 && n <= 100, "a number in (0, 100]"],
+  synthetic: ["synthetic", (n) => isNonNegInt(n) && n <= MAX_SYNTHETIC, `an integer from 0 to ${MAX_SYNTHETIC}`],
+} as const satisfies Record<keyof TrainOptions, readonly [flag: string, check: (n: number) => boolean, what: string]>;
+
 // No --threads: training runs on one thread.
 export const TRAIN_OPTIONS = {
-  ...CHECKPOINT_OPTIONS,
-  tokenizer: { type: "string", short: "t" },
-  data: { type: "string", short: "d" },
-  output: { type: "string", short: "o" },
-  format: { type: "string" },
-  steps: { type: "string" },
-  lr: { type: "string" },
-  warmup: { type: "string" },
-  batch: { type: "string" },
-  seq: { type: "string" },
-  l1: { type: "string" },
-  "l1-warmup": { type: "string" },
-  sparsity: { type: "string" },
-  seed: { type: "string" },
-  "eval-every": { type: "string" },
-  heldout: { type: "string" },
-  "weight-decay": { type: "string" },
-  "grad-clip": { type: "string" },
-  distill: { type: "string" },
-  "distill-temp": { type: "string" },
-  synthetic: { type: "string" },
-  checkpoint: { type: "string" },
-  resume: { type: "string" },
-} as const;
+  ...options("model", "json", "help", "tokenizer", "data", "output"),
+  ...valueOptions("format", "checkpoint", "resume"),
+  // The numeric options: RULES' flags.
+  ...valueOptions(...Object.values(RULES).map(([flag]) => flag)),
+};
 
 export const TRAIN_HELP = `  -m, --model PATH        the checkpoint to start from (and whose tokenizer to use)
   -t, --tokenizer FILE    tokenizer.bin, .gguf, tokenizer.json or a folder with one (default: the one the model
@@ -58,7 +59,8 @@ export const TRAIN_HELP = `  -m, --model PATH        the checkpoint to start fro
       --lr LR             peak learning rate (default 2e-3); linear warm-up, cosine decay to LR/10
       --warmup N          warm-up steps (default: steps/10, at most 100)
       --batch B           sequences per step (default 8)
-      --seq T             positions per sequence, BOS first (default 128)
+      --seq T             positions per sequence, BOS first, at most the model's context (default 128, or the
+                          context if shorter)
       --l1 λ              L1 penalty λ·mean|act(W_gate x)| on the MLP activations (default 0)
       --l1-warmup N       steps over which λ ramps up linearly from 0 (default 0: full λ from the start)
       --sparsity F        lower λ for layers past a fraction F of exact zeros of act(W_gate x): a layer at zero
@@ -80,26 +82,6 @@ export const TRAIN_HELP = `  -m, --model PATH        the checkpoint to start fro
       --resume FILE       continue the run saved in FILE (weights, optimizer state, step); its options are
                           used, and an option given with a different value is an error
       --json              print a JSON summary on stdout`;
-
-// Each training option's flag and the check on its value.
-const RULES: Record<keyof TrainOptions, [flag: keyof typeof TRAIN_OPTIONS, check: (n: number) => boolean, what: string]> = {
-  steps: ["steps", (n) => isPosInt(n) && n <= MAX_STEPS, `a positive integer up to ${MAX_STEPS}`],
-  lr: ["lr", (n) => n > 0, "a number > 0"],
-  warmup: ["warmup", isNonNegInt, "a non-negative integer"],
-  batch: ["batch", isPosInt, "a positive integer"],
-  seq: ["seq", (n) => isPosInt(n) && n >= 2, "an integer >= 2"],
-  l1: ["l1", (n) => n >= 0, "a number >= 0"],
-  l1Warmup: ["l1-warmup", isNonNegInt, "a non-negative integer"],
-  sparsity: ["sparsity", (n) => n >= 0 && n < 1, "a fraction in [0, 1)"],
-  seed: ["seed", (n) => isNonNegInt(n) && n <= MAX_SEED, `an integer from 0 to ${MAX_SEED}`],
-  evalEvery: ["eval-every", isPosInt, "a positive integer"],
-  heldout: ["heldout", isPosInt, "a positive integer"],
-  weightDecay: ["weight-decay", (n) => n >= 0, "a number >= 0"],
-  gradClip: ["grad-clip", (n) => n > 0, "a number > 0"],
-  distill: ["distill", (n) => n >= 0 && n <= 1, "a number in [0, 1]"],
-  distillTemp: ["distill-temp", (n) => n > 0 && n <= 100, "a number in (0, 100]"],
-  synthetic: ["synthetic", (n) => isNonNegInt(n) && n <= MAX_SYNTHETIC, `an integer from 0 to ${MAX_SYNTHETIC}`],
-};
 
 /** The training options given on the command line. */
 function givenOptions(v: Record<string, unknown>): Partial<TrainOptions> {

@@ -89,11 +89,14 @@ export function openCheckpoint(spec: string): Checkpoint {
 // The header checks a file that is no model fails first (a model's own bad header fails later ones, or on its size).
 const LLAMA2C_HEADER_FIELDS = new Set(["header", "version", "dim", "hiddenDim", "nLayers", "nHeads", "vocabSize", "seqLen"]);
 
-export function loadModel(file: string, opts: LoadOptions = {}): LoadedModel {
-  const checkpoint = openCheckpoint(file);
+/** A checkpoint's path (or `hf:` name), or one openCheckpoint already read (its header is not read again). */
+export function loadModel(source: string | Checkpoint, opts: LoadOptions = {}): LoadedModel {
+  const checkpoint = typeof source === "string" ? openCheckpoint(source) : source;
+  // The options are checked against the header first: a bad context or activation fails before the tokenizer is read.
+  const config = runConfig(checkpoint.config, opts);
   const tokenizer = loadTokenizer(checkpoint, opts.tokenizer);
   // The model carries its tokenizer's BOS: perplexity, calibration, TEAL and the predictor fitters start from it.
-  const model = buildModel(checkpoint, { ...opts, bosId: tokenizer.bosId });
+  const model = build(checkpoint, config, { ...opts, bosId: tokenizer.bosId });
   return { checkpoint, model, tokenizer, stopAtBos: checkpoint.format === "llama2c" };
 }
 
@@ -102,7 +105,10 @@ export function loadModel(file: string, opts: LoadOptions = {}): LoadedModel {
  * tokenizer's BOS, if the model is to be scored or calibrated).
  */
 export function buildModel(checkpoint: Checkpoint, opts: BuildOptions = {}): LlamaModel {
-  const config = runConfig(checkpoint.config, opts);
+  return build(checkpoint, runConfig(checkpoint.config, opts), opts);
+}
+
+function build(checkpoint: Checkpoint, config: LlamaConfig, opts: BuildOptions): LlamaModel {
   const reserve = opts.reserveBytes ?? 0;
   // A NaN reserve reached WebAssembly.Memory as a TypeError; a negative one shrank the room for the model itself.
   if (!Number.isSafeInteger(reserve) || reserve < 0) throw new DynactError(`reserveBytes must be a non-negative integer, got ${reserve}`);
@@ -127,11 +133,27 @@ export function buildModel(checkpoint: Checkpoint, opts: BuildOptions = {}): Lla
   return new LlamaModel(engine, config, weights, { activation: ACTIVATION_MODULES[config.activation] }, bos);
 }
 
-function runConfig(c: LlamaConfig, opts: LoadOptions): LlamaConfig {
-  const seqLen = opts.contextLength === undefined ? c.seqLen : opts.contextLength;
-  if (!Number.isInteger(seqLen) || seqLen < 1 || seqLen > c.seqLen) {
-    throw new DynactError(`context length ${seqLen} must be an integer from 1 to the model's ${c.seqLen}`);
+/** A context length longer than the model's (LoadOptions.contextLength, the CLI's --ctx; the CLI exits 2 on it). */
+export class ContextLengthError extends DynactError {
+  constructor(readonly contextLength: number, readonly modelContext: number) {
+    super(`--ctx ${contextLength} is longer than the model's context of ${modelContext}`);
   }
+}
+
+/**
+ * The context (KV cache positions) a model runs at: `contextLength`, else the checkpoint's. The one check of a
+ * requested context against the model's, made by loadModel and buildModel, and by whoever needs the context
+ * before loading (the CLI's windows over a text) or builds no model from the request.
+ */
+export function runContextLength(c: LlamaConfig, contextLength: number | undefined): number {
+  if (contextLength === undefined) return c.seqLen;
+  if (!Number.isInteger(contextLength) || contextLength < 1) throw new DynactError(`context length ${contextLength} must be a positive integer`);
+  if (contextLength > c.seqLen) throw new ContextLengthError(contextLength, c.seqLen);
+  return contextLength;
+}
+
+function runConfig(c: LlamaConfig, opts: LoadOptions): LlamaConfig {
+  const seqLen = runContextLength(c, opts.contextLength);
   // An unknown name loaded, then failed at the first forward() as a TypeError.
   const activation = opts.activation ?? c.activation;
   if (!ACTIVATIONS.includes(activation)) {

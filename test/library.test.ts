@@ -39,7 +39,7 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "data/t
 
 test("the built package exports every error class it throws on purpose, each a DynactError", async () => {
   const lib = (await import(pathToFileURL(path.join(ROOT, "dist", "index.js")).href)) as Record<string, unknown>;
-  for (const name of ["FormatError", "MemoryLimitError", "ShapeError", "HubError"]) {
+  for (const name of ["FormatError", "MemoryLimitError", "ShapeError", "HubError", "ContextLengthError"]) {
     const cls = lib[name] as (new (...a: string[]) => Error) | undefined;
     expect(cls, name).toBeTypeOf("function");
     expect(cls!.prototype, name).toBeInstanceOf(lib.DynactError as new () => Error);

@@ -9,7 +9,7 @@ import { runTrainBench } from "../../bench/train";
 import { crossovers, FFN_SHAPES, runSparseFfnBench } from "../../bench/sparse-ffn";
 import { shapeByName, SHAPES, type BenchShape } from "../../bench/shapes";
 import type { Summary } from "../../bench/stats";
-import { isPosInt, MAX_THREADS, number, parse } from "../args";
+import { isPosInt, number, options, parse, threadListOption, valueOptions } from "../args";
 import { UsageError } from "../usage-error";
 
 export const help = `dynact bench [SUITE] [options] [--json]
@@ -30,7 +30,8 @@ across machines. Suites (default: kernels, the first in ../shared/DESIGN.md's \`
   kernels    every matvec kernel (f32, f16, bf16, q8_0, q4_0) at the stories110M and a 1B-class shape, weights
              rotated through more memory than the caches hold, next to the measured read bandwidth and f32 mul + add
              peak; then the sparse FFN block (dense vs gather) at sparsity 0–99%.
-             --json: {"kernels":[…],"read_gbps","peak_gflops","ffn":[{"shape","dtype","path","sparsity","dense_ms","gather_ms"}…]}
+             --json: {"kernels":[…],"read_gbps","peak_gflops","ffn":[{"shape","dtype","path","sparsity","dense_ms","gather_ms"}…],
+             "crossover":[{"shape","dtype","path","sparsity"}…]} (sparsity: the lowest at which gather is not slower, or null)
   ffn        the sparse FFN block alone (as in kernels): known (gate, up, down gathered) and gate-dense paths,
              f32 and q8_0  --shapes stories110M,1B  --dtypes f32,q8_0
   gated      end-to-end decode at the stories110M shape: dense vs neuron gates in gather mode (calibrated on
@@ -47,8 +48,9 @@ across machines. Suites (default: kernels, the first in ../shared/DESIGN.md's \`
                --shapes A,B  --rounds R (default 3)  --threads T,U (default 1,2)
              --json: {"prefill":[{"shape","dtype","threads","prefill_tokens_per_second",…}]}`;
 
-// Each suite's options (besides --json): one it does not take is an error, not silently ignored.
-const SUITE_OPTIONS: Readonly<Record<string, readonly string[]>> = {
+// The suites' options (besides --json), and each suite's: one it does not take is an error, not silently ignored.
+const SUITE_VALUE_OPTIONS = ["shapes", "steps", "rounds", "threads", "gates", "dtypes"] as const;
+const SUITE_OPTIONS: Readonly<Record<string, readonly (typeof SUITE_VALUE_OPTIONS)[number][]>> = {
   decode: ["shapes", "steps", "rounds", "threads", "dtypes"], kernels: [], ffn: ["shapes", "dtypes"], gated: ["gates", "rounds", "steps"],
   attention: [], prefill: ["shapes", "rounds", "threads"], perplexity: ["shapes", "rounds"], load: ["shapes", "rounds"], train: ["rounds"],
 };
@@ -68,29 +70,16 @@ function shapesOption(v: string | undefined, fallback?: string): BenchShape[] | 
   }
 }
 
-/** --threads T,U: thread counts to run at (default the fallback list). */
-const threadCounts = (v: string | undefined, fallback: string) => (v ?? fallback).split(",").map((t) =>
-  number(t, "--threads", 1, (n) => isPosInt(n) && n <= MAX_THREADS, `comma-separated integers from 1 to ${MAX_THREADS}`));
-
 export async function run(argv: string[]): Promise<void> {
   if (argv[0] === "--help" || argv[0] === "-h") return void console.log(help);
   const named = argv.length > 0 && !argv[0]!.startsWith("-");
   const suite = named ? argv[0]! : DEFAULT_SUITE;
   const rest = named ? argv.slice(1) : argv;
-  const { values: v } = parse(rest, {
-    shapes: { type: "string" },
-    steps: { type: "string" },
-    rounds: { type: "string" },
-    threads: { type: "string" },
-    gates: { type: "string" },
-    dtypes: { type: "string" },
-    json: { type: "boolean", default: false },
-    help: { type: "boolean", short: "h", default: false },
-  });
+  const { values: v } = parse(rest, { ...valueOptions(...SUITE_VALUE_OPTIONS), ...options("json", "help") });
   if (v.help) return void console.log(help);
   const takes = Object.hasOwn(SUITE_OPTIONS, suite) ? SUITE_OPTIONS[suite]! : undefined;
   if (!takes) throw new UsageError(`unknown benchmark '${suite}' (available: ${SUITES})`);
-  for (const name of ["shapes", "steps", "rounds", "threads", "gates", "dtypes"] as const) {
+  for (const name of SUITE_VALUE_OPTIONS) {
     if (v[name] !== undefined && !takes.includes(name)) {
       throw new UsageError(`--${name} is not an option of bench ${suite} (${takes.length ? `it takes ${takes.map((t) => `--${t}`).join(", ")}` : "it takes none"})`);
     }
@@ -103,7 +92,7 @@ export async function run(argv: string[]): Promise<void> {
     case "decode": {
       const shapes = shapesOption(v.shapes);
       const steps = number(v.steps, "--steps", 256, (n) => isPosInt(n) && n >= 2, "an integer >= 2");
-      const threads = threadCounts(v.threads, "1");
+      const threads = threadListOption(v.threads, "1");
       const dtypes = (v.dtypes ?? "f32").split(",");
       for (const d of dtypes) if (!["f32", "f16", "q8_0", "q4_0"].includes(d)) throw new UsageError(`--dtypes: unknown ${d} (f32, f16, q8_0, q4_0)`);
       const results = runDecodeBench({ shapes, steps, rounds, threads, dtypes: dtypes as ("f32" | "f16" | "q8_0" | "q4_0")[], log });
@@ -149,7 +138,7 @@ export async function run(argv: string[]): Promise<void> {
     }
     case "prefill": {
       const shapes = shapesOption(v.shapes);
-      const threads = threadCounts(v.threads, "1,2");
+      const threads = threadListOption(v.threads, "1,2");
       const rows = runPrefillBench({ shapes, rounds: v.rounds === undefined ? 3 : rounds, threads, log });
       return print({ prefill: rows }, () => rows.map((r) =>
         `${r.shape.padEnd(12)} ${r.dtype} ${r.threads} thread${r.threads > 1 ? "s" : ""}: batched ${fmt(r.prefill_tokens_per_second)} tok/s, ` +

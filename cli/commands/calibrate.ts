@@ -3,7 +3,7 @@ import { readTextTokens } from "../../eval/text";
 import { writeCalibration } from "../../models/gates/calibration";
 import { CALIBRATED_KINDS, isCalibratedSpec, parseGateSpec } from "../../models/gates/spec";
 import { loadModel } from "../../models/load";
-import { ctxWithin, isPosInt, number, outputFile, parse, requireString, TEXT_FIT_OPTIONS, textFitArgs } from "../args";
+import { isPosInt, number, outputFile, parse, requireString, TEXT_FIT_OPTIONS, textFitArgs, THREADS_HELP } from "../args";
 import { progressLine } from "../gate-options";
 import { logLine } from "../log";
 import { UsageError } from "../usage-error";
@@ -14,13 +14,13 @@ Fit per-layer thresholds for a threshold gate on calibration text and write them
 the text's fingerprints); use them with --ffn-gate threshold:FILE. SPEC: cats:S (target sparsity), cett:T or
 cett-global:T (target CETT, per layer or one threshold for all layers).
 
-  -d, --data FILE      calibration text
-  -o, --output FILE    calibration file to write
-      --max-tokens N   use the first N tokens of the text (default 4096)
-      --samples N      tokens whose activations are kept for fitting, spread over the text (default 1024)
-      --ctx N          positions per window including BOS, from 2 (default: the model's context)
-      --act NAME       activation to calibrate for (default: the model's)
-      --threads N         threads for the matrix products (default: the number of cores)`;
+  -d, --data FILE         calibration text
+  -o, --output FILE       calibration file to write
+      --max-tokens N      use the first N tokens of the text (default 4096)
+      --samples N         tokens whose activations are kept for fitting, spread over the text (default 1024)
+      --ctx N             positions per window including BOS, from 2 (default: the model's context)
+      --act NAME          activation to calibrate for (default: the model's)
+${THREADS_HELP}`;
 
 // calibrate reports on stderr and writes the file: no --json.
 const { json: _, ...FIT_OPTIONS } = TEXT_FIT_OPTIONS;
@@ -45,7 +45,6 @@ export async function run(argv: string[]): Promise<void> {
   }
   const samples = number(v.samples, "--samples", 1024, isPosInt, "a positive integer");
   outputFile(out, "-o");
-  ctxWithin(a.ctx, a.model);
   const log = (line: string) => logLine(line);
   const loaded = loadModel(a.model, { tokenizer: v.tokenizer, activation: a.activation, contextLength: a.ctx, threads: a.threads });
   const ids = readTextTokens(a.data, loaded.tokenizer, a.maxTokens);

@@ -12,7 +12,7 @@ import { SentencePieceBpeTokenizer } from "../../models/tokenizer/sentencepiece-
 import { TokenizerJson } from "../../models/tokenizer/tokenizer-json";
 import type { Tokenizer } from "../../models/tokenizer/tokenizer";
 import { tensorSource } from "../../models/weights";
-import { CHECKPOINT_OPTIONS, outputDir, outputFile, parse, requireString } from "../args";
+import { CHECKPOINT_OPTIONS, options, outputDir, outputFile, parse, requireString } from "../args";
 import { UsageError } from "../usage-error";
 
 export const help = `dynact convert -m MODEL -o OUT --to gguf|safetensors|llama2c [--dtype DTYPE] [-t TOKENIZER] [--json]
@@ -40,8 +40,7 @@ const TARGETS: Record<string, readonly string[]> = {
 export async function run(argv: string[]): Promise<void> {
   const { values: v } = parse(argv, {
     ...CHECKPOINT_OPTIONS,
-    tokenizer: { type: "string", short: "t" },
-    output: { type: "string", short: "o" },
+    ...options("tokenizer", "output"),
     to: { type: "string" },
     dtype: { type: "string" },
   });

@@ -1,7 +1,7 @@
 import { evaluate } from "../../eval/multiple-choice";
 import { readTask } from "../../eval/tasks";
 import { loadModel } from "../../models/load";
-import { isPosInt, MODEL_OPTIONS, number, parse, requireString, threadsOption } from "../args";
+import { isPosInt, MODEL_OPTIONS, number, parse, requireString, threadsOption, THREADS_HELP } from "../args";
 import { applyGate, ffnStatLines, GATE_HELP, GATE_OPTIONS, layoutFor, parseGateOptions, progressLine } from "../gate-options";
 import { logLine } from "../log";
 import { UsageError } from "../usage-error";
@@ -18,7 +18,7 @@ or generic {"context","choices","label"}. Prompt-based gates (griffin, tda) take
       --limit N           score only the first N items of each task
 ${GATE_HELP}
       --json              {"tasks":[{"task","n","acc","acc_stderr","acc_norm","acc_norm_stderr","truncated"}],"ffn":{…}}
-      --threads N         threads for the matrix products (default: the number of cores)`;
+${THREADS_HELP}`;
 
 export async function run(argv: string[]): Promise<void> {
   const { values: v } = parse(argv, {

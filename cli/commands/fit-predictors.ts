@@ -5,7 +5,7 @@ import { readTextTokens } from "../../eval/text";
 import { parseLabelRule, type LabelRule } from "../../models/gates/label-rule";
 import { writePredictor } from "../../models/gates/predictor-file";
 import { loadModel } from "../../models/load";
-import { ctxWithin, isPosInt, number, outputFile, parse, TEXT_FIT_OPTIONS, textFitArgs } from "../args";
+import { isPosInt, number, outputFile, parse, TEXT_FIT_OPTIONS, textFitArgs, THREADS_HELP } from "../args";
 import { progressLine } from "../gate-options";
 import { logLine } from "../log";
 import { UsageError } from "../usage-error";
@@ -22,24 +22,25 @@ With --heads, one predictor per layer learns the attention heads instead: from t
 input, the top --keep fraction of heads by their contribution ‖W_o,h · o_h‖ (the norm oracle's choice); use it with
 --head-gate predictor:FILE.
 
-  -d, --data FILE      training text
-  -o, --output FILE    predictor file to write
-      --rank R         predictor rank (default 32)
-      --label RULE     oracle labels: cett:T (the cett:T gate's set, calibrated on the same text), topk:F (top
-                       fraction F by |act(g)|) or relu (nonzero activations; ReLU models) (default cett:0.2)
-      --sigma NAME     relu or identity: the predictor's hidden nonlinearity (default relu)
-      --act NAME       activation of the model to fit for (default: the model's)
-      --lookahead      layer l's predictor reads layer l-1's input: the set is chosen one layer ahead
-      --heads          fit head predictors (labels: top --keep fraction of heads by contribution norm)
-      --keep F         with --heads: the kept fraction of heads (default 0.5)
-      --max-tokens N   trace the first N tokens of the text, every one a sample (default 4096)
-      --ctx N          positions per window including BOS, from 2 (default: the model's context)
-      --epochs N       at most N epochs (default ${T.epochs}); early stopping after ${T.patience} without progress
-      --batch N        minibatch rows (default ${T.batch})
-      --lr X           AdamW learning rate (default ${T.lr})
-      --seed S         seed of the initialisation and shuffling, a positive integer (default ${T.seed})
-      --json           print the header of the written file (with per-layer metrics) as JSON
-      --threads N         threads for the matrix products (default: the number of cores)`;
+  -d, --data FILE         training text
+  -o, --output FILE       predictor file to write
+      --rank R            predictor rank (default 32)
+      --label RULE        oracle labels: cett:T (the cett:T gate's set, calibrated on the same text), topk:F (top
+                          fraction F by |act(g)|) or relu (nonzero activations; ReLU models) (default cett:0.2)
+      --sigma NAME        relu or identity: the predictor's hidden nonlinearity (default relu)
+      --act NAME          activation of the model to fit for (default: the model's)
+      --lookahead         layer l's predictor reads layer l-1's input: the set is chosen one layer ahead
+      --heads             fit head predictors (labels: top --keep fraction of heads by contribution norm)
+      --keep F            with --heads: the kept fraction of heads (default 0.5)
+      --max-tokens N      trace the first N tokens of the text (default 4096), every one a sample (--heads: at
+                          most 2048, spread over them)
+      --ctx N             positions per window including BOS, from 2 (default: the model's context)
+      --epochs N          at most N epochs (default ${T.epochs}); early stopping after ${T.patience} without progress
+      --batch N           minibatch rows (default ${T.batch})
+      --lr X              AdamW learning rate (default ${T.lr})
+      --seed S            seed of the initialisation and shuffling, a positive integer (default ${T.seed})
+      --json              print the header of the written file (with per-layer metrics) as JSON
+${THREADS_HELP}`;
 
 export async function run(argv: string[]): Promise<void> {
   const { values: v } = parse(argv, {
@@ -80,7 +81,6 @@ export async function run(argv: string[]): Promise<void> {
   if (v.heads && (v.label !== undefined || v.lookahead)) throw new UsageError(`--${v.label !== undefined ? "label" : "lookahead"} is for neuron predictors: --heads labels the top --keep fraction of heads`);
   if (!v.heads && v.keep !== undefined) throw new UsageError("--keep is for head predictors (--heads); neuron labels come from --label");
   outputFile(out, "-o");
-  ctxWithin(ctx, a.model);
   const loaded = loadModel(a.model, {
     tokenizer: v.tokenizer, activation: a.activation, contextLength: ctx, threads: a.threads, transposeWo: v.heads,
   });

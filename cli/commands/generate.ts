@@ -1,7 +1,7 @@
 import { generate } from "../../models/generate";
 import { loadModel } from "../../models/load";
 import { Sampler } from "../../models/sampler";
-import { ctxOption, ctxWithin, isNonNegInt, isPosInt, MODEL_OPTIONS, number, parse, requireString, threadsOption } from "../args";
+import { ctxOption, isNonNegInt, isPosInt, MODEL_OPTIONS, number, options, parse, requireString, threadsOption, THREADS_HELP } from "../args";
 import { applyGate, ffnStatLines, GATE_HELP, GATE_OPTIONS, headStatLines, layoutFor, parseGateOptions } from "../gate-options";
 import { logLine } from "../log";
 
@@ -9,7 +9,8 @@ export const help = `dynact generate -m MODEL [-t TOKENIZER] [-p PROMPT] [-n STE
 
 Generate text from a prompt. Writes only the continuation to stdout; statistics go to stderr.
 
-  -m, --model PATH        llama2.c checkpoint (.bin), .gguf, or Hugging Face folder (config.json + safetensors)
+  -m, --model PATH        llama2.c checkpoint (.bin), .gguf, Hugging Face folder (config.json + safetensors), or
+                          hf:OWNER/REPO[/FILE] (downloaded once into the Hugging Face cache)
   -t, --tokenizer FILE    tokenizer.bin, .gguf, tokenizer.json or a folder with one (default: the GGUF's own, or
                           tokenizer.bin beside a llama2.c file, or tokenizer.json/tokenizer.bin in the model's folder)
   -p, --prompt TEXT       prompt (default: empty; BOS is always prepended)
@@ -20,7 +21,7 @@ Generate text from a prompt. Writes only the continuation to stdout; statistics 
       --seed S            RNG seed, a positive integer (default: from the clock, printed to stderr)
 ${GATE_HELP}
       --ctx N             cap the context length (KV cache positions)
-      --threads N         threads for the matrix products (default: the number of cores)
+${THREADS_HELP}
       --json              print one JSON object instead of text
 Generation stops at EOS, and for llama2.c checkpoints also at BOS (as llama2.c's run.c does).`;
 
@@ -33,7 +34,7 @@ export async function run(argv: string[]): Promise<void> {
     "top-p": { type: "string" },
     "top-k": { type: "string" },
     seed: { type: "string" },
-    ctx: { type: "string" },
+    ...options("ctx"),
     ...GATE_OPTIONS,
   });
   if (v.help) return void console.log(help);
@@ -49,7 +50,6 @@ export async function run(argv: string[]): Promise<void> {
   const gates = parseGateOptions(v);
   const log = (line: string) => logLine(line);
 
-  ctxWithin(ctx, model);
   const loaded = loadModel(model, {
     tokenizer: v.tokenizer, activation: gates.activation, contextLength: ctx, ...layoutFor(gates),
     threads: threadsOption(v.threads),

@@ -1,5 +1,5 @@
 import { loadModel } from "../../models/load";
-import { isPosInt, MODEL_OPTIONS, number, parse, requireString, threadsOption } from "../args";
+import { isPosInt, MODEL_OPTIONS, number, parse, requireString, threadsOption, THREADS_HELP } from "../args";
 import { UsageError } from "../usage-error";
 import { DynactError } from "../../engine/errors";
 
@@ -8,7 +8,8 @@ export const help = `dynact logits -m MODEL [-t TOKENIZER] -p PROMPT [--top K] [
 Run BOS + the encoded prompt and print the logits at the last position: one "id<TAB>logit" line per token
 (--top K: only the K largest, with their pieces). --json: {"ids":[…], "logits":[…]}, with --top K also
 "top":[{"id","logit","piece"}…], the K largest.
-      --threads N         threads for the matrix products (default: the number of cores)`;
+
+${THREADS_HELP}`;
 
 export async function run(argv: string[]): Promise<void> {
   const { values: v } = parse(argv, {

@@ -1,8 +1,8 @@
 import { ActivationZeros } from "../../eval/act-stats";
 import { perplexity } from "../../eval/perplexity";
 import { readTextTokens } from "../../eval/text";
-import { loadModel, openCheckpoint } from "../../models/load";
-import { isPosInt, number, parse, requireString, TEXT_OPTIONS, threadsOption, windowCtxOption } from "../args";
+import { loadModel, openCheckpoint, runContextLength } from "../../models/load";
+import { ctxOption, isPosInt, number, parse, requireString, TEXT_OPTIONS, threadsOption, THREADS_HELP } from "../args";
 import { applyGate, ffnStatLines, GATE_HELP, headStatLines, GATE_OPTIONS, layoutFor, parseGateOptions, progressLine } from "../gate-options";
 import { logLine } from "../log";
 import { UsageError } from "../usage-error";
@@ -20,7 +20,7 @@ token is scored. Prints mean NLL (nats), perplexity and per-layer MLP statistics
       --act-stats         also print the fraction of exact zeros of act(W_gate x) per layer (JSON: act_zero_fraction)
 ${GATE_HELP}
       --json              {"mean_nll","perplexity","tokens","windows":[…],"ffn":{…}}
-      --threads N         threads for the matrix products (default: the number of cores)`;
+${THREADS_HELP}`;
 
 export async function run(argv: string[]): Promise<void> {
   const { values: v } = parse(argv, {
@@ -39,18 +39,19 @@ export async function run(argv: string[]): Promise<void> {
   if (v["prompt-tokens"] !== undefined && gates.spec.kind !== "griffin" && gates.spec.kind !== "tda") {
     throw new UsageError(`--prompt-tokens applies to griffin/tda gates; with --ffn-gate ${gates.spec.kind} it would change nothing`);
   }
+  // Windows of --ctx positions start with BOS: ctx 1 would score no token.
+  const ctx = ctxOption(v.ctx, 2);
   const threads = threadsOption(v.threads); // usage errors before a file is opened
   const log = (line: string) => logLine(line);
-  const seqLen = openCheckpoint(file).config.seqLen;
-  const ctx = windowCtxOption(v.ctx, seqLen);
+  const ckpt = openCheckpoint(file);
+  const windowSize = runContextLength(ckpt.config, ctx);
   // A window runs [BOS, t0 … t_{n-2}]: a prompt of all its ctx - 1 positions leaves none to gate, and the result
   // would be the dense perplexity under the gate's name.
-  const most = (ctx ?? seqLen) - 2;
-  if (promptLength > most) {
-    throw new UsageError(`--prompt-tokens ${promptLength} leaves no position after the prompt in windows of ${ctx ?? seqLen} (at most ${most})`);
+  if (promptLength > windowSize - 2) {
+    throw new UsageError(`--prompt-tokens ${promptLength} leaves no position after the prompt in windows of ${windowSize} (at most ${windowSize - 2})`);
   }
   // The KV cache only needs the window (--ctx also lets a model that does not fit at full context load).
-  const loaded = loadModel(file, {
+  const loaded = loadModel(ckpt, {
     tokenizer: v.tokenizer, activation: gates.activation, contextLength: ctx, ...layoutFor(gates), threads,
   });
   const ids = readTextTokens(data, loaded.tokenizer, maxTokens);

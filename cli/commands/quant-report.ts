@@ -2,8 +2,8 @@ import { formatBytes } from "../../engine/engine";
 import { quantReport } from "../../eval/quant-report";
 import { readTextTokens } from "../../eval/text";
 import type { GgufDType } from "../../models/formats/gguf";
-import { loadTokenizer, openCheckpoint } from "../../models/load";
-import { isPosInt, number, outputDir, parse, requireString, TEXT_OPTIONS, threadsOption, windowCtxOption } from "../args";
+import { loadTokenizer, openCheckpoint, runContextLength } from "../../models/load";
+import { ctxOption, isPosInt, number, outputDir, parse, requireString, TEXT_OPTIONS, threadsOption, THREADS_HELP } from "../args";
 import { progressLine } from "../gate-options";
 import { logLine } from "../log";
 import { UsageError } from "../usage-error";
@@ -26,7 +26,7 @@ against the text. Dense model, no gates.
                           them (default: a temporary folder, removed)
       --json              {"model","reference_dtypes","tokens","ctx","reference":{…},"rows":[{"dtype","perplexity",
                           "delta_perplexity","delta_perplexity_rel","top1_agreement","mean_kl","max_kl",…}]}
-      --threads N         threads for the matrix products (default: the number of cores)`;
+${THREADS_HELP}`;
 
 const DTYPES: readonly GgufDType[] = ["f16", "bf16", "q8_0", "q4_0"];
 
@@ -44,9 +44,10 @@ export async function run(argv: string[]): Promise<void> {
   const bad = dtypes.find((d) => !DTYPES.includes(d as GgufDType));
   if (bad !== undefined || dtypes.length === 0) throw new UsageError(`--dtypes takes a comma-separated list of ${DTYPES.join(", ")}; got '${v.dtypes}'`);
   const threads = threadsOption(v.threads);
+  const ctxGiven = ctxOption(v.ctx, 2); // BOS and one scored token
   if (v.keep !== undefined) outputDir(v.keep, "--keep");
   const ckpt = openCheckpoint(file);
-  const ctx = windowCtxOption(v.ctx, ckpt.config.seqLen) ?? ckpt.config.seqLen;
+  const ctx = runContextLength(ckpt.config, ctxGiven); // before the text is read and the model converted
   const tokenizer = loadTokenizer(ckpt, v.tokenizer);
   const ids = readTextTokens(data, tokenizer, maxTokens);
   const log = (line: string) => logLine(line);

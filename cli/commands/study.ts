@@ -1,6 +1,6 @@
 import { study } from "../../eval/study/study";
 import { PLOTS, writeReport } from "../../eval/study/report";
-import { isPosInt, number, outputDir, parse, requireString } from "../args";
+import { CHECKPOINT_OPTIONS, ctxOption, isPosInt, number, options, outputDir, parse, requireString } from "../args";
 import { logLine, progressText } from "../log";
 import { UsageError } from "../usage-error";
 
@@ -23,22 +23,18 @@ Give a SiLU model and its ReLU counterpart as two -m to compare them side by sid
       --quick          a small matrix (50/90% sparsity, CETT 0.2, heads at 50%), 1024 tokens, 20 task items
       --max-tokens N   evaluation tokens (default 4096; quick 1024)
       --limit N        task items per task (default 200; quick 20)
-      --ctx N          positions per window, from 3, at most each model's context (default: the model's context)
+      --ctx N          positions per window, from 3; a model with a shorter context uses its own (default: each
+                       model's context)
       --speed-steps N  decode positions per speed measurement (default 64; quick 32)`;
 
 export async function run(argv: string[]): Promise<void> {
   const { values: v } = parse(argv, {
-    model: { type: "string", short: "m", multiple: true },
-    tokenizer: { type: "string", short: "t" },
-    data: { type: "string", short: "d" },
+    ...options("tokenizer", "data", "output", "max-tokens", "ctx", "help"),
+    model: { ...CHECKPOINT_OPTIONS.model, multiple: true },
     task: { type: "string", multiple: true },
-    output: { type: "string", short: "o" },
     quick: { type: "boolean", default: false },
-    "max-tokens": { type: "string" },
     limit: { type: "string" },
-    ctx: { type: "string" },
     "speed-steps": { type: "string" },
-    help: { type: "boolean", short: "h", default: false },
   });
   if (v.help) return void console.log(help);
   const models = v.model ?? [];
@@ -50,7 +46,7 @@ export async function run(argv: string[]): Promise<void> {
   const [maxTokens, limit, speedSteps] = (["max-tokens", "limit", "speed-steps"] as const).map(opt);
   // The griffin and tda cells take the first half of each window after BOS as their prompt: at least one
   // position, and one scored after it.
-  const ctx = v.ctx === undefined ? undefined : number(v.ctx, "--ctx", 0, (n) => isPosInt(n) && n >= 3, "an integer >= 3");
+  const ctx = ctxOption(v.ctx, 3);
   outputDir(out, "-o"); // study() makes it once the inputs are known good
   const tty = process.stderr.isTTY === true;
   const result = await study({
