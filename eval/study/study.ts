@@ -122,12 +122,12 @@ export async function study(o: StudyOptions): Promise<StudyResult> {
     const headFile = headFiles.get(file)!;
     if (!existsSync(headFile)) {
       log(`${path.basename(file)}: fitting head predictors`);
-      const fitter = loadModel(file, { tokenizer: o.tokenizer, transposeWo: true });
+      const fitter = loadModel(rows.checkpoint, { tokenizer: o.tokenizer, transposeWo: true });
       writePredictor(headFile, fitHeadPredictors(fitter.model, calibIds, {
         keep: 0.5, rank: o.quick ? 16 : 32, sigma: "relu", ctx, maxSamples: o.quick ? 1024 : 2048,
       }));
     }
-    const sparse = loadModel(file, {
+    const sparse = loadModel(rows.checkpoint, { // the header as read once above
       tokenizer: o.tokenizer, transposeDown: true, transposeWo: true,
       reserveBytes: gateBytes({ kind: "predictor", file: predictorFile, keep: null }) + headGateBytes(`predictor:${headFile}`),
     });
