@@ -137,7 +137,7 @@ export function loadTokenizer(ckpt: Checkpoint, explicit: string | undefined): T
       : `no tokenizer given and no ${besideOrIn} ${ckpt.path}: pass -t TOKENIZER`);
   }
   const tok = isGguf(file) ? readGgufTokenizer(file)
-    : file.endsWith(".json") ? readTokenizerJson(file) : readLlama2cTokenizer(file);
+    : file.endsWith(".json") ? readTokenizerJson(file) : readLlama2cTokenizer(file, ckpt.config.vocabSize);
   if (tok.vocabSize !== ckpt.config.vocabSize) {
     throw new DynactError(
       `${file} has ${tok.vocabSize} pieces but ${ckpt.path} has a vocabulary of ${ckpt.config.vocabSize}: wrong tokenizer for this model`,
