@@ -15,6 +15,7 @@ import { isNonNegInt, isPosInt, number, options, outputFile, parse, requireStrin
 import { progressLine } from "./gate-options";
 import { logLine } from "./log";
 import { UsageError } from "./usage-error";
+import { brief, FormatError } from "../models/formats/format-error";
 
 /** Most teacher-generated tokens --synthetic accepts. */
 const MAX_SYNTHETIC = 100_000_000;
@@ -131,6 +132,20 @@ export async function runTraining(argv: string[], relufy: boolean, help: string)
   if (resumed) {
     const m = resumed.meta;
     opts = { ...ADDED_OPTION_DEFAULTS, ...m.options };
+    // The checkpoint's options size the batches and count the steps: each obeys its flag's rule, as if given. Its
+    // config is the student's: the model it was relufied from is -m's, so the sizes are -m's.
+    const where = v.resume!;
+    for (const [k, [flag, check, what]] of Object.entries(RULES) as [keyof TrainOptions, (typeof RULES)[keyof TrainOptions]][]) {
+      const x = opts[k] as unknown;
+      if (typeof x !== "number" || !check(x)) throw new FormatError(where, `options.${k}`, `${brief(x)} is not ${what} (as --${flag} takes)`);
+    }
+    if (m.step > opts.steps) throw new FormatError(where, "step", `${m.step} is past the run's ${opts.steps} steps`);
+    if (opts.seq > m.config.seqLen) throw new FormatError(where, "options.seq", `${opts.seq} is longer than the model's context of ${m.config.seqLen}`);
+    for (const k of ["dim", "hiddenDim", "nLayers", "nHeads", "nKvHeads", "vocabSize", "seqLen"] as const) {
+      if (m.config[k] !== ckpt.config[k]) {
+        throw new FormatError(where, `config.${k}`, `${m.config[k]}, but ${file} has ${ckpt.config[k]}: resume with the -m the run started from`);
+      }
+    }
     for (const [k, x] of Object.entries(given) as [keyof TrainOptions, number][]) {
       if (opts[k] !== x) throw new UsageError(`--${RULES[k][0]} ${x} differs from the checkpoint's ${opts[k]} (resume continues its run)`);
     }

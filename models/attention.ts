@@ -124,6 +124,7 @@ export class AttentionBlock {
     const { c, hs, q, o } = this;
     const k = this.cache.keys[l].row(pos);
     const v = this.cache.values[l].row(pos);
+    this.rope.ensure(pos + 1);
     const cos = this.rope.cos.row(pos);
     const sin = this.rope.sin.row(pos);
     const valid = this.cache.valid[l];
@@ -250,6 +251,7 @@ export class AttentionBlock {
     matmul(k, lw.wk, x);
     matmul(values.rows(startPos, T), lw.wv, x);
     const validMap = this.cache.valid[l].u8();
+    this.rope.ensure(startPos + T);
     for (let t = 0; t < T; t++) {
       const pos = startPos + t;
       const cos = this.rope.cos.row(pos);

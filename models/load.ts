@@ -173,8 +173,10 @@ export function loadTokenizer(ckpt: Checkpoint, explicit: string | undefined): T
     throw new DynactError(explicit ? `${file}: no such tokenizer file`
       : `no tokenizer given and no ${besideOrIn} ${ckpt.path}: pass -t TOKENIZER`);
   }
-  const tok = isGguf(file) ? readGgufTokenizer(file)
-    : file.endsWith(".json") ? readTokenizerJson(file) : readLlama2cTokenizer(file);
+  // Each reader is told the model's vocabulary, so that a tokenizer of another size is refused before it is built.
+  const vocab = ckpt.config.vocabSize;
+  const tok = isGguf(file) ? readGgufTokenizer(file, vocab)
+    : file.endsWith(".json") ? readTokenizerJson(file, vocab) : readLlama2cTokenizer(file, vocab);
   if (tok.vocabSize !== ckpt.config.vocabSize) {
     throw new DynactError(
       `${file} has ${tok.vocabSize} pieces but ${ckpt.path} has a vocabulary of ${ckpt.config.vocabSize}: wrong tokenizer for this model`,

@@ -8,11 +8,12 @@ import os from "node:os";
 import path from "node:path";
 import fc from "fast-check";
 import { afterAll, describe, expect, test } from "vitest";
-import { canonicalShapes, entryBytes } from "../models/checkpoint";
+import { canonicalShape, canonicalShapes, entryBytes } from "../models/checkpoint";
 import type { LlamaConfig } from "../models/config";
 import { FormatError } from "../models/formats/format-error";
 import { ggufCheckpoint, parseGgufHeader, writeGguf, type GgufFile } from "../models/formats/gguf";
 import { ggufTokenizer } from "../models/formats/gguf-tokenizer";
+import { ENGINE_LIMIT, memoryLimitMessage, memoryNeed } from "../models/memory-fit";
 import { haveAssets, shared } from "./assets";
 
 const NAME = "fuzz.gguf";
@@ -35,11 +36,12 @@ function check(head: Uint8Array, fileSize: number): void {
   expect(end).toBeLessThanOrEqual(fileSize);
   try {
     const c = ggufCheckpoint(g, NAME);
-    const shapes = canonicalShapes(c.config);
     for (const e of c.tensors.values()) {
       expect(e.fileOffset + entryBytes(e)).toBeLessThanOrEqual(fileSize);
-      expect(e.shape).toEqual(shapes.get(e.name));
+      expect(e.shape).toEqual(canonicalShape(c.config, e.name));
     }
+    // What loadModel does before it allocates: size the model from the header, and word the refusal.
+    if (memoryNeed(c, c.config).total > ENGINE_LIMIT) expect(memoryLimitMessage(c, c.config)).toContain(NAME);
   } catch (e) {
     expectFormatError(e);
   }
@@ -65,7 +67,7 @@ interface Field {
 
 // A minimal walk over a valid header that records where each field is (test-only: the reader under test never
 // sees these offsets). Only the first few items of an array are recorded.
-function locateFields(h: Uint8Array): { fields: Field[]; tensorInfos: number } {
+function locateFields(h: Uint8Array): { fields: Field[]; hyper: Field[]; tensorInfos: number } {
   const dv = new DataView(h.buffer, h.byteOffset, h.byteLength);
   const sizes = [1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8];
   const fields: Field[] = [{ at: 8, kind: "u64" }, { at: 16, kind: "u64" }];
@@ -80,13 +82,15 @@ function locateFields(h: Uint8Array): { fields: Field[]; tensorInfos: number } {
     p += 4;
     return dv.getUint32(p - 4, true);
   };
-  const text = (record: boolean): void => {
+  const text = (record: boolean): string => {
     const n = u64(record);
     if (record) fields.push({ at: p, kind: "text", length: n });
     p += n;
+    return new TextDecoder().decode(h.subarray(p - n, p));
   };
+  const hyper: Field[] = []; // the llama.* integers: the config every size is computed from
   const value = (type: number, record: boolean): void => {
-    if (type === 8) return text(record);
+    if (type === 8) return void text(record);
     if (type !== 9) return void (p += sizes[type]!);
     const item = u32(record);
     const n = u64(record);
@@ -95,8 +99,10 @@ function locateFields(h: Uint8Array): { fields: Field[]; tensorInfos: number } {
   const nTensors = Number(dv.getBigUint64(8, true));
   const nKv = Number(dv.getBigUint64(16, true));
   for (let i = 0; i < nKv; i++) {
-    text(true);
-    value(u32(), true);
+    const key = text(true);
+    const type = u32();
+    if (key.startsWith("llama.") && [4, 5, 10, 11].includes(type)) hyper.push({ at: p, kind: type >= 10 ? "u64" : "u32" });
+    value(type, true);
   }
   const tensorInfos = p;
   for (let i = 0; i < nTensors; i++) {
@@ -106,7 +112,7 @@ function locateFields(h: Uint8Array): { fields: Field[]; tensorInfos: number } {
     u32();
     u64();
   }
-  return { fields, tensorInfos };
+  return { fields, hyper, tensorInfos };
 }
 
 const U64_VALUES = [0n, 1n, 2n, 3n, 31n, 32n, 33n, 64n, 255n, 2n ** 31n, 2n ** 32n - 1n, 2n ** 32n, 2n ** 53n, 2n ** 53n + 1n,
@@ -154,12 +160,20 @@ function mutate(h: Uint8Array, fields: Field[], ms: Mutation[]): Uint8Array {
   return h;
 }
 
-function suite(label: string, file: () => Uint8Array, runs: { truncate: number; flips: number; fields: number }) {
+// Hyperparameters that pass validateConfig (at most 2^24) yet describe far more than the file holds (most lies), small
+// ones, ones validateConfig refuses, and any.
+const hyperValue = fc.oneof(
+  { arbitrary: fc.constantFrom(1 << 16, 1 << 20, (1 << 24) - 1, 1 << 24), weight: 3 },
+  { arbitrary: fc.constantFrom(0, 1, 2, 3, 4, 8, 16, 64, (1 << 24) + 1, 2 ** 31, 2 ** 32 - 1), weight: 1 },
+  { arbitrary: fc.nat({ max: 0xffffffff }), weight: 1 },
+);
+
+function suite(label: string, file: () => Uint8Array, runs: { truncate: number; flips: number; fields: number; hyper: number }) {
   describe(label, () => {
     const bytes = new Uint8Array(file()); // not a Buffer: Buffer#slice would share memory with the original
     const headerEnd = parseGgufHeader(bytes, bytes.length, NAME).dataOffset;
     const header = bytes.subarray(0, headerEnd);
-    const { fields, tensorInfos } = locateFields(header);
+    const { fields, hyper, tensorInfos } = locateFields(header);
 
     test("the unmutated header is accepted", () => check(header, bytes.length));
 
@@ -186,6 +200,20 @@ function suite(label: string, file: () => Uint8Array, runs: { truncate: number; 
       fc.assert(fc.property(mutations(bytes.length), (ms) => check(mutate(header.slice(), fields, ms), bytes.length)),
         { numRuns: runs.fields });
     });
+
+    test(`${runs.hyper} lies in the llama.* hyperparameters (block count, context length, dims, heads)`, () => {
+      // Nothing in the file bounds them until a tensor is looked up: 2^24 blocks once built 9 × 2^24 names first.
+      fc.assert(fc.property(fc.array(fc.record({ field: fc.nat(), value: hyperValue }), { minLength: 1, maxLength: 2 }), (lies) => {
+        const h = header.slice();
+        const dv = new DataView(h.buffer);
+        for (const { field, value: v } of lies) {
+          const f = hyper[field % hyper.length]!;
+          if (f.kind === "u64") dv.setBigUint64(f.at, BigInt(v), true);
+          else dv.setUint32(f.at, v, true);
+        }
+        check(h, bytes.length);
+      }), { numRuns: runs.hyper });
+    });
   });
 }
 
@@ -199,10 +227,10 @@ suite("tiny Q8_0 model", () => {
   writeGguf(file, tiny, (n) => Float32Array.from({ length: shapes.get(n)!.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i)),
     { dtype: "q8_0", tied: false });
   return readFileSync(file);
-}, { truncate: 1500, flips: 3000, fields: 4000 });
+}, { truncate: 1500, flips: 3000, fields: 4000, hyper: 400 });
 
 describe.runIf(haveAssets("models/stories260K.gguf"))("stories260K.gguf (with its tokenizer)", () => {
-  suite("published file", () => readFileSync(shared("models/stories260K.gguf")), { truncate: 1000, flips: 2000, fields: 3000 });
+  suite("published file", () => readFileSync(shared("models/stories260K.gguf")), { truncate: 1000, flips: 2000, fields: 3000, hyper: 300 });
 });
 
 test("hand-made lies name their field", () => {

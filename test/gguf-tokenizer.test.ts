@@ -216,6 +216,25 @@ describe("bad gpt2 metadata is a FormatError naming the field", () => {
     for (const [over, field, pattern] of cases) expectFormatError(() => fromHeader(gpt2Metadata("llama-bpe", over)), field, pattern);
   });
 
+  it("a token count other than the model's vocabulary is refused before a piece is built (llama and gpt2)", () => {
+    // 2^18 tokens for a model of 269: each became a piece (llama) or a vocabulary entry (gpt2) before loadTokenizer
+    // compared the sizes; 2^21 of them (a 40 MB file) exhausted a 256 MB heap.
+    const many = Array.from({ length: 2 ** 18 }, (_, i) => `t${i}`);
+    for (const model of ["llama", "gpt2"]) {
+      const meta = new Map(gpt2Metadata("llama-bpe", {
+        "tokenizer.ggml.model": { type: "string", value: model }, "tokenizer.ggml.tokens": strings(many),
+        "tokenizer.ggml.scores": { type: "array", value: { itemType: "f32", items: many.map(() => 0) } },
+      }));
+      const t0 = performance.now();
+      expectFormatError(() => ggufTokenizer(meta, NAME, 269), "tokenizer.ggml.tokens",
+        /: 262144 tokens, but the model has a vocabulary of 269: wrong tokenizer for this model$/);
+      expect(performance.now() - t0, model).toBeLessThan(50);
+    }
+    expect(fromHeader(gpt2Metadata("llama-bpe")).vocabSize).toBe(269); // and the right count builds
+    const head = encodeGgufHeader(gpt2Metadata("llama-bpe"), []);
+    expect(ggufTokenizer(parseGgufHeader(head, head.length, NAME).metadata, NAME, 269).vocabSize).toBe(269);
+  });
+
   it("fuzz: random tokens, merges, types and ids build a tokenizer or fail with a FormatError", () => {
     let built = 0;
     let roundTrips = 0;

@@ -1,12 +1,14 @@
 // llama2.c checkpoints: v0 and v1 layouts agree, tied and untied classifiers load, and every malformed file is
 // a FormatError naming the field — never a crash, a hang or garbage.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import fc from "fast-check";
 import { afterAll, describe, expect, test } from "vitest";
 import { FormatError } from "../models/formats/format-error";
-import { parseLlama2cHeader, readLlama2cCheckpoint, writeLlama2cCheckpoint } from "../models/formats/llama2c";
+import { parseLlama2cHeader, readLlama2cCheckpoint, ROPE_CHUNK_VALUES, writeLlama2cCheckpoint } from "../models/formats/llama2c";
+import { canonicalShapes } from "../models/checkpoint";
+import type { LlamaConfig } from "../models/config";
 import { buildModel } from "../models/load";
 import { readTensorData } from "../models/weights";
 import { haveAssets, shared } from "./assets";
@@ -152,4 +154,41 @@ test("closed-form payload size equals the laid-out tensors", async () => {
     ),
     { numRuns: 100 },
   );
+});
+
+describe("v0's RoPE tables grow with the context, the writer's memory does not", () => {
+  const small = { dim: 8, hiddenDim: 8, nLayers: 1, nHeads: 1, nKvHeads: 1, vocabSize: 8, ropeTheta: 10000, normEps: 1e-5, activation: "silu" } as const;
+  const zeros = (c: LlamaConfig) => (name: string) => new Float32Array(canonicalShapes(c).get(name)!.reduce((a, b) => a * b, 1));
+
+  test("tables of several chunks hold cos/sin(pos / θ^(2j/head_size)) for every position", () => {
+    const config: LlamaConfig = { ...small, seqLen: Math.ceil((2.5 * ROPE_CHUNK_VALUES) / 4) };
+    const file = path.join(dir, "long-rope.bin");
+    writeLlama2cCheckpoint(file, config, zeros(config), { version: 0, tied: true });
+    const bytes = readFileSync(file);
+    const values = config.seqLen * 4; // head size 8: 4 frequencies per position
+    const tables = new Float32Array(bytes.buffer.slice(bytes.length - 8 * values));
+    for (const pos of [0, 1, ROPE_CHUNK_VALUES / 4 - 1, ROPE_CHUNK_VALUES / 4, 2 * ROPE_CHUNK_VALUES / 4 + 3, config.seqLen - 1]) {
+      for (let j = 0; j < 4; j++) {
+        const angle = pos / Math.pow(10000, (2 * j) / 8);
+        expect(tables[pos * 4 + j]).toBe(Math.fround(Math.cos(angle)));
+        expect(tables[values + pos * 4 + j]).toBe(Math.fround(Math.sin(angle)));
+      }
+    }
+  });
+
+  test("a context run.c could not skip (seq_len × head_size beyond a C int) is refused before the file is created", () => {
+    // A GGUF of 280 KiB (head size 128) claiming llama.context_length 2^24: convert --to llama2c built one array of
+    // 2^31 floats for the tables (8 GiB) and ran for minutes, or died allocating it.
+    const config: LlamaConfig = { ...small, dim: 128, seqLen: 2 ** 24 };
+    const file = path.join(dir, "huge-context.bin");
+    const t0 = performance.now();
+    expect(() => writeLlama2cCheckpoint(file, config, zeros(config), { version: 0, tied: true })).toThrow(
+      new FormatError(file, "seq_len", "16777216 positions × head size 128 overflow the C int run.c skips the legacy RoPE tables " +
+        "with (at most 2^31 - 1 values): no llama2.c file can hold this context"));
+    expect(performance.now() - t0).toBeLessThan(100);
+    expect(existsSync(file)).toBe(false);
+    // v1 has no tables: the same context is written, and reads back.
+    writeLlama2cCheckpoint(file, config, zeros(config), { version: 1, tied: true });
+    expect(readLlama2cCheckpoint(file).config.seqLen).toBe(2 ** 24);
+  });
 });

@@ -16,6 +16,8 @@ import { ggufTokenizerMetadata } from "../models/formats/gguf-tokenizer";
 import { parseGateSpec } from "../models/gates/spec";
 import { buildModel } from "../models/load";
 import { asDType, ENGINE_LIMIT, memoryNeed } from "../models/memory-fit";
+import { llama3FreqFactors, ropeAngles, RopeTable } from "../models/rope";
+import { Engine } from "../engine/engine";
 import { TokenizerJson } from "../models/tokenizer/tokenizer-json";
 import { weightBytes } from "../models/weights";
 import { byteLevelJson } from "./byte-level-vocab";
@@ -200,5 +202,45 @@ describe("a model too large for wasm32 memory", () => {
     const r = dynact("generate", "-m", file, "-p", "hello", "-n", "1");
     expect(performance.now() - t0).toBeLessThan(10_000);
     expectFailure(r, 1, /^dynact: .*big\.gguf: the model needs 5\.\d\d GiB of engine memory \(weights 5\.\d\d GiB \+ KV cache and buffers [\d.]+ MiB for a context of 2048\) but wasm32 memory is limited to 4\.00 GiB; as f16 it would need 2\.\d\d GiB: convert it with `dynact convert -m \S+big\.gguf --to gguf --dtype f16 -o big-f16\.gguf`\n/);
+  });
+});
+
+describe("a long context from the header", () => {
+  it("the RoPE table fills its rows as positions are reached, bit for bit the whole table's (plain, llama3, divisors)", () => {
+    const seqLen = 1000;
+    const headSize = 6;
+    const llama3 = { type: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 16 } as const;
+    for (const scaling of [undefined, llama3, { type: "divisors", divisors: llama3FreqFactors(headSize, 5e5, llama3) } as const]) {
+      const table = new RopeTable(Engine.create(RopeTable.bytes(seqLen, headSize)), seqLen, headSize, 5e5, scaling);
+      const whole = ropeAngles(seqLen, headSize, 5e5, scaling);
+      expect(table.rows).toBe(0);
+      for (const end of [1, 2, 65, 66, 300, 1000]) {
+        table.ensure(end);
+        expect(table.rows).toBeGreaterThanOrEqual(end);
+        expect(table.rows).toBeLessThanOrEqual(Math.max(2 * end, 64)); // filled ahead at most by doubling
+        const n = table.rows * (headSize / 2);
+        expect(table.cos.f32().subarray(0, n)).toEqual(whole.cos.subarray(0, n));
+        expect(table.sin.f32().subarray(0, n)).toEqual(whole.sin.subarray(0, n));
+      }
+      expect(table.rows).toBe(seqLen);
+    }
+  });
+
+  it("a GGUF claiming 2^23 positions sizes its KV cache for them but computes no RoPE angles for positions not run", () => {
+    // llama.context_length bounds nothing in the file: a 2 KiB model may claim 2^24 positions, and a model that still
+    // fits (its KV cache is virtual memory until written) filled a RoPE table of every position at load, 2^23 × 2
+    // angles here — seconds, and over 20 s for a 280 KiB model of head size 128 claiming 2^21.
+    const config: LlamaConfig = { dim: 8, hiddenDim: 8, nLayers: 1, nHeads: 2, nKvHeads: 1, vocabSize: 8, seqLen: 2 ** 23, ...base };
+    const weights = randomWeights(config, 7);
+    const file = path.join(dir, "long-context.gguf");
+    writeGguf(file, config, (n) => Float32Array.from(weights(n)), { dtype: "f32", tied: true });
+    const ckpt = readGgufCheckpoint(file);
+    expect(memoryNeed(ckpt, config).state).toBeGreaterThan(config.seqLen * 4 * 4 * 2); // the KV cache of every position
+    const t0 = performance.now();
+    const model = buildModel(ckpt);
+    model.prefill([1, 2, 3]);
+    model.forward(4, 3);
+    expect(performance.now() - t0).toBeLessThan(1000);
+    expect((model as unknown as { ropeTable: RopeTable }).ropeTable.rows).toBeLessThanOrEqual(64);
   });
 });

@@ -6,12 +6,13 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
-import { buildNeuronGate, gateBytes } from "../eval/gate-factory";
+import { buildHeadGate, buildNeuronGate, gateBytes, headGateBytes } from "../eval/gate-factory";
 import { perplexity } from "../eval/perplexity";
 import { fitPredictors } from "../eval/predictor/fit";
 import { readTextTokens } from "../eval/text";
 import { parseLabelRule } from "../models/gates/label-rule";
-import { predictorMacs, readPredictorHeader, writePredictor } from "../models/gates/predictor-file";
+import { FormatError } from "../models/formats/format-error";
+import { layerValues, predictorMacs, readPredictorHeader, writePredictor, type Predictor } from "../models/gates/predictor-file";
 import { parseGateSpec } from "../models/gates/spec";
 import { loadModel } from "../models/load";
 import { haveAssets, shared } from "./assets";
@@ -89,6 +90,42 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "data/t
     const other = loadModel(model, { tokenizer, activation: "relu", reserveBytes: gateBytes(spec) });
     expect(() => buildNeuronGate(spec, other.model)).toThrow(/fitted for another model/);
     expect(buildNeuronGate(spec, loadModel(model, { tokenizer, reserveBytes: gateBytes(spec) }).model)).not.toBeNull();
+  });
+
+  test("a header whose layers, dim or hidden are not the model's is a FormatError naming the key, though its fingerprint is", () => {
+    // Before, a header edited after fitting ran: 2 layers of 5 failed in the gate with a TypeError, 7 ran the first 5,
+    // 100 neurons of 172 gated the wrong ones, and other sizes surfaced as a kernel's shape error.
+    const p = fitPredictors(base.model, trainIds.slice(0, 256), { label: parseLabelRule("topk:0.5"), rank: 2, sigma: "identity",
+      lookahead: false, train: { epochs: 1 } });
+    const { nLayers, dim, hiddenDim, nHeads } = base.model.config;
+    const forged = (name: string, change: Partial<Predictor["header"]>): string => {
+      const header = { ...p.header, ...change };
+      header.metrics = Array.from({ length: header.layers }, () => p.header.metrics[0]!);
+      const file = path.join(dir, `${name}.pred`);
+      writePredictor(file, { header, weights: Array.from({ length: header.layers }, () => new Float32Array(layerValues(header))) });
+      return file;
+    };
+    const refusal = (file: string, build: (m: typeof base.model) => unknown, reserve: number) => {
+      const loaded = loadModel(model, { tokenizer, reserveBytes: reserve });
+      try {
+        build(loaded.model);
+      } catch (e) {
+        expect(e).toBeInstanceOf(FormatError);
+        expect((e as FormatError).file).toBe(file);
+        return (e as FormatError).message;
+      }
+      return "accepted";
+    };
+    const neurons = (file: string) => refusal(file, (m) => buildNeuronGate(parseGateSpec(`predictor:${file}`), m), gateBytes(parseGateSpec(`predictor:${file}`)));
+    const heads = (file: string) => refusal(file, (m) => buildHeadGate(`predictor:${file}`, m), headGateBytes(`predictor:${file}`));
+    expect(neurons(forged("layers2", { layers: 2 }))).toMatch(/: layers: 2, but the model has 5 layers$/);
+    expect(neurons(forged("layers7", { layers: nLayers + 2 }))).toMatch(/: layers: 7, but the model has 5 layers$/);
+    expect(neurons(forged("hidden100", { hidden: 100 }))).toMatch(new RegExp(`: hidden: 100, but the model's MLP has ${hiddenDim} neurons$`));
+    expect(neurons(forged("hidden4096", { hidden: 4096 }))).toMatch(/: hidden: 4096, /);
+    expect(neurons(forged("dim32", { dim: dim / 2 }))).toMatch(new RegExp(`: dim: ${dim / 2}, but the model's dim is ${dim}$`));
+    expect(heads(forged("heads-layers2", { units: "heads", hidden: nHeads, layers: 2 }))).toMatch(/: layers: 2, but the model has 5 layers$/);
+    expect(heads(forged("heads-hidden", { units: "heads", hidden: nHeads + 1 }))).toMatch(new RegExp(`: hidden: ${nHeads + 1}, but the model has ${nHeads} attention heads$`));
+    expect(neurons(forged("same", {}))).toBe("accepted");
   });
 
   test("relu labels need a ReLU-family activation", () => {

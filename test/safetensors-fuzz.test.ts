@@ -7,11 +7,12 @@ import os from "node:os";
 import path from "node:path";
 import fc from "fast-check";
 import { afterAll, describe, expect, test } from "vitest";
-import { canonicalShapes, entryBytes } from "../models/checkpoint";
+import { canonicalShape, canonicalShapes, entryBytes } from "../models/checkpoint";
 import { validateConfig, type LlamaConfig } from "../models/config";
 import { FormatError } from "../models/formats/format-error";
 import { hfConfigJson, parseHfConfig } from "../models/formats/hf-config";
 import { parseSafetensorsHeader, safetensorsCheckpoint, writeSafetensors } from "../models/formats/safetensors";
+import { ENGINE_LIMIT, memoryLimitMessage, memoryNeed } from "../models/memory-fit";
 
 const NAME = "fuzz.safetensors";
 const dir = mkdtempSync(path.join(os.tmpdir(), "dynact-stz-"));
@@ -160,19 +161,28 @@ describe("config.json", () => {
   const base = hfConfigJson(config, { tied: false, dtype: "f16" }, "c.json");
   const keys = Object.keys(base);
 
-  test("1500 mutated configs: FormatError naming the field, or a valid LlamaConfig", () => {
+  const tensors = parseSafetensorsHeader(head, file.length, NAME);
+
+  test("1500 mutated configs: FormatError naming the field, or a valid LlamaConfig mapped onto the file's tensors", () => {
+    // Sizes that validateConfig accepts (at most 2^24) but the file cannot hold are the lies that matter: nothing but
+    // the tensors bounds them, and 2^24 layers once built 9 × 2^24 tensor names before the first was found missing.
+    const big = fc.constantFrom(1 << 16, 1 << 20, (1 << 24) - 1, 1 << 24);
+    const value = fc.oneof({ arbitrary: big, weight: 2 }, anyValue, fc.constant(undefined), fc.anything());
     fc.assert(fc.property(
-      fc.array(fc.record({ key: fc.oneof(fc.constantFrom(...keys), fc.string({ maxLength: 10 })), value: fc.oneof(anyValue, fc.constant(undefined), fc.anything()) }),
-        { minLength: 1, maxLength: 4 }),
+      fc.array(fc.record({ key: fc.oneof(fc.constantFrom(...keys), fc.string({ maxLength: 10 })), value }), { minLength: 1, maxLength: 4 }),
       (patches) => {
         const j: Record<string, unknown> = { ...base };
         for (const p of patches) j[p.key] = p.value;
         try {
-          const { config: c } = parseHfConfig(j, "c.json");
+          const { config: c, tied } = parseHfConfig(j, "c.json");
           validateConfig(c, "c.json");
+          // What loadModel does next: map the config onto the tensors, then size the model before allocating.
+          const ckpt = safetensorsCheckpoint(dir, c, tied, [{ file: NAME, tensors }]);
+          for (const e of ckpt.tensors.values()) expect(e.shape).toEqual(canonicalShape(c, e.name));
+          if (memoryNeed(ckpt, c).total > ENGINE_LIMIT) expect(memoryLimitMessage(ckpt, c)).toContain(dir);
         } catch (e) {
           if (!(e instanceof FormatError)) throw e;
-          expect(e.file).toBe("c.json");
+          expect(["c.json", NAME, dir]).toContain(e.file);
           expect(e.field.length).toBeGreaterThan(0);
         }
       },

@@ -6,7 +6,8 @@ import path from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
 import { studyMatrix } from "../eval/study/matrix";
 import { PLOTS, writeReport } from "../eval/study/report";
-import { study } from "../eval/study/study";
+import { readCachedCell, study, type CellResult } from "../eval/study/study";
+import { FormatError } from "../models/formats/format-error";
 import { perplexity } from "../eval/perplexity";
 import { readTextTokens } from "../eval/text";
 import { loadModel } from "../models/load";
@@ -84,6 +85,20 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "data/t
     expect(r.code).toBe(0);
     expect(r.stderr).not.toMatch(/calibrating/);
   });
+
+  test("a resumed run stops at a truncated cached cell, naming it (it was an internal error)", () => {
+    const cells = path.join(dir, "cells");
+    const file = path.join(cells, readdirSync(cells).sort()[0]!);
+    const good = readFileSync(file);
+    writeFileSync(file, good.subarray(0, 40));
+    try {
+      const r = dynact(...args);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`dynact: ${file}: json: `);
+    } finally {
+      writeFileSync(file, good);
+    }
+  });
 });
 
 describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "data/tinystories_val.txt"))("study and the tokenizer's BOS", () => {
@@ -128,5 +143,47 @@ describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin", "data/t
     const md = readFileSync(path.join(out, "report.md"), "utf8");
     expect(md).toContain("2 items of `small.jsonl`");
     expect(md).not.toContain("5 items of");
+  });
+
+  test("a cached cell that is not this cell's result is a FormatError naming the file and the field", async () => {
+    // Cells were read back unchecked: a truncated file was "internal error: Unexpected end of JSON input", an edited
+    // one a TypeError in the report.
+    const cells = path.join(dir, "bos2", "cells");
+    const file = path.join(cells, readdirSync(cells).find((f) => f.endsWith(".json"))!);
+    const good = JSON.parse(readFileSync(file, "utf8")) as CellResult;
+    const { model, family, target, ffnGate, headGate, kvPolicy } = good;
+    const cell = { model, family, target, ffnGate, headGate, kvPolicy };
+    const nLayers = good.ffn.active_fraction.length;
+    const scratch = path.join(dir, "cell.json");
+    const fieldOf = (text: string) => {
+      writeFileSync(scratch, text);
+      try {
+        readCachedCell(scratch, cell, nLayers, 1);
+      } catch (e) {
+        expect(e).toBeInstanceOf(FormatError);
+        expect((e as FormatError).file).toBe(scratch);
+        expect((e as Error).message).toMatch(/\(a cached study cell: delete it to run the cell again\)$/);
+        return (e as FormatError).field;
+      }
+      return "accepted";
+    };
+    const edited = (edit: (c: Record<string, any>) => void) => {
+      const c = JSON.parse(JSON.stringify(good));
+      edit(c);
+      return JSON.stringify(c);
+    };
+    expect(fieldOf(JSON.stringify(good))).toBe("accepted");
+    expect(fieldOf(edited((c) => (c.perplexity = null)))).toBe("accepted"); // how JSON keeps an infinite perplexity
+    expect(fieldOf(JSON.stringify(good).slice(0, 40))).toBe("json");
+    for (const text of ["null", "[]", "{}"]) expect(fieldOf(text)).not.toBe("accepted");
+    expect(fieldOf(edited((c) => (c.ffnGate = "topk:0.1")))).toBe("ffnGate");
+    expect(fieldOf(edited((c) => (c.tasks = "x")))).toBe("tasks");
+    expect(fieldOf(edited((c) => c.tasks.push(c.tasks[0])))).toBe("tasks");
+    expect(fieldOf(edited((c) => (c.tasks[0].n = -1)))).toBe("tasks[0].n");
+    expect(fieldOf(edited((c) => (c.ffn.active_fraction = new Array(3 * nLayers).fill(0.5))))).toBe("ffn.active_fraction");
+    expect(fieldOf(edited((c) => (c.ffn.cett[1] = "0.2")))).toBe("ffn.cett[1]");
+    expect(fieldOf(edited((c) => delete c.attention))).toBe("attention");
+    expect(fieldOf(edited((c) => (c.attention.kv_hole_fraction = undefined)))).toBe("attention.kv_hole_fraction");
+    expect(fieldOf(edited((c) => (c.ffn.oracle = { recall: [] })))).toBe("ffn.oracle.recall");
   });
 });

@@ -125,7 +125,7 @@ describe.runIf(haveAssets("models/llama2-tokenizer.bin", "models/tok512.bin", "d
     expect(loaded.tokenizer).toBeInstanceOf(TokenizerJson);
     for (const t of corpus.slice(0, 60)) expect(loaded.tokenizer.encode(t)).toEqual(tok512.encode(t));
     expect(loadModel(shared("models/stories260K.bin"), { tokenizer: folder }).tokenizer).toBeInstanceOf(TokenizerJson);
-    expect(() => loadModel(folder, { tokenizer: path.join(dir, "llama2", "tokenizer.json") })).toThrow(/32000 pieces .* vocabulary of 512/);
+    expect(() => loadModel(folder, { tokenizer: path.join(dir, "llama2", "tokenizer.json") })).toThrow(/model\.vocab: ids span 32000 tokens, but the model has a vocabulary of 512: wrong tokenizer/);
   });
 });
 
@@ -210,6 +210,21 @@ describe("bad tokenizer.json", () => {
       expect((err as Error).message, name).toContain(f);
       expect((err as Error).message, name).toMatch(pattern);
     }
+  });
+
+  it("ids spanning another size than the model's vocabulary are refused before the tokenizer is built", () => {
+    // Built first, then compared: a 40 MB file of 2^21 ids exhausted a 256 MB heap inside the construction.
+    const n = new TokenizerJson("t.json", good, {}).vocabSize;
+    const vocab = { ...(good.model.vocab as Record<string, number>) };
+    for (let i = 0; i < 2 ** 17; i++) vocab[`x${i}`] = n + i;
+    const big = file("big", JSON.stringify({ ...good, model: { ...good.model, vocab } }));
+    const t0 = performance.now();
+    expect(() => readTokenizerJson(big, n)).toThrow(new FormatError(big, "model.vocab",
+      `ids span ${n + 2 ** 17} tokens, but the model has a vocabulary of ${n}: wrong tokenizer for this model`));
+    expect(performance.now() - t0).toBeLessThan(500); // reading the 2 MB of JSON; building took seconds
+    const far = file("far", JSON.stringify({ ...good, added_tokens: [...(good.added_tokens as object[]), { id: 2 ** 40, content: "x" }] }));
+    expect(() => readTokenizerJson(far, n)).toThrow(/model\.vocab: ids span 1099511627777 tokens, but the model has a vocabulary of/);
+    expect(readTokenizerJson(file("same", JSON.stringify(good)), n).vocabSize).toBe(n);
   });
 
   it("a tokenizer_config.json naming a token the vocabulary lacks is a FormatError", () => {

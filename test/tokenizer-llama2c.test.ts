@@ -409,6 +409,21 @@ describe("llama2.c tokenizer on synthetic vocabularies", () => {
       expect(() => parseLlama2cTokenizer(bytes, "bad.bin")).toThrow(message);
     });
 
+    it("more pieces than the model's vocabulary: refused at the first extra one, not after reading them all", () => {
+      // 2^20 empty entries of 8 bytes after the 4 pieces a model of 4 tokens has: each became a piece (a Uint8Array,
+      // a key, a map entry) before loadTokenizer compared the count, 25-odd heap bytes per file byte — a 100 MB file
+      // exhausted a 256 MB heap.
+      const extra = 2 ** 20;
+      const bytes = new Uint8Array(valid.length + 8 * extra);
+      bytes.set(valid);
+      const t0 = performance.now();
+      expect(() => parseLlama2cTokenizer(bytes, "big.bin", 4)).toThrow(
+        new FormatError("big.bin", "piece 4", "the file holds more pieces than the model's vocabulary of 4: wrong tokenizer for this model"));
+      expect(performance.now() - t0).toBeLessThan(100);
+      expect(parseLlama2cTokenizer(valid, "exact.bin", 4).vocabSize).toBe(4);
+      expect(parseLlama2cTokenizer(valid, "more.bin", 5).vocabSize).toBe(4); // fewer: loadTokenizer names both files
+    });
+
     it("random bytes (property)", () => {
       // Half of them behind a plausible header, so that entries get parsed too.
       const header = Uint8Array.of(8, 0, 0, 0);
@@ -416,10 +431,12 @@ describe("llama2.c tokenizer on synthetic vocabularies", () => {
         fc.uint8Array({ maxLength: 200 }),
         fc.uint8Array({ maxLength: 200 }).map((tail) => Uint8Array.from([...header, ...tail])),
       );
+      // Half of them read for a model's vocabulary, as loadTokenizer reads them: never more pieces than it has.
       fc.assert(
-        fc.property(bytes, (random) => {
+        fc.property(bytes, fc.option(fc.integer({ min: 1, max: 30 })), (random, vocab) => {
           try {
-            parseLlama2cTokenizer(random, "random.bin");
+            const tok = parseLlama2cTokenizer(random, "random.bin", vocab ?? undefined);
+            if (vocab !== null) expect(tok.vocabSize).toBeLessThanOrEqual(vocab);
           } catch (err) {
             if (!(err instanceof FormatError)) throw err;
           }

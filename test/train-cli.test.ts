@@ -68,6 +68,45 @@ test("--resume continues the saved run (weights from the checkpoint) and refuses
   expect(bad.stderr).toMatch(/--lr 0\.5 differs from the checkpoint's/);
 });
 
+test("--resume checks the checkpoint's options and sizes against their rules and -m, naming the file and the field", () => {
+  // They were used as found: steps 10^12 ran on without end, eval-every 0 was taken, step -5 trained on NaN losses,
+  // and a checkpoint of other sizes was built before its parameter count was compared (2^24 layers: out of heap).
+  const out = path.join(dir, "forge.bin");
+  expect(dynact("relufy", ...common, "-o", out).code).toBe(0);
+  const bytes = readFileSync(`${out}.ckpt`);
+  const jsonBytes = bytes.readUInt32LE(8);
+  const meta = JSON.parse(bytes.toString("utf8", 12, 12 + jsonBytes));
+  const body = bytes.subarray(Math.ceil((12 + jsonBytes) / 4) * 4);
+  const forged = path.join(dir, "forged.ckpt");
+  const resume = (edit: (m: Record<string, any>) => void) => {
+    const m = JSON.parse(JSON.stringify(meta));
+    edit(m);
+    const json = Buffer.from(JSON.stringify(m));
+    const head = Buffer.alloc(Math.ceil((12 + json.length) / 4) * 4);
+    head.write("DYNT", 0, "latin1");
+    head.writeUInt32LE(1, 4);
+    head.writeUInt32LE(json.length, 8);
+    json.copy(head, 12);
+    writeFileSync(forged, Buffer.concat([head, body]));
+    const r = dynact("relufy", ...common, "-o", path.join(dir, "forge2.bin"), "--resume", forged);
+    expect(r.code, r.stderr).toBe(1);
+    return r.stderr.trim();
+  };
+  expect(resume((m) => (m.options.steps = 1e12))).toBe(`dynact: ${forged}: options.steps: 1000000000000 is not a positive integer up to 2097152 (as --steps takes)`);
+  expect(resume((m) => (m.options.evalEvery = 0))).toBe(`dynact: ${forged}: options.evalEvery: 0 is not a positive integer (as --eval-every takes)`);
+  expect(resume((m) => (m.options.seq = 64))).toBe(`dynact: ${forged}: options.seq: 64 is longer than the model's context of 16`);
+  expect(resume((m) => (m.step = 9))).toBe(`dynact: ${forged}: step: 9 is past the run's 4 steps`);
+  expect(resume((m) => (m.config.vocabSize += 1))).toMatch(/: params: \d+, but a model of its config has \d+$/);
+  // A whole checkpoint of another model (its own sizes and parameters) with this -m.
+  const other = path.join(dir, "other.bin");
+  writeLlama2cCheckpoint(other, { ...config, hiddenDim: 32 }, (n) => randomTensor({ ...config, hiddenDim: 32 }, n, 2), { version: 0, tied: true });
+  const otherOut = path.join(dir, "other-relu.bin");
+  expect(dynact("relufy", ...common.map((a) => (a === model ? other : a)), "-o", otherOut).code).toBe(0);
+  const r = dynact("relufy", ...common, "-o", path.join(dir, "forge3.bin"), "--resume", `${otherOut}.ckpt`);
+  expect(r.code).toBe(1);
+  expect(r.stderr.trim()).toBe(`dynact: ${otherOut}.ckpt: config.hiddenDim: 32, but ${model} has 24: resume with the -m the run started from`);
+});
+
 test("relufy --stage2 to GGUF records both ReLUs; train keeps SiLU; --stage2 is not a train option", () => {
   const g = path.join(dir, "s2.gguf");
   expect(dynact("relufy", ...common, "--stage2", "-o", g).code).toBe(0);

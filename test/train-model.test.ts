@@ -1,11 +1,12 @@
 // The training model as a whole: its gradient against finite differences on tiny random LLaMAs (f64, GQA,
 // tied and untied, SiLU / ReLU / ReLU after the norms, with the L1 penalty), the f32 wasm model against that
 // reference, overfitting a repeated sequence, and bit-exact determinism (same seed; a resumed run).
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
 import type { LlamaConfig } from "../models/config";
+import { FormatError } from "../models/formats/format-error";
 import { AdamW } from "../models/train/adamw";
 import { buildTrainModel } from "../models/train/build";
 import type { TextSplit } from "../models/train/data";
@@ -172,6 +173,59 @@ describe("determinism", () => {
     restoreTrainer(resumed, ckpt);
     while (!resumed.done) resumed.runStep();
     expect(bits(resumed)).toEqual(bits(whole));
+  });
+
+  test("a checkpoint's header is checked before a model is built from it (FormatError naming the field)", () => {
+    // The config sized the training model as found: 2^24 layers exhausted the heap, a missing config was a
+    // TypeError, before the parameter count was compared with the model's.
+    const t = trainer();
+    t.runStep();
+    const file = path.join(dir, "forge.ckpt");
+    writeTrainCheckpoint(file, t, "data");
+    const bytes = readFileSync(file);
+    const jsonBytes = bytes.readUInt32LE(8);
+    const meta = JSON.parse(bytes.toString("utf8", 12, 12 + jsonBytes));
+    const body = bytes.subarray(Math.ceil((12 + jsonBytes) / 4) * 4);
+    const forged = (edit: (m: Record<string, any>) => void) => {
+      const m = JSON.parse(JSON.stringify(meta));
+      edit(m);
+      const json = Buffer.from(JSON.stringify(m));
+      const head = Buffer.alloc(Math.ceil((12 + json.length) / 4) * 4);
+      head.write("DYNT", 0, "latin1");
+      head.writeUInt32LE(1, 4);
+      head.writeUInt32LE(json.length, 8);
+      json.copy(head, 12);
+      writeFileSync(file, Buffer.concat([head, body]));
+      try {
+        readTrainCheckpoint(file);
+      } catch (e) {
+        expect(e).toBeInstanceOf(FormatError);
+        expect((e as FormatError).file).toBe(file);
+        return `${(e as FormatError).field}: ${(e as Error).message.slice(`${file}: ${(e as FormatError).field}: `.length)}`;
+      }
+      return "accepted";
+    };
+    const t0 = performance.now();
+    expect(forged((m) => (m.config.nLayers = 2 ** 24))).toMatch(/^params: \d+, but a model of its config has \d+$/);
+    expect(performance.now() - t0).toBeLessThan(100);
+    expect(forged((m) => (m.config.hiddenDim = 2 ** 24))).toMatch(/^params: /);
+    expect(forged((m) => delete m.config)).toBe("config: undefined is not an object");
+    expect(forged((m) => (m.config = "x"))).toBe('config: "x" is not an object');
+    expect(forged((m) => (m.config.nHeads = 0))).toBe("config.nHeads: must be a positive integer, got 0");
+    expect(forged((m) => (m.config.activation = "tanh"))).toBe("config.activation: unknown tanh");
+    expect(forged((m) => (m.config.reluAfterNorm = 1))).toBe("config.reluAfterNorm: 1 is not a boolean");
+    const half = config.dim / config.nHeads / 2;
+    expect(forged((m) => (m.config.ropeScaling = { type: "divisors", divisors: new Array(half + 1).fill(1) }))).toMatch(/^config\.ropeScaling: .* is neither llama3 parameters nor \d+ positive divisors$/);
+    expect(forged((m) => (m.tied = "yes"))).toBe('tied: "yes" is not a boolean');
+    expect(forged((m) => (m.tied = false))).toMatch(/^params: /); // an untied model has a classifier more
+    expect(forged((m) => (m.step = -5))).toBe("step: -5 is not a step number");
+    expect(forged((m) => (m.options = null))).toBe("options: null is not an object");
+    expect(forged((m) => (m.data = 3))).toBe("data: 3 is not a fingerprint");
+    expect(forged(() => {})).toBe("accepted");
+    // llama.cpp's divisors come back as divisors (JSON keeps a Float32Array as an object of its indices).
+    expect(forged((m) => (m.config.ropeScaling = { type: "divisors", divisors: Object.fromEntries(Array.from({ length: half }, (_, j) => [j, j + 1])) })))
+      .toBe("accepted");
+    expect(readTrainCheckpoint(file).meta.config.ropeScaling).toEqual({ type: "divisors", divisors: Float32Array.from({ length: half }, (_, j) => j + 1) });
   });
 
   test("the sparsity target keeps λ for layers short of it and removes it from layers past it", () => {

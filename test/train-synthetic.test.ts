@@ -5,11 +5,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
+import { canonicalShapes } from "../models/checkpoint";
 import type { LlamaConfig } from "../models/config";
 import { writeLlama2cCheckpoint } from "../models/formats/llama2c";
 import { buildModel, loadModel, openCheckpoint } from "../models/load";
 import { Sampler } from "../models/sampler";
-import { generateStories } from "../models/train/synthetic";
+import { generateStories, MAX_STORY_POSITIONS } from "../models/train/synthetic";
 import { readTensorData } from "../models/weights";
 import { haveAssets, shared } from "./assets";
 import { randomWeights, tinyConfig } from "./train-util";
@@ -67,6 +68,26 @@ describe.each([["silu"], ["relu"]] as const)("tiny random %s model", (activation
     expect(total).toBeGreaterThanOrEqual(300);
     expect(total).toBeLessThan(300 + 8 * config.seqLen); // stops at the step that meets it
   });
+});
+
+test("a story ends at MAX_STORY_POSITIONS whatever context the header claims", () => {
+  // A model that never samples BOS or EOS: the MLP and attention add nothing, every embedding is e_0, and the
+  // classifier scores e_0 high for every token but those two. With the context of 2^20 positions this header claims,
+  // the stream's story ran 2^20 steps (and two tables of 2^20 position views were built first).
+  const config: LlamaConfig = { ...tinyConfig(), vocabSize: 12, seqLen: 2 ** 20 };
+  const { dim, vocabSize } = config;
+  const tensor = (name: string): Float32Array => {
+    const [rows, cols = 1] = canonicalShapes(config).get(name)!;
+    const t = new Float32Array(rows * cols);
+    if (name === "token_embd") for (let v = 0; v < vocabSize; v++) t[v * dim] = 1;
+    if (name === "output") for (let v = 0; v < vocabSize; v++) t[v * dim] = v === 1 || v === 2 ? -20 : 20;
+    if (name.endsWith("norm")) t.fill(1);
+    return t;
+  };
+  const t0 = performance.now();
+  const stories = generateStories(config, false, tensor, { tokens: 1, seed: 1, bos: 1, eos: 2, streams: 1 });
+  expect(stories.map((s) => s.length)).toEqual([MAX_STORY_POSITIONS]);
+  expect(performance.now() - t0).toBeLessThan(5000);
 });
 
 describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin"))("stories260K", () => {

@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { DynactError } from "../../engine/errors";
+import { brief, FormatError } from "../../models/formats/format-error";
 import { argmax } from "../../engine/ops/argmax";
 import type { AttentionStatsSummary } from "../../models/attention";
 import type { FfnStatsSummary } from "../../models/ffn-stats";
@@ -140,7 +141,7 @@ export async function study(o: StudyOptions): Promise<StudyResult> {
       const cached = path.join(o.outDir, "cells", `${key}.json`);
       let result: CellResult;
       if (existsSync(cached)) {
-        result = JSON.parse(readFileSync(cached, "utf8")) as CellResult;
+        result = readCachedCell(cached, cell, rows.model.config.nLayers, o.tasks.length);
       } else {
         const t0 = performance.now();
         const gateFile = calibrationFile(o.outDir, fingerprint, cell.ffnGate);
@@ -160,6 +161,63 @@ export async function study(o: StudyOptions): Promise<StudyResult> {
     options: { quick: o.quick, eval_tokens: evalTokens, calibration_tokens: calibCount, ctx: ctxUsed, limit, speed_steps: speedSteps, text: o.text, tasks: o.tasks },
     models, cells: results,
   };
+}
+
+/**
+ * A cell's result as an earlier run cached it, checked to be the result of this cell for this model and tasks: the
+ * report reads every field, so a truncated, edited or foreign file was an internal error (a SyntaxError, or a
+ * TypeError reading a field) instead of a FormatError naming the file and the field.
+ */
+export function readCachedCell(file: string, cell: CellSpec, nLayers: number, tasks: number): CellResult {
+  const bad = (field: string, detail: string) => new FormatError(file, field, `${detail} (a cached study cell: delete it to run the cell again)`);
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, "utf8"));
+  } catch (e) {
+    throw bad("json", (e as Error).message);
+  }
+  const object = (v: unknown, field: string): Record<string, unknown> => {
+    if (typeof v !== "object" || v === null || Array.isArray(v)) throw bad(field, `${brief(v)} is not an object`);
+    return v as Record<string, unknown>;
+  };
+  // JSON writes a non-finite measurement (an infinite perplexity) as null.
+  const measure = (v: unknown, field: string) => {
+    if (typeof v !== "number" && v !== null) throw bad(field, `${brief(v)} is not a number`);
+  };
+  const perLayer = (v: unknown, field: string) => {
+    if (!Array.isArray(v) || v.length !== nLayers) throw bad(field, `${brief(v)} is not ${nLayers} per-layer values`);
+    v.forEach((x, l) => measure(x, `${field}[${l}]`));
+  };
+  const count = (v: unknown, field: string) => {
+    if (!Number.isSafeInteger(v) || (v as number) < 0) throw bad(field, `${brief(v)} is not a count`);
+  };
+  const r = object(json, "json");
+  for (const [key, want] of Object.entries(cell)) {
+    if (r[key] !== want) throw bad(key, `${r[key] === undefined ? "missing" : brief(r[key])}, but the cell is ${brief(want)}`);
+  }
+  if (typeof r.label !== "string") throw bad("label", `${brief(r.label)} is not a string`);
+  count(r.tokens, "tokens");
+  for (const key of ["perplexity", "mean_nll", "active_mean", "head_active_mean", "mac_fraction", "decode_tokens_per_second", "seconds"]) {
+    measure(r[key], key);
+  }
+  if (!Array.isArray(r.tasks) || r.tasks.length !== tasks) throw bad("tasks", `${brief(r.tasks)} is not the results of ${tasks} tasks`);
+  r.tasks.forEach((t, i) => {
+    const task = object(t, `tasks[${i}]`);
+    if (typeof task.task !== "string") throw bad(`tasks[${i}].task`, `${brief(task.task)} is not a string`);
+    count(task.n, `tasks[${i}].n`);
+    for (const key of ["acc", "acc_norm"]) measure(task[key], `tasks[${i}].${key}`);
+  });
+  const ffn = object(r.ffn, "ffn");
+  count(ffn.tokens, "ffn.tokens");
+  for (const key of ["active_fraction", "cett", "ffn_mac_fraction", "gate_mac_fraction"]) perLayer(ffn[key], `ffn.${key}`);
+  if (ffn.oracle !== undefined) {
+    const oracle = object(ffn.oracle, "ffn.oracle");
+    for (const key of ["recall", "precision", "active_fraction"]) perLayer(oracle[key], `ffn.oracle.${key}`);
+  }
+  const attention = object(r.attention, "attention");
+  count(attention.tokens, "attention.tokens");
+  for (const key of ["head_active_fraction", "kv_hole_fraction", "proj_mac_fraction"]) perLayer(attention[key], `attention.${key}`);
+  return r as unknown as CellResult;
 }
 
 interface CellContext {

@@ -29,9 +29,18 @@ const BYTE_PIECE = /^<0x([0-9A-F]{2})>$/;
 const UTF8 = new TextEncoder();
 const UTF8_STRICT = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
-export function ggufTokenizer(meta: GgufMetadata, file: string): GgufTokenizer {
+/**
+ * `vocabSize`, the vocabulary of the model it is for: a token count other than that is refused before any piece is
+ * built (each token becomes several objects; 2^21 tokens of a 40 MB file exhausted a 256 MB heap before the count
+ * was compared).
+ */
+export function ggufTokenizer(meta: GgufMetadata, file: string, vocabSize?: number): GgufTokenizer {
   const model = metaString(meta, "tokenizer.ggml.model", file, "");
   if (model === "") throw new FormatError(file, "tokenizer.ggml.model", "missing: the file has no tokenizer; pass -t TOKENIZER");
+  const count = (metaArray(meta, "tokenizer.ggml.tokens", "string", file) as string[] | undefined)?.length;
+  if (vocabSize !== undefined && count !== undefined && count !== vocabSize) {
+    throw new FormatError(file, "tokenizer.ggml.tokens", `${count} tokens, but the model has a vocabulary of ${vocabSize}: wrong tokenizer for this model`);
+  }
   if (model === "gpt2") return byteLevelTokenizer(meta, file);
   if (model !== "llama") throw new FormatError(file, "tokenizer.ggml.model", `${brief(model)} tokenizers are not supported (only llama and gpt2)`);
   const tokens = metaArray(meta, "tokenizer.ggml.tokens", "string", file) as string[] | undefined;

@@ -202,9 +202,12 @@ export function readGgufCheckpoint(path: string): Checkpoint {
 /** llama.cpp's tensor of RoPE frequency divisors (Llama 3.1/3.2 scaling): part of the config, not a weight. */
 const ROPE_FREQS = "rope_freqs.weight";
 
-/** The tokenizer stored in a GGUF file's metadata: SentencePiece ("llama") or byte-level BPE ("gpt2"). */
-export function readGgufTokenizer(path: string): GgufTokenizer {
-  return ggufTokenizer(readGgufFile(path).metadata, path);
+/**
+ * The tokenizer stored in a GGUF file's metadata: SentencePiece ("llama") or byte-level BPE ("gpt2"); for a model of
+ * `vocabSize` tokens when given (another count is refused before the tokenizer is built).
+ */
+export function readGgufTokenizer(path: string, vocabSize?: number): GgufTokenizer {
+  return ggufTokenizer(readGgufFile(path).metadata, path, vocabSize);
 }
 
 /** True when the file starts with the GGUF magic (false when unreadable: the format's reader then says why). */

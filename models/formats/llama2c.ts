@@ -136,6 +136,14 @@ export function writeLlama2cCheckpoint(
     const got = config[field as keyof typeof fixed];
     if (got !== value) throw new FormatError(path, field, `llama2.c files can only hold ${value ?? "none"}, got ${typeof got === "object" ? `${got.type} RoPE scaling` : JSON.stringify(got)}`);
   }
+  // run.c skips v0's RoPE tables with `ptr += p->seq_len * head_size / 2`, a C int product: beyond it the file is
+  // unreadable there (and a header's context of 2^24 positions, which nothing else in a GGUF or config.json bounds,
+  // would be tables of 8 GiB for a model of a few KiB).
+  const headSize = config.dim / config.nHeads;
+  if (opts.version === 0 && config.seqLen * headSize > 2 ** 31 - 1) {
+    throw new FormatError(path, "seq_len", `${config.seqLen} positions × head size ${headSize} overflow the C int run.c ` +
+      "skips the legacy RoPE tables with (at most 2^31 - 1 values): no llama2.c file can hold this context");
+  }
   const layout = opts.version === 1 ? v1Layout(config, opts.tied) : v0Layout(config, opts.tied);
   const fd = openSync(path, "w");
   try {
@@ -153,32 +161,39 @@ export function writeLlama2cCheckpoint(
     writeSync(fd, new Uint8Array(header.buffer));
     let written = 0;
     for (const e of layout.entries) {
-      if (e.fileOffset > written) writeSync(fd, ropeTablesV0(config)); // only v0 has a gap: its RoPE tables
+      if (e.fileOffset > written) writeRopeTablesV0(fd, config); // only v0 has a gap: its RoPE tables
       const data = tensor(e.name);
       const size = e.shape.reduce((a, b) => a * b, 1);
       if (data.length !== size) throw new FormatError(path, e.name, `expected ${size} values, got ${data.length}`);
       writeSync(fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
       written = e.fileOffset + size * 4;
     }
-    if (layout.bytes > written) writeSync(fd, ropeTablesV0(config));
+    if (layout.bytes > written) writeRopeTablesV0(fd, config);
   } finally {
     closeSync(fd);
   }
   writeSidecar(path, config);
 }
 
-// llama2.c's legacy freq_cis_real/imag tables, [seq_len, head_size/2] each, as its export wrote them.
-function ropeTablesV0(c: LlamaConfig): Uint8Array {
+// Values of the RoPE tables computed and written at once: the tables grow with the context, the memory does not.
+export const ROPE_CHUNK_VALUES = 1 << 16;
+
+// llama2.c's legacy freq_cis_real/imag tables, [seq_len, head_size/2] each, as its export wrote them (unused: run.c
+// and our reader compute RoPE), a block of positions at a time.
+function writeRopeTablesV0(fd: number, c: LlamaConfig): void {
   const half = c.dim / c.nHeads / 2;
-  const t = new Float32Array(2 * c.seqLen * half);
-  for (let pos = 0; pos < c.seqLen; pos++) {
-    for (let j = 0; j < half; j++) {
-      const angle = pos / Math.pow(c.ropeTheta, (2 * j) / (2 * half));
-      t[pos * half + j] = Math.cos(angle);
-      t[c.seqLen * half + pos * half + j] = Math.sin(angle);
+  const period = Array.from({ length: half }, (_, j) => Math.pow(c.ropeTheta, (2 * j) / (2 * half)));
+  const rows = Math.max(1, Math.floor(ROPE_CHUNK_VALUES / half));
+  for (const f of [Math.cos, Math.sin]) {
+    for (let start = 0; start < c.seqLen; start += rows) {
+      const end = Math.min(c.seqLen, start + rows);
+      const t = new Float32Array((end - start) * half);
+      for (let pos = start; pos < end; pos++) {
+        for (let j = 0; j < half; j++) t[(pos - start) * half + j] = f(pos / period[j]!);
+      }
+      writeSync(fd, new Uint8Array(t.buffer));
     }
   }
-  return new Uint8Array(t.buffer);
 }
 
 function openFile(path: string): number {

@@ -4,6 +4,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { DynactError } from "../../engine/errors";
 import type { ActivationName } from "../config";
+import { FormatError } from "../formats/format-error";
 import type { LlamaModel } from "../llama";
 import { modelFingerprint } from "./calibration";
 import { parseLabelRule } from "./label-rule";
@@ -78,6 +79,16 @@ export function readPredictor(file: string, model: LlamaModel): Predictor {
     throw new DynactError(`${file}: fitted for another model (fingerprint ${header.model_fingerprint}, activation ` +
       `${header.activation}; this model is ${model.config.activation})`);
   }
+  // The fingerprint binds the file to the model, but the header's own sizes are what the gate allocates and loops by:
+  // a header edited after fitting (or written by another tool) ran with a layer missing (a TypeError), with too many,
+  // or with neurons that are not the model's.
+  const c = model.config;
+  const heads = header.units === "heads";
+  const sizes = [["layers", c.nLayers, `the model has ${c.nLayers} layers`], ["dim", c.dim, `the model's dim is ${c.dim}`],
+    ["hidden", heads ? c.nHeads : c.hiddenDim, heads ? `the model has ${c.nHeads} attention heads` : `the model's MLP has ${c.hiddenDim} neurons`]] as const;
+  for (const [key, want, what] of sizes) {
+    if (header[key] !== want) throw new FormatError(file, key, `${header[key]}, but ${what}`);
+  }
   const n = layerValues(header);
   const values = new Float32Array(data.buffer, data.byteOffset, data.byteLength / 4);
   return { header, weights: Array.from({ length: header.layers }, (_, l) => values.slice(l * n, (l + 1) * n)) };
@@ -105,6 +116,7 @@ function parse(file: string, buf: Buffer): { header: PredictorHeader; data: Uint
   const posInt = (v: unknown) => Number.isInteger(v) && (v as number) > 0;
   if (![h.rank, h.dim, h.hidden, h.layers].every(posInt)) throw bad("rank, dim, hidden and layers must be positive integers");
   if (h.sigma !== "identity" && h.sigma !== "relu") throw bad(`unknown sigma '${String(h.sigma)}'`);
+  if (h.units !== undefined && h.units !== "neurons" && h.units !== "heads") throw bad(`unknown units '${String(h.units)}'`);
   const rule = parseLabelRule(String(h.label));
   if (rule.kind === "cett" && !(Array.isArray(h.label_thresholds) && h.label_thresholds.length === h.layers)) {
     throw bad(`cett labels need ${h.layers} thresholds`);

@@ -306,8 +306,12 @@ function scanByteToken(p: Uint8Array): number {
   return (negative ? -value : value) & 0xff;
 }
 
-/** Reads a llama2.c tokenizer.bin: int32 max_token_length, then up to the end f32 score, int32 length, piece bytes. */
-export function parseLlama2cTokenizer(bytes: Uint8Array, name: string): SentencePieceBpeTokenizer {
+/**
+ * Reads a llama2.c tokenizer.bin: int32 max_token_length, then up to the end f32 score, int32 length, piece bytes.
+ * `vocabSize`, the vocabulary of the model it is for: more pieces than that are refused as soon as they appear (run.c
+ * reads that many), not first held as millions of pieces — a file of 8-byte empty entries makes one per 8 bytes.
+ */
+export function parseLlama2cTokenizer(bytes: Uint8Array, name: string, vocabSize?: number): SentencePieceBpeTokenizer {
   if (bytes.length < 4) {
     throw new FormatError(name, "max_token_length", `the file has ${bytes.length} bytes, too short for the header`);
   }
@@ -319,6 +323,9 @@ export function parseLlama2cTokenizer(bytes: Uint8Array, name: string): Sentence
   let offset = 4;
   while (offset < bytes.length) {
     const field = `piece ${pieces.length}`;
+    if (pieces.length === vocabSize) {
+      throw new FormatError(name, field, `the file holds more pieces than the model's vocabulary of ${vocabSize}: wrong tokenizer for this model`);
+    }
     if (bytes.length - offset < 8) {
       throw new FormatError(name, field, `truncated: ${bytes.length - offset} bytes left, its score and length need 8`);
     }
@@ -345,8 +352,8 @@ export function parseLlama2cTokenizer(bytes: Uint8Array, name: string): Sentence
   return new SentencePieceBpeTokenizer(name, maxTokenLength, pieces, Float32Array.from(scores));
 }
 
-/** Reads and checks a llama2.c tokenizer.bin file. */
-export function readLlama2cTokenizer(path: string): SentencePieceBpeTokenizer {
+/** Reads and checks a llama2.c tokenizer.bin file (for a model of `vocabSize` tokens, when given). */
+export function readLlama2cTokenizer(path: string, vocabSize?: number): SentencePieceBpeTokenizer {
   let bytes: Uint8Array;
   try {
     bytes = readFileSync(path);
@@ -355,5 +362,5 @@ export function readLlama2cTokenizer(path: string): SentencePieceBpeTokenizer {
     const why = code === "ENOENT" ? "not found" : (err as Error).message;
     throw new DynactError(`tokenizer file ${path}: ${why}`);
   }
-  return parseLlama2cTokenizer(bytes, path);
+  return parseLlama2cTokenizer(bytes, path, vocabSize);
 }

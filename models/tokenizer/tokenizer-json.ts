@@ -133,10 +133,37 @@ export class TokenizerJson implements Tokenizer {
   }
 }
 
-/** Reads tokenizer.json and, when present, the tokenizer_config.json beside it (BOS/EOS names). */
-export function readTokenizerJson(file: string): TokenizerJson {
+/**
+ * Reads tokenizer.json and, when present, the tokenizer_config.json beside it (BOS/EOS names). `vocabSize`, the
+ * vocabulary of the model it is for: a file whose ids span another size is refused before the tokenizer is built
+ * (the library's maps and lists of a vocabulary of 2^21 exhausted a 256 MB heap before the size was compared).
+ */
+export function readTokenizerJson(file: string, vocabSize?: number): TokenizerJson {
+  const json = readJson(file);
+  const ids = vocabSize === undefined ? undefined : idSpan(json);
+  if (ids !== undefined && ids !== vocabSize) {
+    throw new FormatError(file, "model.vocab", `ids span ${ids} tokens, but the model has a vocabulary of ${vocabSize}: wrong tokenizer for this model`);
+  }
   const configFile = path.join(path.dirname(file), "tokenizer_config.json");
-  return new TokenizerJson(file, readJson(file), existsSync(configFile) ? readJson(configFile) : {});
+  return new TokenizerJson(file, json, existsSync(configFile) ? readJson(configFile) : {});
+}
+
+/** The vocabulary size TokenizerJson will give (largest id + 1), counted without building anything; undefined when malformed. */
+function idSpan(json: unknown): number | undefined {
+  const model = isObject(json) ? json.model : undefined;
+  const added = isObject(json) ? json.added_tokens ?? [] : undefined;
+  if (!isObject(model) || !isObject(model.vocab) || !Array.isArray(added)) return undefined;
+  let span = 0;
+  for (const key in model.vocab) {
+    const id = model.vocab[key];
+    if (!isId(id)) return undefined;
+    span = Math.max(span, id + 1);
+  }
+  for (const t of added) {
+    if (!isObject(t) || !isId(t.id)) return undefined;
+    span = Math.max(span, t.id + 1);
+  }
+  return span;
 }
 
 function readJson(file: string): unknown {

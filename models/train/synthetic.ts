@@ -1,5 +1,7 @@
 // Teacher-generated training text (dynact relufy --synthetic): a frozen f32 model writes stories from BOS,
-// sampling at temperature 1 (models/sampler.ts), until it emits BOS or EOS or fills its context. `streams`
+// sampling at temperature 1 (models/sampler.ts), until it emits BOS or EOS or fills its context (at most
+// MAX_STORY_POSITIONS: a header's context length, up to 2^24, sized every stream's cache and a table of its positions,
+// and a story that never ended ran that many steps — 2^20 for a tiny GGUF claiming them). `streams`
 // stories are decoded side by side so the products are GEMMs over their rows (one token of every stream per
 // step) instead of one GEMV per token; each stream attends over its own KV cache (the inference attention op)
 // and starts a new story from BOS when its story ends. Stories are returned in the order they end. The step is
@@ -34,6 +36,9 @@ export interface SyntheticOptions {
 
 const FLOAT_ALIGN = 64; // bytes of alignment slack per tensor in the arena
 
+/** The longest story: far beyond the stories a teacher writes (TinyStories' run to a few hundred tokens). */
+export const MAX_STORY_POSITIONS = 2048;
+
 /**
  * Stories (token ids after BOS, without the BOS or EOS that ended them) from the model given by `tensor` (canonical
  * names, as buildTrainModel takes them), totalling at least opts.tokens.
@@ -42,7 +47,7 @@ export function generateStories(
   config: LlamaConfig, tied: boolean, tensor: (name: string) => ArrayLike<number>, opts: SyntheticOptions,
 ): number[][] {
   const c = config;
-  const B = opts.streams ?? 64, S = c.seqLen, D = c.dim, KV = kvDim(c), Hd = c.hiddenDim, V = c.vocabSize;
+  const B = opts.streams ?? 64, S = Math.min(c.seqLen, MAX_STORY_POSITIONS), D = c.dim, KV = kvDim(c), Hd = c.hiddenDim, V = c.vocabSize;
   const hs = headSize(c), L = c.nLayers;
   const shapes = canonicalShapes(c);
   const weightFloats = [...shapes].filter(([name]) => !(tied && name === "output")).map(([, s]) => s.reduce((a, b) => a * b, 1));

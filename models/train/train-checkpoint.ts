@@ -4,7 +4,8 @@
 // 3 × n f32 (parameters, first moments, second moments), little-endian.
 import { closeSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import { DynactError } from "../../engine/errors";
-import type { LlamaConfig } from "../config";
+import { parameterCount, validateConfig, type LlamaConfig } from "../config";
+import { brief, FormatError, withFileKeys } from "../formats/format-error";
 import type { TrainOptions, Trainer } from "./trainer";
 
 const MAGIC = "DYNT";
@@ -69,12 +70,65 @@ export function readTrainCheckpoint(path: string): TrainCheckpoint {
   } catch {
     throw bad("header is not JSON");
   }
+  checkMeta(meta, path);
   const start = Math.ceil((12 + jsonBytes) / 4) * 4;
   const n = meta.params;
   if (!Number.isInteger(n) || n <= 0 || buf.length !== start + 12 * n) throw bad(`size ${buf.length} does not match ${n} parameters`);
   // Copies, so the arrays are 4-byte aligned whatever Buffer's pool offset is.
   const f32 = (i: number) => new Float32Array(buf.buffer.slice(buf.byteOffset + start + 4 * n * i, buf.byteOffset + start + 4 * n * (i + 1)));
   return { meta, params: f32(0), m: f32(1), v: f32(2) };
+}
+
+// LlamaConfig's fields as the checkpoint's JSON names them, for validateConfig's messages.
+const CONFIG_KEYS: Readonly<Record<string, string>> = Object.fromEntries(
+  ["dim", "hiddenDim", "nLayers", "nHeads", "nKvHeads", "vocabSize", "seqLen", "ropeTheta", "normEps", "activation"].map((k) => [k, `config.${k}`]));
+
+/**
+ * The header's config, flags and counts, checked before a model is built from them: the config sizes every buffer
+ * of the training model, and it was used as found — 2^24 layers exhausted the heap, a missing config was a
+ * TypeError, before the parameter count was compared with the model's. The options are checked by the command,
+ * which holds their rules.
+ */
+function checkMeta(meta: unknown, path: string): asserts meta is TrainCheckpointMeta {
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+  if (!isObject(meta)) throw new FormatError(path, "header", `${brief(meta)} is not a JSON object`);
+  const c = meta.config;
+  if (!isObject(c)) throw new FormatError(path, "config", `${brief(c)} is not an object`);
+  withFileKeys(path, CONFIG_KEYS, () => validateConfig(c as unknown as LlamaConfig, path));
+  const config = c as unknown as LlamaConfig;
+  if (c.reluAfterNorm !== undefined && typeof c.reluAfterNorm !== "boolean") {
+    throw new FormatError(path, "config.reluAfterNorm", `${brief(c.reluAfterNorm)} is not a boolean`);
+  }
+  checkRopeScaling(config, path);
+  if (typeof meta.tied !== "boolean") throw new FormatError(path, "tied", `${brief(meta.tied)} is not a boolean`);
+  const count = parameterCount(config, meta.tied);
+  if (meta.params !== count) throw new FormatError(path, "params", `${brief(meta.params)}, but a model of its config has ${count}`);
+  if (!Number.isSafeInteger(meta.step) || (meta.step as number) < 0) throw new FormatError(path, "step", `${brief(meta.step)} is not a step number`);
+  if (!isObject(meta.options)) throw new FormatError(path, "options", `${brief(meta.options)} is not an object`);
+  if (typeof meta.data !== "string") throw new FormatError(path, "data", `${brief(meta.data)} is not a fingerprint`);
+}
+
+/** A checkpoint's RoPE scaling: absent, llama3's parameters, or one divisor per frequency (JSON keeps those as an object). */
+function checkRopeScaling(c: LlamaConfig, path: string): void {
+  const s = c.ropeScaling as unknown;
+  if (s === undefined) return;
+  const field = "config.ropeScaling";
+  const positive = (x: unknown) => typeof x === "number" && x > 0 && Number.isFinite(x);
+  if (typeof s !== "object" || s === null) throw new FormatError(path, field, `${brief(s)} is not an object`);
+  const r = s as Record<string, unknown>;
+  if (r.type === "llama3") {
+    for (const k of ["factor", "lowFreqFactor", "highFreqFactor", "originalContext"]) {
+      if (!positive(r[k])) throw new FormatError(path, `${field}.${k}`, `${brief(r[k])} is not a positive number`);
+    }
+    return;
+  }
+  const half = c.dim / c.nHeads / 2;
+  const d = r.divisors;
+  const values = typeof d === "object" && d !== null ? Array.from({ length: half }, (_, j) => (d as Record<number, unknown>)[j]) : [];
+  if (r.type !== "divisors" || values.length !== half || !values.every(positive) || Object.keys(d as object).length !== half) {
+    throw new FormatError(path, field, `${brief(s)} is neither llama3 parameters nor ${half} positive divisors`);
+  }
+  c.ropeScaling = { type: "divisors", divisors: Float32Array.from(values as number[]) };
 }
 
 /** Put a checkpoint's parameters, moments and step into a trainer built for the same config. */
