@@ -77,7 +77,8 @@ export const TRAIN_HELP = `  -m, --model PATH        the checkpoint to start fro
                           cross-entropy alone, no teacher). A resumed run takes its teacher from -m again
       --distill-temp τ    the distillation temperature τ (default 1)
       --synthetic N       add N tokens of text written by the input model (-m) to the training tokens: stories
-                          sampled at temperature 1 from BOS (seeded by --seed), joined and encoded as a text file's
+                          sampled at temperature 1 from BOS (seeded by --seed), each ending at BOS or EOS, the model's
+                          context or 2048 tokens, whichever comes first, joined and encoded as a text file's
                           stories are; training windows are drawn from real and synthetic tokens alike (default 0)
       --checkpoint FILE   training checkpoint written at every evaluation (default PATH.ckpt)
       --resume FILE       continue the run saved in FILE (weights, optimizer state, step); its options are
