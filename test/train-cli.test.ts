@@ -12,6 +12,7 @@ import type { LlamaConfig } from "../models/config";
 import { writeLlama2cCheckpoint } from "../models/formats/llama2c";
 import { openCheckpoint } from "../models/load";
 import { XorShiftStar } from "../models/sampler";
+import { forgeTrainCheckpoint } from "./train-util";
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../dist/cli.js");
 const dir = mkdtempSync(path.join(os.tmpdir(), "dynact-train-cli-"));
@@ -73,21 +74,9 @@ test("--resume checks the checkpoint's options and sizes against their rules and
   // and a checkpoint of other sizes was built before its parameter count was compared (2^24 layers: out of heap).
   const out = path.join(dir, "forge.bin");
   expect(dynact("relufy", ...common, "-o", out).code).toBe(0);
-  const bytes = readFileSync(`${out}.ckpt`);
-  const jsonBytes = bytes.readUInt32LE(8);
-  const meta = JSON.parse(bytes.toString("utf8", 12, 12 + jsonBytes));
-  const body = bytes.subarray(Math.ceil((12 + jsonBytes) / 4) * 4);
   const forged = path.join(dir, "forged.ckpt");
   const resume = (edit: (m: Record<string, any>) => void) => {
-    const m = JSON.parse(JSON.stringify(meta));
-    edit(m);
-    const json = Buffer.from(JSON.stringify(m));
-    const head = Buffer.alloc(Math.ceil((12 + json.length) / 4) * 4);
-    head.write("DYNT", 0, "latin1");
-    head.writeUInt32LE(1, 4);
-    head.writeUInt32LE(json.length, 8);
-    json.copy(head, 12);
-    writeFileSync(forged, Buffer.concat([head, body]));
+    forgeTrainCheckpoint(`${out}.ckpt`, forged, edit);
     const r = dynact("relufy", ...common, "-o", path.join(dir, "forge2.bin"), "--resume", forged);
     expect(r.code, r.stderr).toBe(1);
     return r.stderr.trim();

@@ -1,7 +1,7 @@
 // The training model as a whole: its gradient against finite differences on tiny random LLaMAs (f64, GQA,
 // tied and untied, SiLU / ReLU / ReLU after the norms, with the L1 penalty), the f32 wasm model against that
 // reference, overfitting a repeated sequence, and bit-exact determinism (same seed; a resumed run).
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
@@ -15,7 +15,7 @@ import { tsOps } from "../models/train/ops";
 import { Params } from "../models/train/params";
 import { readTrainCheckpoint, restoreTrainer, writeTrainCheckpoint } from "../models/train/train-checkpoint";
 import { l1Steering, Trainer, type TrainOptions } from "../models/train/trainer";
-import { expectGradient, randomWeights, tinyConfig, uniform } from "./train-util";
+import { expectGradient, forgeTrainCheckpoint, randomWeights, tinyConfig, uniform } from "./train-util";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "dynact-train-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -180,22 +180,11 @@ describe("determinism", () => {
     // TypeError, before the parameter count was compared with the model's.
     const t = trainer();
     t.runStep();
+    const original = path.join(dir, "forge-original.ckpt");
+    writeTrainCheckpoint(original, t, "data");
     const file = path.join(dir, "forge.ckpt");
-    writeTrainCheckpoint(file, t, "data");
-    const bytes = readFileSync(file);
-    const jsonBytes = bytes.readUInt32LE(8);
-    const meta = JSON.parse(bytes.toString("utf8", 12, 12 + jsonBytes));
-    const body = bytes.subarray(Math.ceil((12 + jsonBytes) / 4) * 4);
     const forged = (edit: (m: Record<string, any>) => void) => {
-      const m = JSON.parse(JSON.stringify(meta));
-      edit(m);
-      const json = Buffer.from(JSON.stringify(m));
-      const head = Buffer.alloc(Math.ceil((12 + json.length) / 4) * 4);
-      head.write("DYNT", 0, "latin1");
-      head.writeUInt32LE(1, 4);
-      head.writeUInt32LE(json.length, 8);
-      json.copy(head, 12);
-      writeFileSync(file, Buffer.concat([head, body]));
+      forgeTrainCheckpoint(original, file, edit);
       try {
         readTrainCheckpoint(file);
       } catch (e) {

@@ -1,4 +1,6 @@
-// Shared by the training tests: seeded random values, a tiny random LLaMA, and the finite-difference check.
+// Shared by the training tests: seeded random values, a tiny random LLaMA, the finite-difference check, and
+// training checkpoints with an edited header.
+import { readFileSync, writeFileSync } from "node:fs";
 import type { LlamaConfig } from "../models/config";
 import { XorShiftStar } from "../models/sampler";
 import { canonicalShapes } from "../models/checkpoint";
@@ -51,4 +53,21 @@ export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let s = 0;
   for (let i = 0; i < a.length; i++) s += a[i] * b[i];
   return s;
+}
+
+/**
+ * Write to `to` the training checkpoint `from` with its JSON header edited by `edit` and its parameters and moments
+ * unchanged (models/train/train-checkpoint.ts's layout), as a hand or another tool might have changed it.
+ */
+export function forgeTrainCheckpoint(from: string, to: string, edit: (meta: Record<string, any>) => void): void {
+  const bytes = readFileSync(from);
+  const jsonBytes = bytes.readUInt32LE(8);
+  const meta = JSON.parse(bytes.toString("utf8", 12, 12 + jsonBytes));
+  edit(meta);
+  const json = Buffer.from(JSON.stringify(meta));
+  const head = Buffer.alloc(Math.ceil((12 + json.length) / 4) * 4);
+  bytes.copy(head, 0, 0, 8); // magic and version
+  head.writeUInt32LE(json.length, 8);
+  json.copy(head, 12);
+  writeFileSync(to, Buffer.concat([head, bytes.subarray(Math.ceil((12 + jsonBytes) / 4) * 4)]));
 }
