@@ -215,6 +215,12 @@ describe("determinism", () => {
     expect(forged((m) => (m.config.ropeScaling = { type: "divisors", divisors: Object.fromEntries(Array.from({ length: half }, (_, j) => [j, j + 1])) })))
       .toBe("accepted");
     expect(readTrainCheckpoint(file).meta.config.ropeScaling).toEqual({ type: "divisors", divisors: Float32Array.from({ length: half }, (_, j) => j + 1) });
+    // llama3 parameters as config.json and the GGUF keys must hold them (a blend band of positive width), or the
+    // model trained here is written to files neither reader takes back.
+    const llama3 = { type: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 16 };
+    expect(forged((m) => (m.config.ropeScaling = llama3))).toBe("accepted");
+    expect(forged((m) => (m.config.ropeScaling = { ...llama3, highFreqFactor: 1 })))
+      .toBe("config.ropeScaling.highFreqFactor: 1 must exceed config.ropeScaling.lowFreqFactor 1");
   });
 
   test("the sparsity target keeps λ for layers short of it and removes it from layers past it", () => {

@@ -120,6 +120,10 @@ function checkRopeScaling(c: LlamaConfig, path: string): void {
     for (const k of ["factor", "lowFreqFactor", "highFreqFactor", "originalContext"]) {
       if (!positive(r[k])) throw new FormatError(path, `${field}.${k}`, `${brief(r[k])} is not a positive number`);
     }
+    // As config.json's reader and the GGUF keys' require: otherwise the model is written to files neither takes back.
+    if (!((r.highFreqFactor as number) > (r.lowFreqFactor as number))) {
+      throw new FormatError(path, `${field}.highFreqFactor`, `${r.highFreqFactor} must exceed ${field}.lowFreqFactor ${r.lowFreqFactor}`);
+    }
     return;
   }
   const half = c.dim / c.nHeads / 2;
