@@ -422,6 +422,9 @@ describe("llama2.c tokenizer on synthetic vocabularies", () => {
       expect(performance.now() - t0).toBeLessThan(100);
       expect(parseLlama2cTokenizer(valid, "exact.bin", 4).vocabSize).toBe(4);
       expect(parseLlama2cTokenizer(valid, "more.bin", 5).vocabSize).toBe(4); // fewer: loadTokenizer names both files
+      // Stray bytes after the model's last piece are no further piece: the file is truncated, whichever tokenizer it is.
+      expect(() => parseLlama2cTokenizer(Uint8Array.from([...valid, 0, 0, 0]), "stray.bin", 4)).toThrow(
+        new FormatError("stray.bin", "piece 4", "truncated: 3 bytes left, its score and length need 8"));
     });
 
     it("random bytes (property)", () => {

@@ -323,11 +323,11 @@ export function parseLlama2cTokenizer(bytes: Uint8Array, name: string, vocabSize
   let offset = 4;
   while (offset < bytes.length) {
     const field = `piece ${pieces.length}`;
-    if (pieces.length === vocabSize) {
-      throw new FormatError(name, field, `the file holds more pieces than the model's vocabulary of ${vocabSize}: wrong tokenizer for this model`);
-    }
     if (bytes.length - offset < 8) {
       throw new FormatError(name, field, `truncated: ${bytes.length - offset} bytes left, its score and length need 8`);
+    }
+    if (pieces.length === vocabSize) {
+      throw new FormatError(name, field, `the file holds more pieces than the model's vocabulary of ${vocabSize}: wrong tokenizer for this model`);
     }
     const score = view.getFloat32(offset, true);
     const length = view.getInt32(offset + 4, true);
