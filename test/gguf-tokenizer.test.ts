@@ -225,10 +225,8 @@ describe("bad gpt2 metadata is a FormatError naming the field", () => {
         "tokenizer.ggml.model": { type: "string", value: model }, "tokenizer.ggml.tokens": strings(many),
         "tokenizer.ggml.scores": { type: "array", value: { itemType: "f32", items: many.map(() => 0) } },
       }));
-      const t0 = performance.now();
       expectFormatError(() => ggufTokenizer(meta, NAME, 269), "tokenizer.ggml.tokens",
         /: 262144 tokens, but the model has a vocabulary of 269: wrong tokenizer for this model$/);
-      expect(performance.now() - t0, model).toBeLessThan(50);
     }
     expect(fromHeader(gpt2Metadata("llama-bpe")).vocabSize).toBe(269); // and the right count builds
     const head = encodeGgufHeader(gpt2Metadata("llama-bpe"), []);

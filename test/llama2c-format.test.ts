@@ -181,12 +181,10 @@ describe("v0's RoPE tables grow with the context, the writer's memory does not",
     // 2^31 floats for the tables (8 GiB) and ran for minutes, or died allocating it.
     const config: LlamaConfig = { ...small, dim: 128, seqLen: 2 ** 24 };
     const file = path.join(dir, "huge-context.bin");
-    const t0 = performance.now();
     expect(() => writeLlama2cCheckpoint(file, config, zeros(config), { version: 0, tied: true })).toThrow(
       new FormatError(file, "seq_len", "16777216 positions × head size 128 overflow the C int run.c skips the legacy RoPE tables " +
         "with (at most 2^31 - 1 values): no llama2.c file can hold this context"));
-    expect(performance.now() - t0).toBeLessThan(100);
-    expect(existsSync(file)).toBe(false);
+    expect(existsSync(file)).toBe(false); // refused before the file was opened, let alone a table computed
     // v1 has no tables: the same context is written, and reads back.
     writeLlama2cCheckpoint(file, config, zeros(config), { version: 1, tied: true });
     expect(readLlama2cCheckpoint(file).config.seqLen).toBe(2 ** 24);

@@ -236,11 +236,9 @@ describe("a long context from the header", () => {
     writeGguf(file, config, (n) => Float32Array.from(weights(n)), { dtype: "f32", tied: true });
     const ckpt = readGgufCheckpoint(file);
     expect(memoryNeed(ckpt, config).state).toBeGreaterThan(config.seqLen * 4 * 4 * 2); // the KV cache of every position
-    const t0 = performance.now();
     const model = buildModel(ckpt);
     model.prefill([1, 2, 3]);
     model.forward(4, 3);
-    expect(performance.now() - t0).toBeLessThan(1000);
     expect((model as unknown as { ropeTable: RopeTable }).ropeTable.rows).toBeLessThanOrEqual(64);
   });
 });

@@ -416,10 +416,8 @@ describe("llama2.c tokenizer on synthetic vocabularies", () => {
       const extra = 2 ** 20;
       const bytes = new Uint8Array(valid.length + 8 * extra);
       bytes.set(valid);
-      const t0 = performance.now();
       expect(() => parseLlama2cTokenizer(bytes, "big.bin", 4)).toThrow(
         new FormatError("big.bin", "piece 4", "the file holds more pieces than the model's vocabulary of 4: wrong tokenizer for this model"));
-      expect(performance.now() - t0).toBeLessThan(100);
       expect(parseLlama2cTokenizer(valid, "exact.bin", 4).vocabSize).toBe(4);
       expect(parseLlama2cTokenizer(valid, "more.bin", 5).vocabSize).toBe(4); // fewer: loadTokenizer names both files
       // Stray bytes after the model's last piece are no further piece: the file is truncated, whichever tokenizer it is.

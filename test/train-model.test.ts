@@ -194,9 +194,7 @@ describe("determinism", () => {
       }
       return "accepted";
     };
-    const t0 = performance.now();
     expect(forged((m) => (m.config.nLayers = 2 ** 24))).toMatch(/^params: \d+, but a model of its config has \d+$/);
-    expect(performance.now() - t0).toBeLessThan(100);
     expect(forged((m) => (m.config.hiddenDim = 2 ** 24))).toMatch(/^params: /);
     expect(forged((m) => delete m.config)).toBe("config: undefined is not an object");
     expect(forged((m) => (m.config = "x"))).toBe('config: "x" is not an object');

@@ -84,10 +84,8 @@ test("a story ends at MAX_STORY_POSITIONS whatever context the header claims", (
     if (name.endsWith("norm")) t.fill(1);
     return t;
   };
-  const t0 = performance.now();
   const stories = generateStories(config, false, tensor, { tokens: 1, seed: 1, bos: 1, eos: 2, streams: 1 });
   expect(stories.map((s) => s.length)).toEqual([MAX_STORY_POSITIONS]);
-  expect(performance.now() - t0).toBeLessThan(5000);
 });
 
 describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin"))("stories260K", () => {
