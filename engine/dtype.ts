@@ -14,10 +14,10 @@ export function isQuantized(dtype: DType): boolean {
   return dtype === "q8_0" || dtype === "q4_0";
 }
 
-/** Bytes per 32 values of an activation quantized for the quantized products (kernels-as quantize_act_q8_0). */
+/** Bytes per 32 values of an activation quantized for the quantized products (kernels-as quantize_act_q8_0 / _q4_0, one layout size). */
 export const ACT_BLOCK_BYTES = 72;
 
-/** Bytes of `n` activation values quantized by quantize_act_q8_0 (n a multiple of 32). */
+/** Bytes of `n` activation values quantized by quantize_act_q8_0 or _q4_0 (n a multiple of 32). */
 export function activationBytes(n: number): number {
   if (n % QK !== 0) throw new ShapeError(`quantized activations need a multiple of ${QK} values, got ${n}`);
   return (n / QK) * ACT_BLOCK_BYTES;

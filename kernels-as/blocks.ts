@@ -10,7 +10,7 @@
 @inline export const QK: i32 = 32;
 @inline export const Q8_0_BLOCK_BYTES: usize = 34;
 @inline export const Q4_0_BLOCK_BYTES: usize = 18;
-/** Bytes per block of 32 of a quantized activation (matvec_quant.ts quantize_act_q8_0: i16 quants, f32 scale, i32 offset). */
+/** Bytes per block of 32 of a quantized activation (matvec_quant.ts quantize_act_q8_0 / _q4_0: i16 quants, f32 scale, i32 offset for Q4_0). */
 @inline export const ACT_BLOCK_BYTES: usize = 72;
 /** Byte offset of qs within a block (after the f16 scale). */
 @inline export const QS: usize = 2;
