@@ -90,7 +90,7 @@ describe.runIf(haveAssets("models/stories260K.gguf", "models/stories260K.bin", "
     expectFailure(dynact("convert", "-m", bin, "-o", path.join(dir, "x"), "--to", "safetensors", "--dtype", "q4_0"), 2, /f32, f16, bf16/);
     expectFailure(dynact("convert", "-m", bin, "-o", path.join(dir, "x"), "--to", "onnx"), 2, /--to must be one of gguf, safetensors, llama2c/);
     expectFailure(dynact("convert", "-m", bin, "--to", "gguf"), 2, /-o\/--output is required/);
-    expectFailure(dynact("convert", "-m", bin, "-t", tok, "-o", path.join(dir, "x"), "--to", "safetensors"), 2, /-t\/--tokenizer is embedded in --to gguf only/); // was dropped
+    expectFailure(dynact("convert", "-m", bin, "-t", tok, "-o", path.join(dir, "x"), "--to", "llama2c"), 2, /--to llama2c writes no tokenizer/); // was dropped
   });
 
   test("convert refuses to write over the model it reads (which would destroy it)", () => {
@@ -147,6 +147,24 @@ test("convert keeps llama3 RoPE scaling through GGUF and back; inspect shows it"
   writeGguf(cpp, { ...config, ropeScaling: { type: "divisors", divisors } }, (n) => Float32Array.from(weights(n)), { dtype: "f32", tied: false });
   expect(JSON.parse(dynact("inspect", "-m", cpp, "--json").stdout).config.ropeScaling).toEqual({ type: "divisors", divisors: [...divisors] });
   expect(dynact("inspect", "-m", cpp).stdout).toMatch(/\n  rope scaling llama\.cpp rope_freqs: 8 frequency divisors from 1\.\d+ to 8\n/);
+});
+
+describe.runIf(haveAssets("models/stories260K.bin", "models/tok512.bin"))("convert --to safetensors -t", () => {
+  test("takes the tokenizer whose BOS and EOS config.json records, as the note without one tells (it was a usage error)", () => {
+    const bin = path.join(dir, "lone.bin"); // no tokenizer.bin beside it
+    copyFileSync(shared("models/stories260K.bin"), bin);
+    const without = dynact("convert", "-m", bin, "-o", path.join(dir, "lone-hf"), "--to", "safetensors");
+    expect(without.code).toBe(0);
+    expect(without.stderr).toMatch(/note: config\.json gets no bos_token_id \/ eos_token_id \(.*: pass -t TOKENIZER\)/);
+    const hf = path.join(dir, "lone-hf-t");
+    const r = dynact("convert", "-m", bin, "-t", shared("models/tok512.bin"), "-o", hf, "--to", "safetensors");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).not.toMatch(/note/);
+    expect(JSON.parse(readFileSync(path.join(hf, "config.json"), "utf8"))).toMatchObject({ bos_token_id: 1, eos_token_id: 2 });
+    // A -t that does not load is an error, not a note (as for --to gguf).
+    expectFailure(dynact("convert", "-m", bin, "-t", path.join(dir, "none.bin"), "-o", path.join(dir, "lone-hf-x"), "--to", "safetensors"), 1,
+      /none\.bin: no such tokenizer file/);
+  });
 });
 
 test("convert --to safetensors writes the tokenizer's BOS and EOS ids into config.json (not always 1 and 2)", () => {

@@ -26,9 +26,10 @@ Convert a checkpoint (llama2.c .bin, .gguf or Hugging Face folder) to another fo
                             gguf: f32, f16, bf16, q8_0, q4_0 (norms stay f32; quantized rows that are not a
                                   multiple of 32 values are written as f16, with a note)
                             safetensors: f32, f16, bf16; llama2c: f32
-  -t, --tokenizer FILE    tokenizer to embed in a GGUF (default: the one the model loads with; none: a note):
-                          a SentencePiece one (tokenizer.bin, .gguf) as "llama", a byte-level BPE tokenizer.json
-                          (LLaMA-3, SmolLM, Qwen2, GPT-2 pre-tokenizers) as "gpt2"; another tokenizer.json: an error
+  -t, --tokenizer FILE    the model's tokenizer (default: the one it loads with; none: a note). gguf embeds it: a
+                          SentencePiece one (tokenizer.bin, .gguf) as "llama", a byte-level BPE tokenizer.json
+                          (LLaMA-3, SmolLM, Qwen2, GPT-2 pre-tokenizers) as "gpt2"; another tokenizer.json: an error.
+                          safetensors writes its BOS and EOS ids into config.json (not the tokenizer itself)
       --json              {"output","format","dtype","tensors","fallbacks","tokenizer"} on stdout`;
 
 const TARGETS: Record<string, readonly string[]> = {
@@ -52,8 +53,10 @@ export async function run(argv: string[]): Promise<void> {
   if (!dtypes) throw new UsageError(`--to must be one of ${Object.keys(TARGETS).join(", ")}, got '${to}'`);
   const dtype = v.dtype ?? "f32";
   if (!dtypes.includes(dtype)) throw new UsageError(`--to ${to} writes --dtype ${dtypes.join(", ")}; got '${dtype}'`);
-  // Only a GGUF holds a tokenizer: with another target -t would be silently dropped.
-  if (v.tokenizer !== undefined && to !== "gguf") throw new UsageError(`-t/--tokenizer is embedded in --to gguf only; --to ${to} writes no tokenizer`);
+  // A GGUF holds the tokenizer, config.json its BOS and EOS ids; a llama2.c file nothing (-t would be silently dropped).
+  if (v.tokenizer !== undefined && to === "llama2c") {
+    throw new UsageError("-t/--tokenizer is for --to gguf (embedded) and safetensors (its ids in config.json); --to llama2c writes no tokenizer");
+  }
   if (to === "safetensors") outputDir(out, "-o");
   else outputFile(out, "-o");
 
@@ -70,7 +73,7 @@ export async function run(argv: string[]): Promise<void> {
     fallbacks = convertToGguf(ckpt, out, dtype as GgufDType, tokenizer).fallbacks;
     for (const f of fallbacks) note(`note: ${f.name} written as ${f.dtype}: ${f.reason}`);
   } else if (to === "safetensors") {
-    writeSafetensors(out, ckpt.config, tensor, { dtype: dtype as HfDType, tied, specialIds: specialIds(ckpt, note) });
+    writeSafetensors(out, ckpt.config, tensor, { dtype: dtype as HfDType, tied, specialIds: specialIds(ckpt, v.tokenizer, note) });
   } else {
     writeLlama2cCheckpoint(out, ckpt.config, tensor, { version: 0, tied });
   }
@@ -102,13 +105,14 @@ function sameFile(a: string, b: string): boolean {
   }
 }
 
-// config.json's bos_token_id / eos_token_id: those of the tokenizer the model loads with (LLaMA-3's are not 1 and 2).
-function specialIds(ckpt: Checkpoint, note: (line: string) => void): { bos: number; eos: number } | undefined {
+// config.json's bos_token_id / eos_token_id: those of -t, else of the tokenizer the model loads with (LLaMA-3's are
+// not 1 and 2). Without -t, none found is a note (whose advice, -t, is taken here).
+function specialIds(ckpt: Checkpoint, explicit: string | undefined, note: (line: string) => void): { bos: number; eos: number } | undefined {
   try {
-    const tok = loadTokenizer(ckpt, undefined);
+    const tok = loadTokenizer(ckpt, explicit);
     return { bos: tok.bosId, eos: tok.eosId };
   } catch (e) {
-    if (!(e instanceof DynactError)) throw e;
+    if (explicit !== undefined || !(e instanceof DynactError)) throw e;
     note(`note: config.json gets no bos_token_id / eos_token_id (${e.message})`);
     return undefined;
   }
