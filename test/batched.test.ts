@@ -176,11 +176,7 @@ describe("forwardBatch", () => {
   });
 
   it("returns the last position's logits alone with logits: \"last\", and prefill chains chunks", () => {
-    const config: LlamaConfig = { dim: 64, hiddenDim: 100, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 77,
-      seqLen: 200, ropeTheta: 10000, normEps: 1e-5, activation: "silu" };
-    const f = path.join(dir, "last.bin");
-    writeLlama2cCheckpoint(f, config, (name) => randomTensor(config, name, 5), { version: 0, tied: false });
-    const model = buildModel(openCheckpoint(f));
+    const model = smallModel("last", 200, 5);
     const ids = Array.from({ length: 150 }, (_, i) => (i * 37) % 77);
     const want = tokenByToken(model, ids);
     const last = model.forwardBatch(ids.slice(0, 10), 0, { logits: "last" });
@@ -193,11 +189,7 @@ describe("forwardBatch", () => {
   });
 
   it("a run may restart at any position already run, never skip past the last one (it read stale or zero K/V)", () => {
-    const config: LlamaConfig = { dim: 64, hiddenDim: 100, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 77,
-      seqLen: 40, ropeTheta: 10000, normEps: 1e-5, activation: "silu" };
-    const f = path.join(dir, "skip.bin");
-    writeLlama2cCheckpoint(f, config, (name) => randomTensor(config, name, 6), { version: 0, tied: false });
-    const model = buildModel(openCheckpoint(f));
+    const model = smallModel("skip", 40, 6);
     // A fresh model at position 5 returned logits attending over five zero keys and values.
     expect(() => model.forward(3, 5)).toThrow(new DynactError("position 5 skips positions 0…4: run those first (a sequence starts at 0)"));
     expect(() => model.forwardBatch([3, 4], 1)).toThrow(DynactError);
@@ -244,3 +236,12 @@ describe.runIf(haveAssets("models/stories260K.bin"))("forwardBatch on stories260
     expect(got.mean_nll).toBe(total / text.length);
   });
 });
+
+/** A 2-layer model of random weights (vocabulary 77) with `seqLen` positions, written as a llama2.c file and built. */
+function smallModel(name: string, seqLen: number, seed: number): LlamaModel {
+  const config: LlamaConfig = { dim: 64, hiddenDim: 100, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 77, seqLen,
+    ropeTheta: 10000, normEps: 1e-5, activation: "silu" };
+  const f = path.join(dir, `${name}.bin`);
+  writeLlama2cCheckpoint(f, config, (n) => randomTensor(config, n, seed), { version: 0, tied: false });
+  return buildModel(openCheckpoint(f));
+}
