@@ -3,7 +3,7 @@
 // connection, a wrong length, a wrong sha256, 404, 500, a stall and a server that never answers.
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
@@ -13,6 +13,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { resolveHubArgs } from "../cli/hub-args";
 import { readLlama2cCheckpoint } from "../models/formats/llama2c";
 import { writeSafetensors } from "../models/formats/safetensors";
+import { PARTIAL_OWNER } from "../models/hub/blob";
 import { hubCacheDir, RepoCache } from "../models/hub/cache";
 import { cachedHubPath, downloadFromHub, type HubOptions } from "../models/hub/download";
 import { HubError } from "../models/hub/hub-error";
@@ -287,6 +288,28 @@ describe.runIf(haveAssets("models/stories260K.gguf", "models/stories260K.bin", "
     expect(readFileSync(await downloadFromHub(GGUF, "model", opts())).equals(gguf)).toBe(true);
     expect(dataGets().map((r) => r.range)).toEqual(["bytes=1000-"]);
     expect(readdirSync(blobs).sort()).toEqual([sha, live]);
+  });
+
+  it("another machine's or container's partial (its PIDs mean nothing here) is taken over only after an hour unwritten", async () => {
+    const sha = createHash("sha256").update(gguf).digest("hex");
+    const blobs = path.join(cache, "models--test--stories", "blobs");
+    mkdirSync(blobs, { recursive: true });
+    const foreign = PARTIAL_OWNER === "00000000" ? "11111111" : "00000000";
+    const dead = 2 ** 31 - 2; // no such process here, which says nothing of the other namespace's
+    const busy = `${sha}.incomplete.${foreign}-${dead}-1`;
+    writeFileSync(path.join(blobs, busy), gguf.subarray(0, 1000));
+    expect(readFileSync(await downloadFromHub(GGUF, "model", opts())).equals(gguf)).toBe(true);
+    expect(dataGets().map((r) => r.range)).toEqual([undefined]); // its bytes were not taken: maybe still being written
+    expect(readdirSync(blobs).sort()).toEqual([sha, busy]);
+    // An hour later nothing has written it: abandoned, resumed (and our own dead process's partial alike).
+    rmSync(path.join(blobs, sha));
+    const old = new Date(Date.now() - 2 * 60 * 60 * 1000);
+    utimesSync(path.join(blobs, busy), old, old);
+    writeFileSync(path.join(blobs, `${sha}.incomplete.${PARTIAL_OWNER}-${dead}-1`), gguf.subarray(0, 1000));
+    hub.log.length = 0;
+    expect(readFileSync(await downloadFromHub(GGUF, "model", opts())).equals(gguf)).toBe(true);
+    expect(dataGets().map((r) => r.range)).toEqual(["bytes=1000-"]);
+    expect(readdirSync(blobs)).toEqual([sha]);
   });
 
   it("a server that refuses to resume (416) gets the whole file asked for instead", async () => {

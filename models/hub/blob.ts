@@ -2,15 +2,18 @@
 // request after a drop, here or in a later run), are checked against the announced size and, for LFS files, the
 // sha256 that is their ETag, and only then renamed into place. A broken download is never used.
 //
-// Each download writes a partial file of its own, ETAG.incomplete.PID-N, never one another process may be writing:
-// two processes appending to one shared ETAG.incomplete interleave their bytes, and the one that finishes second
-// keeps appending through its open descriptor to the blob the first renamed into place, a corrupt blob that every
-// later run would use. A partial nobody writes any more is ETAG.incomplete (left by a failed run, or by
-// huggingface_hub) or ETAG.incomplete.PID-N of a process that died (killed mid-transfer); a download takes one over
-// with an atomic rename, so only one process can.
+// Each download writes a partial file of its own, ETAG.incomplete.HOST-PID-N, never one another process may be
+// writing: two processes appending to one shared ETAG.incomplete interleave their bytes, and the one that finishes
+// second keeps appending through its open descriptor to the blob the first renamed into place, a corrupt blob that
+// every later run would use. A partial nobody writes any more is ETAG.incomplete (left by a failed run, or by
+// huggingface_hub) or the partial of a process that died (killed mid-transfer); a download takes one over with an
+// atomic rename, so only one process can. HOST names the machine and PID namespace the PID means something in: a
+// cache shared between containers (or hosts) sees the other side's PIDs as dead, so their partials are taken over
+// only once nothing has written them for an hour (a live download writes far more often: it times out first).
 import { createHash } from "node:crypto";
-import { createReadStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { createReadStream, existsSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, statSync } from "node:fs";
 import { open } from "node:fs/promises";
+import { hostname } from "node:os";
 import path from "node:path";
 import type { RepoCache } from "./cache";
 import type { RemoteFile } from "./file-info";
@@ -34,7 +37,7 @@ export async function fetchBlob(remote: RemoteFile, cache: RepoCache, label: str
   if (existsSync(blob)) return;
   const shared = cache.incomplete(remote.etag);
   mkdirSync(path.dirname(shared), { recursive: true });
-  const part = `${shared}.${process.pid}-${++downloads}`; // -N: two downloads of one file in this process too
+  const part = `${shared}.${PARTIAL_OWNER}-${process.pid}-${++downloads}`; // -N: two downloads of one file in this process too
   const orphans = claimPartial(shared, part);
   try {
     for (let attempt = 0; ; attempt++) {
@@ -62,15 +65,29 @@ export async function fetchBlob(remote: RemoteFile, cache: RepoCache, label: str
 
 let downloads = 0;
 
+/** This process's machine and PID namespace, as 8 hex digits (the namespace from /proc where there is one). */
+export const PARTIAL_OWNER = (() => {
+  let pidNamespace = "";
+  try {
+    pidNamespace = readlinkSync("/proc/self/ns/pid");
+  } catch {
+    // no /proc (macOS, Windows): the host name alone
+  }
+  return createHash("sha256").update(`${hostname()}\0${pidNamespace}`).digest("hex").slice(0, 8);
+})();
+
+// How long another machine's or container's partial must have lain unwritten before it counts as abandoned.
+const FOREIGN_STALE_MS = 60 * 60 * 1000;
+
 /**
- * Move a partial download nobody is writing to `part` (when there is one) and return the other dead processes'
- * partials of the same file. A rename that fails with ENOENT lost the race to another process: try the next.
+ * Move a partial download nobody is writing to `part` (when there is one) and return the other abandoned partials
+ * of the same file. A rename that fails with ENOENT lost the race to another process: try the next.
  */
 function claimPartial(shared: string, part: string): string[] {
   const dir = path.dirname(shared);
   const prefix = `${path.basename(shared)}.`;
   const orphans = readdirSync(dir)
-    .filter((f) => f.startsWith(prefix) && !alive(Number(/^(\d+)-\d+$/.exec(f.slice(prefix.length))?.[1])))
+    .filter((f) => f.startsWith(prefix) && abandoned(path.join(dir, f), f.slice(prefix.length)))
     .map((f) => path.join(dir, f));
   for (const [i, candidate] of [shared, ...orphans].entries()) {
     try {
@@ -83,7 +100,19 @@ function claimPartial(shared: string, part: string): string[] {
   return orphans;
 }
 
-/** Whether process `pid` exists (on this machine: the cache is assumed not shared between hosts). */
+/** Whether the partial named `suffix` after ETAG.incomplete. has no live writer (PID-N: an earlier dynact's). */
+function abandoned(file: string, suffix: string): boolean {
+  const m = /^(?:([0-9a-f]{8})-)?(\d+)-\d+$/.exec(suffix);
+  if (!m) return false; // not a name we made: leave the file alone
+  if (m[1] === undefined || m[1] === PARTIAL_OWNER) return !alive(Number(m[2]));
+  try {
+    return Date.now() - statSync(file).mtimeMs > FOREIGN_STALE_MS;
+  } catch {
+    return false; // gone meanwhile
+  }
+}
+
+/** Whether process `pid` exists in this PID namespace. */
 function alive(pid: number): boolean {
   if (!Number.isSafeInteger(pid) || pid <= 0) return true; // not a name we made: leave the file alone
   try {
