@@ -1,5 +1,5 @@
 // The shape of a LLaMA model, whatever file it came from.
-import { FormatError } from "./formats/format-error";
+import { brief, FormatError } from "./formats/format-error";
 
 export type ActivationName = "silu" | "relu" | "relu2" | "gelu";
 export const ACTIVATIONS: readonly ActivationName[] = ["silu", "relu", "relu2", "gelu"];
@@ -61,6 +61,34 @@ export function validateConfig(c: LlamaConfig, file: string): void {
   if (!(c.ropeTheta > 0) || !Number.isFinite(c.ropeTheta)) throw new FormatError(file, "ropeTheta", `bad value ${c.ropeTheta}`);
   if (!(c.normEps > 0) || !(c.normEps < 1)) throw new FormatError(file, "normEps", `bad value ${c.normEps}`);
   if (!ACTIVATIONS.includes(c.activation)) throw new FormatError(file, "activation", `unknown ${String(c.activation)}`);
+  validateRopeScaling(c, file);
+}
+
+/** The llama3 parameters' names, in order (readers map `ropeScaling.NAME` to their own keys for the messages). */
+export const LLAMA3_PARAMETERS = ["factor", "lowFreqFactor", "highFreqFactor", "originalContext"] as const;
+
+// The one check of RoPE scaling, whichever file it came from (config.json, GGUF keys or rope_freqs, a training
+// checkpoint) or a caller built: its fields are named ropeScaling.NAME for withFileKeys.
+function validateRopeScaling(c: LlamaConfig, file: string): void {
+  const s = c.ropeScaling;
+  if (s === undefined) return;
+  if (s.type === "llama3") {
+    for (const k of LLAMA3_PARAMETERS) {
+      const v = s[k];
+      if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v)) throw new FormatError(file, `ropeScaling.${k}`, `${brief(v)} is not a positive number`);
+    }
+    // Equal factors divide by zero at the band's edge; swapped ones make no blend band.
+    if (!(s.highFreqFactor > s.lowFreqFactor)) {
+      throw new FormatError(file, "ropeScaling.highFreqFactor", `${s.highFreqFactor} must exceed the low frequency factor ${s.lowFreqFactor}`);
+    }
+  } else if (s.type === "divisors") {
+    const half = headSize(c) / 2;
+    if (s.divisors.length !== half) throw new FormatError(file, "ropeScaling.divisors", `${s.divisors.length} divisors for a head of ${half} frequencies`);
+    const bad = s.divisors.findIndex((f) => !(f > 0 && Number.isFinite(f)));
+    if (bad >= 0) throw new FormatError(file, "ropeScaling.divisors", `divisor ${bad} is ${s.divisors[bad]}; divisors must be finite and positive`);
+  } else {
+    throw new FormatError(file, "ropeScaling", `${brief(s)} is neither llama3 parameters nor frequency divisors`);
+  }
 }
 
 /** Parameter count (weights only). */

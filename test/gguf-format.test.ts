@@ -325,7 +325,9 @@ describe("rope_freqs (llama3 RoPE scaling as llama.cpp stores it)", () => {
       .toThrow(/t\.gguf: dynact\.rope\.llama3\.factor: missing/);
     const swapped = new Map(g.metadata).set("dynact.rope.llama3.low_freq_factor", { type: "f64", value: 5 });
     expect(() => ggufCheckpoint({ ...g, metadata: swapped }, "t.gguf"))
-      .toThrow(/dynact\.rope\.llama3\.high_freq_factor: 4 must exceed dynact\.rope\.llama3\.low_freq_factor 5/);
+      .toThrow(/dynact\.rope\.llama3\.high_freq_factor: 4 must exceed the low frequency factor 5/);
+    const negative = new Map(g.metadata).set("dynact.rope.llama3.factor", { type: "f64", value: -8 });
+    expect(() => ggufCheckpoint({ ...g, metadata: negative }, "t.gguf")).toThrow(/t\.gguf: dynact\.rope\.llama3\.factor: -8 is not a positive number/);
     const t = g.tensors.find((x) => x.name === "rope_freqs.weight")!;
     const bytes = Buffer.from(readFileSync(file));
     bytes.writeFloatLE(2.5, t.offset + 12);
@@ -335,8 +337,10 @@ describe("rope_freqs (llama3 RoPE scaling as llama.cpp stores it)", () => {
   });
 
   test("a rope_freqs of the wrong type, shape or values is a FormatError naming it", () => {
-    const good = path.join(dir, "llama3.gguf");
-    writeGguf(good, config, tensor, { dtype: "f32", tied: false });
+    // llama.cpp's form (rope_freqs alone): with the dynact keys the divisors must also agree with them (below).
+    const good = path.join(dir, "llama3-divisors.gguf");
+    const divisors = llama3FreqFactors(config.dim / config.nHeads, config.ropeTheta, llama3);
+    writeGguf(good, { ...config, ropeScaling: { type: "divisors", divisors } }, tensor, { dtype: "f32", tied: false });
     const g = readGgufFile(good);
     const t = g.tensors.find((x) => x.name === "rope_freqs.weight")!;
     expect(() => ggufCheckpoint({ ...g, tensors: g.tensors.map((x) => (x === t ? { ...x, shape: [4] } : x)) }, "t.gguf"))
@@ -347,6 +351,6 @@ describe("rope_freqs (llama3 RoPE scaling as llama.cpp stores it)", () => {
     bytes.writeFloatLE(-2, t.offset + 12);
     const bad = path.join(dir, "llama3-bad.gguf");
     writeFileSync(bad, bytes);
-    expect(() => readGgufCheckpoint(bad)).toThrow(/llama3-bad\.gguf: rope_freqs\.weight: factor 3 is -2; divisors must be finite and positive/);
+    expect(() => readGgufCheckpoint(bad)).toThrow(/llama3-bad\.gguf: rope_freqs\.weight: divisor 3 is -2; divisors must be finite and positive/);
   });
 });

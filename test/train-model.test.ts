@@ -202,7 +202,10 @@ describe("determinism", () => {
     expect(forged((m) => (m.config.activation = "tanh"))).toBe("config.activation: unknown tanh");
     expect(forged((m) => (m.config.reluAfterNorm = 1))).toBe("config.reluAfterNorm: 1 is not a boolean");
     const half = config.dim / config.nHeads / 2;
-    expect(forged((m) => (m.config.ropeScaling = { type: "divisors", divisors: new Array(half + 1).fill(1) }))).toMatch(/^config\.ropeScaling: .* is neither llama3 parameters nor \d+ positive divisors$/);
+    expect(forged((m) => (m.config.ropeScaling = { type: "divisors", divisors: new Array(half + 1).fill(1) })))
+      .toBe(`config.ropeScaling.divisors: ${half + 1} divisors for a head of ${half} frequencies`);
+    expect(forged((m) => (m.config.ropeScaling = { type: "divisors", divisors: { 0: 1, x: 2 } }))).toMatch(/^config\.ropeScaling\.divisors: .* is not a list of numbers$/);
+    expect(forged((m) => (m.config.ropeScaling = { type: "yarn" }))).toMatch(/^config\.ropeScaling: .* is neither llama3 parameters nor frequency divisors$/);
     expect(forged((m) => (m.tied = "yes"))).toBe('tied: "yes" is not a boolean');
     expect(forged((m) => (m.tied = false))).toMatch(/^params: /); // an untied model has a classifier more
     expect(forged((m) => (m.step = -5))).toBe("step: -5 is not a step number");
@@ -218,7 +221,8 @@ describe("determinism", () => {
     const llama3 = { type: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 16 };
     expect(forged((m) => (m.config.ropeScaling = llama3))).toBe("accepted");
     expect(forged((m) => (m.config.ropeScaling = { ...llama3, highFreqFactor: 1 })))
-      .toBe("config.ropeScaling.highFreqFactor: 1 must exceed config.ropeScaling.lowFreqFactor 1");
+      .toBe("config.ropeScaling.highFreqFactor: 1 must exceed the low frequency factor 1");
+    expect(forged((m) => (m.config.ropeScaling = { ...llama3, factor: -1 }))).toBe("config.ropeScaling.factor: -1 is not a positive number");
   });
 
   test("the sparsity target keeps λ for layers short of it and removes it from layers past it", () => {

@@ -27,25 +27,20 @@ export function readDynactKeys(m: GgufMetadata, file: string): Pick<LlamaConfig,
   return { activation: activation as ActivationName, ...(ran?.value === true ? { reluAfterNorm: true } : {}), ...(llama3 ? { ropeScaling: llama3 } : {}) };
 }
 
-// All four parameters or none; each as config.json's rope_scaling must be (hf-config.ts checks the same).
+/** The dynact.rope.llama3.* key of each ropeScaling field, for validateConfig's messages. */
+export const LLAMA3_FILE_KEYS: Readonly<Record<string, string>> = Object.fromEntries(
+  Object.entries(LLAMA3_KEYS).map(([k, key]) => [`ropeScaling.${k}`, key]));
+
+// All four parameters or none (validateConfig checks their values).
 function readLlama3Keys(m: GgufMetadata, file: string): Llama3RopeScaling | undefined {
-  const keys = Object.values(LLAMA3_KEYS);
-  if (!keys.some((k) => m.has(k))) return undefined;
-  const positive = (key: string, value: number): number => {
-    if (!(value > 0) || !Number.isFinite(value)) throw new FormatError(file, key, `${value} is not a positive number`);
-    return value;
-  };
-  const s: Llama3RopeScaling = {
+  if (!Object.values(LLAMA3_KEYS).some((k) => m.has(k))) return undefined;
+  return {
     type: "llama3",
-    factor: positive(LLAMA3_KEYS.factor, metaFloat(m, LLAMA3_KEYS.factor, file)),
-    lowFreqFactor: positive(LLAMA3_KEYS.lowFreqFactor, metaFloat(m, LLAMA3_KEYS.lowFreqFactor, file)),
-    highFreqFactor: positive(LLAMA3_KEYS.highFreqFactor, metaFloat(m, LLAMA3_KEYS.highFreqFactor, file)),
-    originalContext: positive(LLAMA3_KEYS.originalContext, metaFloat(m, LLAMA3_KEYS.originalContext, file)),
+    factor: metaFloat(m, LLAMA3_KEYS.factor, file),
+    lowFreqFactor: metaFloat(m, LLAMA3_KEYS.lowFreqFactor, file),
+    highFreqFactor: metaFloat(m, LLAMA3_KEYS.highFreqFactor, file),
+    originalContext: metaFloat(m, LLAMA3_KEYS.originalContext, file),
   };
-  if (!(s.highFreqFactor > s.lowFreqFactor)) {
-    throw new FormatError(file, LLAMA3_KEYS.highFreqFactor, `${s.highFreqFactor} must exceed ${LLAMA3_KEYS.lowFreqFactor} ${s.lowFreqFactor}`);
-  }
-  return s;
 }
 
 export function dynactMetadata(c: LlamaConfig): [string, GgufValue][] {

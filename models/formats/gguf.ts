@@ -14,7 +14,7 @@ import { brief, fieldName, FormatError, withFileKeys } from "./format-error";
 import {
   GGUF_TYPES, metaFloat, metaInt, metaString, type GgufArray, type GgufData, type GgufMetadata, type GgufType, type GgufValue,
 } from "./gguf-metadata";
-import { dynactMetadata, readDynactKeys } from "./gguf-dynact";
+import { dynactMetadata, LLAMA3_FILE_KEYS, readDynactKeys } from "./gguf-dynact";
 import { ggufTokenizer, ggufTokenizerMetadata, type GgufTokenizer } from "./gguf-tokenizer";
 
 const MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
@@ -181,11 +181,10 @@ export function readGgufCheckpoint(path: string): Checkpoint {
     // Read as any tensor is (ggufCheckpoint checked it is f32 [headSize/2]), outside the model's weights.
     const entry: TensorEntry = { name: ROPE_FREQS, shape: t.shape, dtype: "f32", fileOffset: t.offset };
     const divisors = readTensorData({ ...ckpt, tensors: new Map([[ROPE_FREQS, entry]]) }, ROPE_FREQS);
-    const bad = divisors.findIndex((f) => !(f > 0 && Number.isFinite(f)));
-    if (bad >= 0) throw new FormatError(path, ROPE_FREQS, `factor ${bad} is ${divisors[bad]}; divisors must be finite and positive`);
     const s = ckpt.config.ropeScaling;
     if (s?.type !== "llama3") {
       ckpt.config.ropeScaling = { type: "divisors", divisors };
+      withFileKeys(path, { "ropeScaling.divisors": ROPE_FREQS }, () => validateConfig(ckpt.config, path));
     } else {
       // Our writer stores both forms: the parameters (exact) run the model, and must be what llama.cpp runs
       // (to f32 rounding: freq_base is stored as an f32, and the divisors were computed from the model's own).
@@ -389,7 +388,7 @@ export function ggufCheckpoint(g: GgufFile, path: string): Checkpoint {
     normEps: metaFloat(m, "llama.attention.layer_norm_rms_epsilon", path),
     ...readDynactKeys(m, path),
   };
-  withFileKeys(path, GGUF_KEYS, () => validateConfig(config, path));
+  withFileKeys(path, { ...GGUF_KEYS, ...LLAMA3_FILE_KEYS }, () => validateConfig(config, path));
   if (config.ropeScaling && !g.tensors.some((t) => t.name === ROPE_FREQS)) {
     // llama.cpp would run this file unscaled: its scaling lives in rope_freqs alone.
     throw new FormatError(path, ROPE_FREQS, "tensor missing (the dynact.rope.llama3 keys come with it)");

@@ -90,7 +90,7 @@ export function parseHfConfig(json: unknown, file: string): HfLlamaConfig {
   };
   const scaling = ropeScaling(rope, ropeKey, file);
   if (scaling) config.ropeScaling = scaling;
-  withFileKeys(file, HF_KEYS, () => validateConfig(config, file));
+  withFileKeys(file, { ...HF_KEYS, ...ropeKeys(ropeKey) }, () => validateConfig(config, file));
   if (j.head_dim !== undefined && j.head_dim !== null) {
     const headDim = int("head_dim");
     if (headDim !== config.dim / nHeads) {
@@ -107,6 +107,12 @@ export function parseHfConfig(json: unknown, file: string): HfLlamaConfig {
   return { config, tied };
 }
 
+// config.json's names of the llama3 parameters under `key`, for validateConfig's messages.
+const ropeKeys = (key: string): Record<string, string> => ({
+  "ropeScaling.factor": `${key}.factor`, "ropeScaling.lowFreqFactor": `${key}.low_freq_factor`,
+  "ropeScaling.highFreqFactor": `${key}.high_freq_factor`, "ropeScaling.originalContext": `${key}.original_max_position_embeddings`,
+});
+
 function ropeScaling(v: unknown, key: "rope_scaling" | "rope_parameters", file: string): Llama3RopeScaling | undefined {
   if (v === undefined || v === null) return undefined;
   if (!isObject(v)) throw new FormatError(file, key, `${brief(v)} is not an object`);
@@ -114,21 +120,19 @@ function ropeScaling(v: unknown, key: "rope_scaling" | "rope_parameters", file: 
   const type = v.rope_type ?? v.type ?? (key === "rope_parameters" ? "default" : undefined);
   if (type === "default") return undefined;
   if (type !== "llama3") throw new FormatError(file, key, `type ${brief(type)} is not supported (only llama3)`);
-  const positive = (field: string): number => {
+  // Only types here: validateConfig checks the values, naming these keys (ropeKeys).
+  const number = (field: string): number => {
     const x = v[field];
-    if (typeof x !== "number" || !(x > 0) || !Number.isFinite(x)) throw new FormatError(file, `${key}.${field}`, `${brief(x)} is not a positive number`);
+    if (typeof x !== "number") throw new FormatError(file, `${key}.${field}`, `${brief(x)} is not a number`);
     return x;
   };
   const s: Llama3RopeScaling = {
     type: "llama3",
-    factor: positive("factor"),
-    lowFreqFactor: positive("low_freq_factor"),
-    highFreqFactor: positive("high_freq_factor"),
-    originalContext: positive("original_max_position_embeddings"),
+    factor: number("factor"),
+    lowFreqFactor: number("low_freq_factor"),
+    highFreqFactor: number("high_freq_factor"),
+    originalContext: number("original_max_position_embeddings"),
   };
-  if (!(s.highFreqFactor > s.lowFreqFactor)) {
-    throw new FormatError(file, `${key}.high_freq_factor`, `${s.highFreqFactor} must exceed low_freq_factor ${s.lowFreqFactor}`);
-  }
   return s;
 }
 

@@ -4,7 +4,7 @@
 // 3 × n f32 (parameters, first moments, second moments), little-endian.
 import { closeSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import { DynactError } from "../../engine/errors";
-import { parameterCount, validateConfig, type LlamaConfig } from "../config";
+import { LLAMA3_PARAMETERS, parameterCount, validateConfig, type LlamaConfig } from "../config";
 import { brief, FormatError, withFileKeys } from "../formats/format-error";
 import type { TrainOptions, Trainer } from "./trainer";
 
@@ -81,7 +81,8 @@ export function readTrainCheckpoint(path: string): TrainCheckpoint {
 
 // LlamaConfig's fields as the checkpoint's JSON names them, for validateConfig's messages.
 const CONFIG_KEYS: Readonly<Record<string, string>> = Object.fromEntries(
-  ["dim", "hiddenDim", "nLayers", "nHeads", "nKvHeads", "vocabSize", "seqLen", "ropeTheta", "normEps", "activation"].map((k) => [k, `config.${k}`]));
+  ["dim", "hiddenDim", "nLayers", "nHeads", "nKvHeads", "vocabSize", "seqLen", "ropeTheta", "normEps", "activation",
+    "ropeScaling", "ropeScaling.divisors", ...LLAMA3_PARAMETERS.map((k) => `ropeScaling.${k}`)].map((k) => [k, `config.${k}`]));
 
 /**
  * The header's config, flags and counts, checked before a model is built from them: the config sizes every buffer
@@ -94,12 +95,12 @@ function checkMeta(meta: unknown, path: string): asserts meta is TrainCheckpoint
   if (!isObject(meta)) throw new FormatError(path, "header", `${brief(meta)} is not a JSON object`);
   const c = meta.config;
   if (!isObject(c)) throw new FormatError(path, "config", `${brief(c)} is not an object`);
-  withFileKeys(path, CONFIG_KEYS, () => validateConfig(c as unknown as LlamaConfig, path));
   const config = c as unknown as LlamaConfig;
+  readRopeScaling(config, path);
+  withFileKeys(path, CONFIG_KEYS, () => validateConfig(config, path));
   if (c.reluAfterNorm !== undefined && typeof c.reluAfterNorm !== "boolean") {
     throw new FormatError(path, "config.reluAfterNorm", `${brief(c.reluAfterNorm)} is not a boolean`);
   }
-  checkRopeScaling(config, path);
   if (typeof meta.tied !== "boolean") throw new FormatError(path, "tied", `${brief(meta.tied)} is not a boolean`);
   const count = parameterCount(config, meta.tied);
   if (meta.params !== count) throw new FormatError(path, "params", `${brief(meta.params)}, but a model of its config has ${count}`);
@@ -108,29 +109,20 @@ function checkMeta(meta: unknown, path: string): asserts meta is TrainCheckpoint
   if (typeof meta.data !== "string") throw new FormatError(path, "data", `${brief(meta.data)} is not a fingerprint`);
 }
 
-/** A checkpoint's RoPE scaling: absent, llama3's parameters, or one divisor per frequency (JSON keeps those as an object). */
-function checkRopeScaling(c: LlamaConfig, path: string): void {
+/**
+ * A checkpoint's RoPE scaling as JSON keeps it (divisors as an object keyed by index) back into the config's form;
+ * validateConfig then checks its values.
+ */
+function readRopeScaling(c: LlamaConfig, path: string): void {
   const s = c.ropeScaling as unknown;
-  if (s === undefined) return;
-  const field = "config.ropeScaling";
-  const positive = (x: unknown) => typeof x === "number" && x > 0 && Number.isFinite(x);
-  if (typeof s !== "object" || s === null) throw new FormatError(path, field, `${brief(s)} is not an object`);
+  if (s === undefined || s === null || typeof s !== "object") return; // validateConfig names what is wrong
   const r = s as Record<string, unknown>;
-  if (r.type === "llama3") {
-    for (const k of ["factor", "lowFreqFactor", "highFreqFactor", "originalContext"]) {
-      if (!positive(r[k])) throw new FormatError(path, `${field}.${k}`, `${brief(r[k])} is not a positive number`);
-    }
-    // As config.json's reader and the GGUF keys' require: otherwise the model is written to files neither takes back.
-    if (!((r.highFreqFactor as number) > (r.lowFreqFactor as number))) {
-      throw new FormatError(path, `${field}.highFreqFactor`, `${r.highFreqFactor} must exceed ${field}.lowFreqFactor ${r.lowFreqFactor}`);
-    }
-    return;
-  }
-  const half = c.dim / c.nHeads / 2;
+  if (r.type !== "divisors") return;
   const d = r.divisors;
-  const values = typeof d === "object" && d !== null ? Array.from({ length: half }, (_, j) => (d as Record<number, unknown>)[j]) : [];
-  if (r.type !== "divisors" || values.length !== half || !values.every(positive) || Object.keys(d as object).length !== half) {
-    throw new FormatError(path, field, `${brief(s)} is neither llama3 parameters nor ${half} positive divisors`);
+  if (typeof d !== "object" || d === null) throw new FormatError(path, "config.ropeScaling.divisors", `${brief(d)} is not an object`);
+  const values = Object.values(d as Record<string, unknown>);
+  if (!Object.keys(d).every((k, j) => k === String(j)) || !values.every((v) => typeof v === "number")) {
+    throw new FormatError(path, "config.ropeScaling.divisors", `${brief(d)} is not a list of numbers`);
   }
   c.ropeScaling = { type: "divisors", divisors: Float32Array.from(values as number[]) };
 }
