@@ -10,7 +10,6 @@ import { writeSafetensors } from "../../models/formats/safetensors";
 import { loadTokenizer, openCheckpoint } from "../../models/load";
 import { SentencePieceBpeTokenizer } from "../../models/tokenizer/sentencepiece-bpe";
 import { TokenizerJson } from "../../models/tokenizer/tokenizer-json";
-import type { Tokenizer } from "../../models/tokenizer/tokenizer";
 import { tensorSource } from "../../models/weights";
 import { CHECKPOINT_OPTIONS, options, outputDir, outputFile, parse, requireString } from "../args";
 import { UsageError } from "../usage-error";
@@ -108,12 +107,18 @@ function sameFile(a: string, b: string): boolean {
 // config.json's bos_token_id / eos_token_id: those of -t, else of the tokenizer the model loads with (LLaMA-3's are
 // not 1 and 2). Without -t, none found is a note (whose advice, -t, is taken here).
 function specialIds(ckpt: Checkpoint, explicit: string | undefined, note: (line: string) => void): { bos: number; eos: number } | undefined {
+  const tok = noteIfAbsent(() => loadTokenizer(ckpt, explicit), explicit, note, "config.json gets no bos_token_id / eos_token_id");
+  return tok && { bos: tok.bosId, eos: tok.eosId };
+}
+
+// `load()`, whose DynactError is only a note (saying what the output then lacks) when no -t was given: the output is
+// still a complete model. A -t that fails is the command's error.
+function noteIfAbsent<T>(load: () => T, explicit: string | undefined, note: (line: string) => void, lacking: string): T | undefined {
   try {
-    const tok = loadTokenizer(ckpt, explicit);
-    return { bos: tok.bosId, eos: tok.eosId };
+    return load();
   } catch (e) {
     if (explicit !== undefined || !(e instanceof DynactError)) throw e;
-    note(`note: config.json gets no bos_token_id / eos_token_id (${e.message})`);
+    note(`note: ${lacking} (${e.message})`);
     return undefined;
   }
 }
@@ -122,24 +127,12 @@ function specialIds(ckpt: Checkpoint, explicit: string | undefined, note: (line:
 // as "gpt2". Without -t its absence is only a note: the file is still a complete model, and -t can supply a
 // tokenizer when it runs.
 function tokenizerFor(ckpt: Checkpoint, explicit: string | undefined, note: (line: string) => void): GgufTokenizer | undefined {
-  let tok: Tokenizer;
-  try {
-    tok = loadTokenizer(ckpt, explicit);
-  } catch (e) {
-    if (explicit !== undefined || !(e instanceof DynactError)) throw e;
-    note(`note: no tokenizer written (${e.message})`);
-    return undefined;
-  }
+  const tok = noteIfAbsent(() => loadTokenizer(ckpt, explicit), explicit, note, "no tokenizer written");
   if (tok instanceof TokenizerJson) {
-    try {
-      ggufTokenizerMetadata(tok); // a tokenizer.json GGUF cannot hold says why here
-    } catch (e) {
-      if (explicit !== undefined || !(e instanceof DynactError)) throw e;
-      note(`note: no tokenizer written (${e.message})`);
-      return undefined;
-    }
-    return tok;
+    // A tokenizer.json a GGUF cannot hold says why here.
+    return noteIfAbsent(() => (ggufTokenizerMetadata(tok), tok), explicit, note, "no tokenizer written");
   }
+  if (tok === undefined) return undefined;
   if (!(tok instanceof SentencePieceBpeTokenizer)) {
     throw new DynactError("only SentencePiece (llama2.c tokenizer.bin) and byte-level BPE tokenizer.json tokenizers can be stored in a GGUF");
   }
