@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { DynactError } from "../../engine/errors";
-import { brief, FormatError } from "../../models/formats/format-error";
+import { brief, FormatError, isObject } from "../../models/formats/format-error";
 import { argmax } from "../../engine/ops/argmax";
 import type { AttentionStatsSummary } from "../../models/attention";
 import type { FfnStatsSummary } from "../../models/ffn-stats";
@@ -177,8 +177,8 @@ export function readCachedCell(file: string, cell: CellSpec, nLayers: number, ta
     throw bad("json", (e as Error).message);
   }
   const object = (v: unknown, field: string): Record<string, unknown> => {
-    if (typeof v !== "object" || v === null || Array.isArray(v)) throw bad(field, `${brief(v)} is not an object`);
-    return v as Record<string, unknown>;
+    if (!isObject(v)) throw bad(field, `${brief(v)} is not an object`);
+    return v;
   };
   // JSON writes a non-finite measurement (an infinite perplexity) as null.
   const measure = (v: unknown, field: string) => {

@@ -41,3 +41,8 @@ export function withFileKeys<T>(file: string, keys: Readonly<Record<string, stri
     throw new FormatError(file, keys[e.field]!, e.message.slice(`${file}: ${e.field}: `.length));
   }
 }
+
+/** A JSON object (not an array, not null): what every reader of a JSON header or file checks first. */
+export function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}

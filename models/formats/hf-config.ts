@@ -2,7 +2,7 @@
 // math and that we do not implement (biases, partial heads, other RoPE scalings) is refused, never ignored.
 import { readFileSync } from "node:fs";
 import { validateConfig, type ActivationName, type Llama3RopeScaling, type LlamaConfig } from "../config";
-import { brief, FormatError, withFileKeys } from "./format-error";
+import { brief, FormatError, isObject, withFileKeys } from "./format-error";
 
 export interface HfLlamaConfig {
   config: LlamaConfig;
@@ -176,8 +176,4 @@ export function hfConfigJson(config: LlamaConfig, opts: HfWriteOptions, file: st
     ...(opts.specialIds ? { bos_token_id: opts.specialIds.bos, eos_token_id: opts.specialIds.eos } : {}),
     torch_dtype: TORCH_DTYPE[opts.dtype],
   };
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }

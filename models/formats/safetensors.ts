@@ -10,7 +10,7 @@ import { quantize } from "../../engine/quant";
 import type { Checkpoint, TensorEntry } from "../checkpoint";
 import { canonicalNames, canonicalShape, canonicalShapes } from "../checkpoint";
 import { validateConfig, type LlamaConfig } from "../config";
-import { brief, fieldName, FormatError } from "./format-error";
+import { brief, fieldName, FormatError, isObject } from "./format-error";
 import { hfConfigJson, readHfConfig, type HfDType, type HfWriteOptions } from "./hf-config";
 import { interleavedToHalfSplit } from "./hf-permute";
 
@@ -268,7 +268,3 @@ export function writeSafetensors(
 }
 
 const isIndex = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}

@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { DynactError } from "../../engine/errors";
-import { brief, FormatError } from "../formats/format-error";
+import { brief, FormatError, isObject } from "../formats/format-error";
 import { decodeStreamed } from "./stream-decoder";
 import type { Tokenizer } from "./tokenizer";
 
@@ -222,7 +222,3 @@ const UNICODE_TO_BYTE = (() => {
 })();
 
 const isId = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
-
-function isObject(v: unknown): v is Json {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}

@@ -5,7 +5,7 @@
 import { closeSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import { DynactError } from "../../engine/errors";
 import { LLAMA3_PARAMETERS, parameterCount, validateConfig, type LlamaConfig } from "../config";
-import { brief, FormatError, withFileKeys } from "../formats/format-error";
+import { brief, FormatError, isObject, withFileKeys } from "../formats/format-error";
 import type { TrainOptions, Trainer } from "./trainer";
 
 const MAGIC = "DYNT";
@@ -91,7 +91,6 @@ const CONFIG_KEYS: Readonly<Record<string, string>> = Object.fromEntries(
  * which holds their rules.
  */
 function checkMeta(meta: unknown, path: string): asserts meta is TrainCheckpointMeta {
-  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
   if (!isObject(meta)) throw new FormatError(path, "header", `${brief(meta)} is not a JSON object`);
   const c = meta.config;
   if (!isObject(c)) throw new FormatError(path, "config", `${brief(c)} is not an object`);
